@@ -1,0 +1,14 @@
+//! Image processing: grammar → canonical plan → libvips.
+//!
+//! `grammar`, `plan` and `negotiate` are pure (no I/O, no libvips); `pipeline`
+//! runs a resolved plan over source bytes with libvips and knows nothing of
+//! HTTP or storage, so `pixmirror process` runs exactly what the server runs.
+
+pub mod grammar;
+pub mod negotiate;
+pub mod pipeline;
+pub mod plan;
+mod steps;
+pub mod vips;
+
+pub use plan::{Format, FormatSpec, Plan};

@@ -1,0 +1,273 @@
+//! Run a resolved [`Plan`] over source bytes with libvips. Reads top to bottom:
+//! probe → (report) → load with shrink-on-load → the plan's operations in order
+//! → encode. Blocking and CPU-bound: call it from the bounded blocking pool.
+
+use std::time::Instant;
+
+use libvips::ops;
+
+use super::plan::{Format, FormatSpec, Op, Plan, Quality, Report};
+use super::steps::{self, ResizeTarget};
+use super::vips::{self, decode_err, op, Img};
+use crate::error::{Error, Result};
+
+/// Limits and encoder defaults of one run.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub max_source_pixels: u64,
+    pub jpeg_quality: u8,
+    pub webp_quality: u8,
+    pub avif_quality: u8,
+    pub avif_effort: u8,
+    /// Checked between steps; past it the run ends with 504 Timeout.
+    pub deadline: Option<Instant>,
+}
+
+impl Options {
+    pub fn from_config(c: &crate::config::ProcessConfig) -> Options {
+        Options {
+            max_source_pixels: c.max_source_pixels,
+            jpeg_quality: c.jpeg_quality,
+            webp_quality: c.webp_quality,
+            avif_quality: c.avif_quality,
+            avif_effort: c.avif_effort,
+            deadline: None,
+        }
+    }
+}
+
+/// A processed result.
+#[derive(Clone, Debug)]
+pub struct Output {
+    pub bytes: Vec<u8>,
+    pub content_type: &'static str,
+}
+
+/// What the header of the source says, read without decoding pixels.
+#[derive(Clone, Copy, Debug)]
+pub struct Header {
+    pub format: Format,
+    pub width: u32,
+    pub height: u32,
+    pub orientation: i32,
+}
+
+impl Header {
+    /// Dimensions as displayed (EXIF orientations 5–8 swap the sides).
+    fn oriented(&self, auto_orient: bool) -> (u32, u32) {
+        if auto_orient && (5..=8).contains(&self.orientation) {
+            (self.height, self.width)
+        } else {
+            (self.width, self.height)
+        }
+    }
+}
+
+/// Read the header and enforce `max_source_pixels` before any pixel is decoded.
+pub fn probe(src: &[u8], max_pixels: u64) -> Result<Header> {
+    vips::init()?;
+    let format = Format::sniff(src)
+        .ok_or_else(|| Error::unprocessable("the source is not an image in a supported format"))?;
+    let img = libvips::VipsImage::new_from_buffer(src, "").map_err(|_| decode_err("load"))?;
+    let img = Img::new(img);
+    let (width, height) = (img.width(), img.height());
+    let orientation = img.get().get_orientation();
+    let pixels = width as u64 * height as u64;
+    if pixels > max_pixels {
+        return Err(Error::unprocessable(format!(
+            "the source has {width}x{height} = {pixels} pixels, over process.max_source_pixels ({max_pixels})"
+        )));
+    }
+    Ok(Header { format, width, height, orientation })
+}
+
+/// The whole pipeline.
+pub fn run(src: &[u8], plan: &Plan, opts: &Options) -> Result<Output> {
+    let header = probe(src, opts.max_source_pixels)?;
+    if let Some(report) = plan.report {
+        return match report {
+            Report::Info => Ok(info(src, &header)),
+            Report::AverageHue => average_hue(src, &header, plan),
+        };
+    }
+    let format = output_format(plan, header.format);
+    let (mut img, mut preshrunk) = load(src, &header, plan)?;
+    for (i, step) in plan.ops.iter().enumerate() {
+        check_deadline(opts)?;
+        img = apply(img, step, if i == 0 { preshrunk.take() } else { None })?;
+    }
+    check_deadline(opts)?;
+    let bytes = encode(img, format, plan, opts)?;
+    Ok(Output { bytes, content_type: format.content_type() })
+}
+
+fn check_deadline(opts: &Options) -> Result<()> {
+    match opts.deadline {
+        Some(d) if Instant::now() > d => Err(Error::Timeout("processing took too long".into())),
+        _ => Ok(()),
+    }
+}
+
+/// The output format: the plan's (already resolved from `auto`), else the source's.
+pub fn output_format(plan: &Plan, source: Format) -> Format {
+    match plan.format {
+        Some(FormatSpec::Concrete(f)) => f,
+        _ => source,
+    }
+}
+
+/// Decode with shrink-on-load: when the plan starts with a resize, libvips
+/// decodes straight to (near) the target size; colours are converted to sRGB
+/// from the embedded ICC profile; EXIF orientation is applied unless disabled.
+fn load(src: &[u8], header: &Header, plan: &Plan) -> Result<(Img, Option<ResizeTarget>)> {
+    let (w, h) = header.oriented(plan.auto_orient);
+    let target = match plan.ops.first() {
+        Some(Op::Resize(r)) => Some(steps::resize_target(w, h, r)?),
+        _ => None,
+    };
+    let (bw, bh) = target.map(|t| t.scaled).unwrap_or((w, h));
+    let opts = ops::ThumbnailBufferOptions {
+        height: bh as i32,
+        size: if target.is_some() { ops::Size::Force } else { ops::Size::Down },
+        no_rotate: !plan.auto_orient,
+        import_profile: "sRGB".into(),
+        export_profile: "sRGB".into(),
+        fail_on: ops::FailOn::Error,
+        ..Default::default()
+    };
+    let img = ops::thumbnail_buffer_with_opts(src, bw as i32, &opts).map_err(|_| decode_err("load"))?;
+    Ok((Img::new(img), target))
+}
+
+fn apply(img: Img, step: &Op, preshrunk: Option<ResizeTarget>) -> Result<Img> {
+    match step {
+        Op::Resize(r) => {
+            let t = match preshrunk {
+                Some(t) => t,
+                None => steps::resize_target(img.width(), img.height(), r)?,
+            };
+            steps::resize(img, &t, r.color)
+        }
+        Op::Crop(c) => steps::crop(img, c),
+        Op::IndexCrop { axis, len, i } => steps::indexcrop(img, *axis, *len, *i),
+        Op::Circle { r } => steps::circle(img, *r),
+        Op::RoundedCorners { r } => steps::rounded_corners(img, *r),
+        Op::Rotate(d) => steps::rotate(img, *d),
+        Op::Blur { r, s } => steps::blur(img, *r, *s),
+        Op::Bright(v) => steps::bright(img, *v),
+        Op::Contrast(v) => steps::contrast(img, *v),
+        Op::Sharpen(v) => steps::sharpen(img, *v),
+    }
+}
+
+/// 8-bit sRGB (or grey), alpha flattened onto white where the format has none.
+fn prepare_for(img: Img, format: Format) -> Result<Img> {
+    let mut img = img;
+    let interp = img.get().get_interpretation();
+    let wide = !matches!(img.get().get_format(), Ok(ops::BandFormat::Uchar));
+    if wide
+        || !matches!(
+            interp,
+            Ok(ops::Interpretation::Srgb) | Ok(ops::Interpretation::BW)
+        )
+    {
+        img = op("encode", ops::colourspace(img.get(), ops::Interpretation::Srgb))?;
+        if !matches!(img.get().get_format(), Ok(ops::BandFormat::Uchar)) {
+            img = op("encode", ops::cast(img.get(), ops::BandFormat::Uchar))?;
+        }
+    }
+    if img.has_alpha() && matches!(format, Format::Jpg) {
+        let o = ops::FlattenOptions { background: vec![255.0; (img.bands() - 1) as usize], max_alpha: 255.0 };
+        img = op("encode", ops::flatten_with_opts(img.get(), &o))?;
+        img = op("encode", ops::cast(img.get(), ops::BandFormat::Uchar))?;
+    }
+    Ok(img)
+}
+
+fn encode(img: Img, format: Format, plan: &Plan, opts: &Options) -> Result<Vec<u8>> {
+    let img = prepare_for(img, format)?;
+    let q = |default: u8| match plan.quality {
+        Some(Quality::Absolute(q)) | Some(Quality::Relative(q)) => q,
+        None => default,
+    };
+    let il = plan.interlace;
+    let suffix = match format {
+        Format::Jpg => format!(
+            ".jpg[Q={},strip,optimize_coding{}]",
+            q(opts.jpeg_quality),
+            if il { ",interlace" } else { "" }
+        ),
+        Format::Png => format!(".png[strip,compression=6{}]", if il { ",interlace" } else { "" }),
+        Format::Webp => format!(".webp[Q={},strip]", q(opts.webp_quality)),
+        Format::Avif => format!(
+            ".avif[Q={},effort={},bitdepth=8,strip]",
+            q(opts.avif_quality),
+            opts.avif_effort
+        ),
+        Format::Heic => format!(".heic[Q={},compression=hevc,bitdepth=8,strip]", q(opts.avif_quality)),
+        Format::Gif => ".gif[strip]".to_string(),
+        Format::Tiff => ".tiff[compression=deflate,strip]".to_string(),
+        Format::Bmp => return encode_bmp(&img),
+    };
+    img.get()
+        .image_write_to_buffer(&suffix)
+        .map_err(|_| Error::unprocessable(format!("encode {}: {}", format.name(), vips::take_error())))
+}
+
+/// BMP through the `image` crate: libvips can only write BMP through ImageMagick,
+/// which is blocked for untrusted input.
+fn encode_bmp(img: &Img) -> Result<Vec<u8>> {
+    let (w, h, bands) = (img.width(), img.height(), img.bands());
+    let raw = img.get().image_write_to_memory();
+    let color = match bands {
+        1 => image::ExtendedColorType::L8,
+        2 => image::ExtendedColorType::La8,
+        3 => image::ExtendedColorType::Rgb8,
+        4 => image::ExtendedColorType::Rgba8,
+        n => return Err(Error::unprocessable(format!("encode bmp: {n} bands"))),
+    };
+    if raw.len() != (w as usize) * (h as usize) * (bands as usize) {
+        return Err(Error::unprocessable("encode bmp: unexpected pixel buffer"));
+    }
+    let mut out = Vec::new();
+    image::codecs::bmp::BmpEncoder::new(&mut out)
+        .encode(&raw, w, h, color)
+        .map_err(|e| Error::unprocessable(format!("encode bmp: {e}")))?;
+    Ok(out)
+}
+
+/// OSS `info`: the source's metadata as JSON, with OSS field names.
+fn info(src: &[u8], h: &Header) -> Output {
+    let mut m = serde_json::Map::new();
+    let v = |s: String| serde_json::json!({ "value": s });
+    m.insert("FileSize".into(), v(src.len().to_string()));
+    m.insert("Format".into(), v(h.format.name().to_string()));
+    m.insert("ImageHeight".into(), v(h.height.to_string()));
+    m.insert("ImageWidth".into(), v(h.width.to_string()));
+    if h.orientation > 1 {
+        m.insert("Orientation".into(), v(h.orientation.to_string()));
+    }
+    Output {
+        bytes: serde_json::Value::Object(m).to_string().into_bytes(),
+        content_type: "application/json",
+    }
+}
+
+/// OSS `average-hue`: `{"RGB":"0xRRGGBB"}` of the whole (upright, sRGB) image.
+fn average_hue(src: &[u8], header: &Header, plan: &Plan) -> Result<Output> {
+    let small = Plan { ops: Vec::new(), ..plan.clone() };
+    let (img, _) = load(src, header, &small)?;
+    let img = op("average-hue", ops::thumbnail_image(img.get(), 64))?;
+    let img = prepare_for(img, Format::Jpg)?;
+    let mut rgb = [0u8; 3];
+    for (i, c) in rgb.iter_mut().enumerate() {
+        let band = if img.bands() >= 3 { i as i32 } else { 0 };
+        let b = op("average-hue", ops::extract_band(img.get(), band))?;
+        let avg = ops::avg(b.get()).map_err(|_| decode_err("average-hue"))?;
+        *c = avg.round().clamp(0.0, 255.0) as u8;
+    }
+    Ok(Output {
+        bytes: format!("{{\"RGB\":\"0x{:02X}{:02X}{:02X}\"}}", rgb[0], rgb[1], rgb[2]).into_bytes(),
+        content_type: "application/json",
+    })
+}

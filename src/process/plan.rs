@@ -1,0 +1,394 @@
+//! The typed, canonical processing plan. Built by `grammar`, resolved by `negotiate`,
+//! executed by `pipeline`. Pure data: no I/O, no libvips.
+
+use std::fmt::Write as _;
+
+/// Output (and source) image formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Format {
+    Jpg,
+    Png,
+    Webp,
+    Avif,
+    Gif,
+    Bmp,
+    Tiff,
+    Heic,
+}
+
+impl Format {
+    pub fn parse(s: &str) -> Option<Format> {
+        Some(match s {
+            "jpg" | "jpeg" => Format::Jpg,
+            "png" => Format::Png,
+            "webp" => Format::Webp,
+            "avif" => Format::Avif,
+            "gif" => Format::Gif,
+            "bmp" => Format::Bmp,
+            "tiff" | "tif" => Format::Tiff,
+            "heic" | "heif" => Format::Heic,
+            _ => return None,
+        })
+    }
+
+    /// The canonical spelling, used in process strings and `info`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Jpg => "jpg",
+            Format::Png => "png",
+            Format::Webp => "webp",
+            Format::Avif => "avif",
+            Format::Gif => "gif",
+            Format::Bmp => "bmp",
+            Format::Tiff => "tiff",
+            Format::Heic => "heic",
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Jpg => "image/jpeg",
+            Format::Png => "image/png",
+            Format::Webp => "image/webp",
+            Format::Avif => "image/avif",
+            Format::Gif => "image/gif",
+            Format::Bmp => "image/bmp",
+            Format::Tiff => "image/tiff",
+            Format::Heic => "image/heic",
+        }
+    }
+
+    /// Format from the first bytes of a file (magic numbers).
+    pub fn sniff(b: &[u8]) -> Option<Format> {
+        if b.starts_with(&[0xFF, 0xD8, 0xFF]) {
+            Some(Format::Jpg)
+        } else if b.starts_with(b"\x89PNG\r\n\x1a\n") {
+            Some(Format::Png)
+        } else if b.len() >= 12 && &b[0..4] == b"RIFF" && &b[8..12] == b"WEBP" {
+            Some(Format::Webp)
+        } else if b.starts_with(b"GIF87a") || b.starts_with(b"GIF89a") {
+            Some(Format::Gif)
+        } else if b.starts_with(b"BM") {
+            Some(Format::Bmp)
+        } else if b.starts_with(b"II*\0") || b.starts_with(b"MM\0*") {
+            Some(Format::Tiff)
+        } else if b.len() >= 12 && &b[4..8] == b"ftyp" {
+            match &b[8..12] {
+                b"avif" | b"avis" => Some(Format::Avif),
+                b"heic" | b"heix" | b"mif1" | b"msf1" | b"heim" | b"heis" | b"hevc" => {
+                    Some(Format::Heic)
+                }
+                _ => None,
+            }
+        } else {
+            None
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FormatSpec {
+    Concrete(Format),
+    /// `format,auto`: chosen from `Accept` before the cache key is computed.
+    Auto,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResizeMode {
+    Lfit,
+    Mfit,
+    Fill,
+    Pad,
+    Fixed,
+}
+
+impl ResizeMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            ResizeMode::Lfit => "lfit",
+            ResizeMode::Mfit => "mfit",
+            ResizeMode::Fill => "fill",
+            ResizeMode::Pad => "pad",
+            ResizeMode::Fixed => "fixed",
+        }
+    }
+}
+
+/// `resize`. After normalisation only the parameters that take effect are set:
+/// `w`/`h` win over `l`/`s`, which win over `p`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Resize {
+    pub mode: ResizeMode,
+    pub w: Option<u32>,
+    pub h: Option<u32>,
+    pub l: Option<u32>,
+    pub s: Option<u32>,
+    pub p: Option<u32>,
+    /// true (default): never enlarge.
+    pub limit: bool,
+    /// Pad colour, RRGGBB.
+    pub color: [u8; 3],
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Gravity {
+    Nw,
+    North,
+    Ne,
+    West,
+    Center,
+    East,
+    Sw,
+    South,
+    Se,
+}
+
+impl Gravity {
+    pub fn parse(s: &str) -> Option<Gravity> {
+        Some(match s {
+            "nw" => Gravity::Nw,
+            "north" => Gravity::North,
+            "ne" => Gravity::Ne,
+            "west" => Gravity::West,
+            "center" => Gravity::Center,
+            "east" => Gravity::East,
+            "sw" => Gravity::Sw,
+            "south" => Gravity::South,
+            "se" => Gravity::Se,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Gravity::Nw => "nw",
+            Gravity::North => "north",
+            Gravity::Ne => "ne",
+            Gravity::West => "west",
+            Gravity::Center => "center",
+            Gravity::East => "east",
+            Gravity::Sw => "sw",
+            Gravity::South => "south",
+            Gravity::Se => "se",
+        }
+    }
+}
+
+/// `crop`; `w`/`h` of 0 mean "to the edge of the image".
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Crop {
+    pub w: u32,
+    pub h: u32,
+    pub x: u32,
+    pub y: u32,
+    pub g: Gravity,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Axis {
+    X,
+    Y,
+}
+
+/// A pixel operation, applied left to right.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Op {
+    Resize(Resize),
+    Crop(Crop),
+    IndexCrop { axis: Axis, len: u32, i: u32 },
+    Circle { r: u32 },
+    RoundedCorners { r: u32 },
+    Rotate(u32),
+    Blur { r: u32, s: u32 },
+    Bright(i32),
+    Contrast(i32),
+    Sharpen(u32),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Quality {
+    /// `q`: relative to the source's quality (taken as 100: pixmirror does not
+    /// estimate the source's quantisation).
+    Relative(u8),
+    /// `Q`: absolute.
+    Absolute(u8),
+}
+
+/// A report returned as JSON instead of an image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Report {
+    Info,
+    AverageHue,
+}
+
+/// The canonical plan of one process string.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Plan {
+    /// Rotate upright from EXIF orientation at load (default true, as on OSS).
+    pub auto_orient: bool,
+    pub ops: Vec<Op>,
+    /// None: the source's format.
+    pub format: Option<FormatSpec>,
+    pub quality: Option<Quality>,
+    pub interlace: bool,
+    pub report: Option<Report>,
+}
+
+impl Default for Plan {
+    fn default() -> Self {
+        Plan {
+            auto_orient: true,
+            ops: Vec::new(),
+            format: None,
+            quality: None,
+            interlace: false,
+            report: None,
+        }
+    }
+}
+
+impl Op {
+    pub fn canonical(&self) -> String {
+        let mut s = String::new();
+        match self {
+            Op::Resize(r) => {
+                s.push_str("resize");
+                // Parameters in alphabetical order, defaults left out.
+                if r.mode == ResizeMode::Pad && r.color != [255, 255, 255] {
+                    let _ = write!(s, ",color_{:02X}{:02X}{:02X}", r.color[0], r.color[1], r.color[2]);
+                }
+                if let Some(h) = r.h {
+                    let _ = write!(s, ",h_{h}");
+                }
+                if let Some(l) = r.l {
+                    let _ = write!(s, ",l_{l}");
+                }
+                if !r.limit {
+                    s.push_str(",limit_0");
+                }
+                if r.mode != ResizeMode::Lfit {
+                    let _ = write!(s, ",m_{}", r.mode.name());
+                }
+                if let Some(p) = r.p {
+                    let _ = write!(s, ",p_{p}");
+                }
+                if let Some(v) = r.s {
+                    let _ = write!(s, ",s_{v}");
+                }
+                if let Some(w) = r.w {
+                    let _ = write!(s, ",w_{w}");
+                }
+            }
+            Op::Crop(c) => {
+                s.push_str("crop");
+                if c.g != Gravity::Nw {
+                    let _ = write!(s, ",g_{}", c.g.name());
+                }
+                if c.h > 0 {
+                    let _ = write!(s, ",h_{}", c.h);
+                }
+                if c.w > 0 {
+                    let _ = write!(s, ",w_{}", c.w);
+                }
+                if c.x > 0 {
+                    let _ = write!(s, ",x_{}", c.x);
+                }
+                if c.y > 0 {
+                    let _ = write!(s, ",y_{}", c.y);
+                }
+            }
+            Op::IndexCrop { axis, len, i } => {
+                let a = if *axis == Axis::X { "x" } else { "y" };
+                let _ = write!(s, "indexcrop,i_{i},{a}_{len}");
+            }
+            Op::Circle { r } => {
+                let _ = write!(s, "circle,r_{r}");
+            }
+            Op::RoundedCorners { r } => {
+                let _ = write!(s, "rounded-corners,r_{r}");
+            }
+            Op::Rotate(d) => {
+                let _ = write!(s, "rotate,{d}");
+            }
+            Op::Blur { r, s: sigma } => {
+                let _ = write!(s, "blur,r_{r},s_{sigma}");
+            }
+            Op::Bright(v) => {
+                let _ = write!(s, "bright,{v}");
+            }
+            Op::Contrast(v) => {
+                let _ = write!(s, "contrast,{v}");
+            }
+            Op::Sharpen(v) => {
+                let _ = write!(s, "sharpen,{v}");
+            }
+        }
+        s
+    }
+}
+
+impl Plan {
+    /// True when the plan changes nothing: the original is served as stored.
+    pub fn is_identity(&self) -> bool {
+        self.ops.is_empty()
+            && self.format.is_none()
+            && self.quality.is_none()
+            && !self.interlace
+            && self.report.is_none()
+            && self.auto_orient
+    }
+
+    /// The canonical actions, in order. `auto` must have been resolved first
+    /// (an unresolved `auto` is written as `format,auto`).
+    pub fn canonical_actions(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if !self.auto_orient {
+            out.push("auto-orient,0".to_string());
+        }
+        out.extend(self.ops.iter().map(Op::canonical));
+        match self.format {
+            Some(FormatSpec::Concrete(f)) => out.push(format!("format,{}", f.name())),
+            Some(FormatSpec::Auto) => out.push("format,auto".into()),
+            None => {}
+        }
+        match self.quality {
+            Some(Quality::Relative(q)) => out.push(format!("quality,q_{q}")),
+            Some(Quality::Absolute(q)) => out.push(format!("quality,Q_{q}")),
+            None => {}
+        }
+        if self.interlace {
+            out.push("interlace,1".into());
+        }
+        match self.report {
+            Some(Report::Info) => out.push("info".into()),
+            Some(Report::AverageHue) => out.push("average-hue".into()),
+            None => {}
+        }
+        out
+    }
+
+    /// `image/<action>/<action>...`: one string per equivalence class of process strings.
+    pub fn canonical(&self) -> String {
+        let mut s = String::from("image");
+        for a in self.canonical_actions() {
+            s.push('/');
+            s.push_str(&a);
+        }
+        s
+    }
+
+    /// The stored derivative's key: `<key><sep><action>...`, or a hashed form past 1024 bytes.
+    pub fn derivative_key(&self, key: &str, sep: &str) -> String {
+        let mut k = String::from(key);
+        for a in self.canonical_actions() {
+            k.push_str(sep);
+            k.push_str(&a);
+        }
+        if k.len() > 1024 {
+            use sha2::{Digest, Sha256};
+            let digest = Sha256::digest(self.canonical().as_bytes());
+            k = format!("{key}{sep}h_{}", hex::encode(digest));
+        }
+        k
+    }
+}

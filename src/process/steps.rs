@@ -1,0 +1,362 @@
+//! One function per pixel operation of the plan. Each takes the current image and
+//! returns the next; geometry is computed by small pure functions tested below.
+
+use libvips::ops;
+
+use super::plan::{Axis, Crop, Gravity, Resize, ResizeMode};
+use super::vips::{op, Img};
+use crate::error::{Error, Result};
+use crate::process::grammar::MAX_SIDE;
+
+/// What a resize does to an image of a given size: scale to `scaled`, then
+/// optionally crop (fill) or pad (pad) to `frame`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ResizeTarget {
+    pub scaled: (u32, u32),
+    pub frame: Option<(u32, u32)>,
+    pub pad: bool,
+}
+
+fn round_dim(v: f64) -> u32 {
+    (v.round() as u32).max(1)
+}
+
+/// OSS resize geometry for a `w`×`h` image.
+pub fn resize_target(w: u32, h: u32, r: &Resize) -> Result<ResizeTarget> {
+    let (fw, fh) = (w as f64, h as f64);
+    let unchanged = ResizeTarget { scaled: (w, h), frame: None, pad: false };
+    let mut frame = None;
+    let scaled = if r.w.is_some() || r.h.is_some() {
+        let sx = r.w.map(|v| v as f64 / fw);
+        let sy = r.h.map(|v| v as f64 / fh);
+        if r.mode == ResizeMode::Fixed {
+            let tw = r.w.unwrap_or_else(|| round_dim(fw * sy.unwrap_or(1.0)));
+            let th = r.h.unwrap_or_else(|| round_dim(fh * sx.unwrap_or(1.0)));
+            if r.limit && (tw > w || th > h) {
+                return Ok(unchanged);
+            }
+            (tw, th)
+        } else {
+            let scale = match (sx, sy) {
+                (Some(a), Some(b)) => match r.mode {
+                    ResizeMode::Lfit | ResizeMode::Pad => a.min(b),
+                    _ => a.max(b),
+                },
+                (Some(a), None) => a,
+                (None, Some(b)) => b,
+                (None, None) => 1.0,
+            };
+            if r.limit && scale > 1.0 {
+                return Ok(unchanged);
+            }
+            let s = (round_dim(fw * scale), round_dim(fh * scale));
+            // Keep the requested side exact despite rounding.
+            let s = match (r.w, r.h, r.mode) {
+                (Some(tw), _, ResizeMode::Lfit | ResizeMode::Pad) if scale == sx.unwrap_or(-1.0) => (tw, s.1),
+                (_, Some(th), ResizeMode::Lfit | ResizeMode::Pad) if scale == sy.unwrap_or(-1.0) => (s.0, th),
+                (Some(tw), _, _) if scale == sx.unwrap_or(-1.0) => (tw, s.1),
+                (_, Some(th), _) if scale == sy.unwrap_or(-1.0) => (s.0, th),
+                _ => s,
+            };
+            if matches!(r.mode, ResizeMode::Fill | ResizeMode::Pad) {
+                let fwid = r.w.unwrap_or(s.0);
+                let fhei = r.h.unwrap_or(s.1);
+                if (fwid, fhei) != s {
+                    frame = Some((fwid, fhei));
+                }
+            }
+            s
+        }
+    } else if r.l.is_some() || r.s.is_some() {
+        let long = fw.max(fh);
+        let short = fw.min(fh);
+        let sl = r.l.map(|v| v as f64 / long);
+        let ss = r.s.map(|v| v as f64 / short);
+        let scale = match (sl, ss) {
+            (Some(a), Some(b)) => match r.mode {
+                ResizeMode::Mfit | ResizeMode::Fill => a.max(b),
+                _ => a.min(b),
+            },
+            (Some(a), None) => a,
+            (None, Some(b)) => b,
+            (None, None) => 1.0,
+        };
+        if r.limit && scale > 1.0 {
+            return Ok(unchanged);
+        }
+        (round_dim(fw * scale), round_dim(fh * scale))
+    } else {
+        let scale = r.p.unwrap_or(100) as f64 / 100.0;
+        if r.limit && scale > 1.0 {
+            return Ok(unchanged);
+        }
+        (round_dim(fw * scale), round_dim(fh * scale))
+    };
+    for (name, v) in [("width", scaled.0), ("height", scaled.1)] {
+        if v > MAX_SIDE {
+            return Err(Error::invalid(format!(
+                "resize: the output {name} would be {v} px, over the limit of {MAX_SIDE}"
+            )));
+        }
+    }
+    Ok(ResizeTarget { scaled, frame, pad: r.mode == ResizeMode::Pad })
+}
+
+/// Apply a resize whose target was computed for this image (or that the load
+/// already scaled to `target.scaled`).
+pub fn resize(img: Img, t: &ResizeTarget, color: [u8; 3]) -> Result<Img> {
+    let (cw, ch) = (img.width(), img.height());
+    let mut img = img;
+    if (cw, ch) != t.scaled {
+        let opts = ops::ResizeOptions {
+            vscale: t.scaled.1 as f64 / ch as f64,
+            kernel: ops::Kernel::Lanczos3,
+            ..Default::default()
+        };
+        img = op("resize", ops::resize_with_opts(img.get(), t.scaled.0 as f64 / cw as f64, &opts))?;
+        img = exact(img, t.scaled)?;
+    }
+    match t.frame {
+        None => Ok(img),
+        Some((fw, fh)) if t.pad => pad(img, fw, fh, color),
+        Some((fw, fh)) => {
+            let (w, h) = (img.width(), img.height());
+            let (fw, fh) = (fw.min(w), fh.min(h));
+            op(
+                "resize",
+                ops::extract_area(img.get(), ((w - fw) / 2) as i32, ((h - fh) / 2) as i32, fw as i32, fh as i32),
+            )
+        }
+    }
+}
+
+/// Force exact dimensions after a scale whose rounding may be off by a pixel.
+fn exact(img: Img, (w, h): (u32, u32)) -> Result<Img> {
+    if (img.width(), img.height()) == (w, h) {
+        return Ok(img);
+    }
+    if img.width() >= w && img.height() >= h {
+        return op("resize", ops::extract_area(img.get(), 0, 0, w as i32, h as i32));
+    }
+    let opts = ops::EmbedOptions { extend: ops::Extend::Copy, ..Default::default() };
+    let img = op("resize", ops::embed_with_opts(img.get(), 0, 0, w.max(img.width()) as i32, h.max(img.height()) as i32, &opts))?;
+    op("resize", ops::extract_area(img.get(), 0, 0, w as i32, h as i32))
+}
+
+fn background(img: &Img, color: [u8; 3], alpha: f64) -> Vec<f64> {
+    let mut bg: Vec<f64> = if img.bands() <= 2 {
+        vec![(color[0] as f64 + color[1] as f64 + color[2] as f64) / 3.0]
+    } else {
+        color.iter().map(|c| *c as f64).collect()
+    };
+    if img.has_alpha() {
+        bg.push(alpha);
+    }
+    bg
+}
+
+fn pad(img: Img, fw: u32, fh: u32, color: [u8; 3]) -> Result<Img> {
+    let (w, h) = (img.width(), img.height());
+    let (fw, fh) = (fw.max(w), fh.max(h));
+    let opts = ops::EmbedOptions {
+        extend: ops::Extend::Background,
+        background: background(&img, color, 255.0),
+    };
+    op(
+        "resize",
+        ops::embed_with_opts(img.get(), ((fw - w) / 2) as i32, ((fh - h) / 2) as i32, fw as i32, fh as i32, &opts),
+    )
+}
+
+/// The crop rectangle of OSS `crop` on a `w`×`h` image, or an error when the
+/// start point lies outside the image.
+pub fn crop_rect(w: u32, h: u32, c: &Crop) -> Result<(u32, u32, u32, u32)> {
+    let cw = if c.w == 0 { w } else { c.w.min(w) };
+    let chh = if c.h == 0 { h } else { c.h.min(h) };
+    let (ox, oy) = match c.g {
+        Gravity::Nw => (0, 0),
+        Gravity::North => ((w / 2).saturating_sub(cw / 2), 0),
+        Gravity::Ne => (w - cw, 0),
+        Gravity::West => (0, (h / 2).saturating_sub(chh / 2)),
+        Gravity::Center => ((w / 2).saturating_sub(cw / 2), (h / 2).saturating_sub(chh / 2)),
+        Gravity::East => (w - cw, (h / 2).saturating_sub(chh / 2)),
+        Gravity::Sw => (0, h - chh),
+        Gravity::South => ((w / 2).saturating_sub(cw / 2), h - chh),
+        Gravity::Se => (w - cw, h - chh),
+    };
+    let x = ox.saturating_add(c.x);
+    let y = oy.saturating_add(c.y);
+    if x >= w || y >= h {
+        return Err(Error::invalid(format!(
+            "crop: the start point ({x},{y}) is outside the {w}x{h} image"
+        )));
+    }
+    Ok((x, y, cw.min(w - x), chh.min(h - y)))
+}
+
+pub fn crop(img: Img, c: &Crop) -> Result<Img> {
+    let (x, y, w, h) = crop_rect(img.width(), img.height(), c)?;
+    if (x, y, w, h) == (0, 0, img.width(), img.height()) {
+        return Ok(img);
+    }
+    op("crop", ops::extract_area(img.get(), x as i32, y as i32, w as i32, h as i32))
+}
+
+/// OSS `indexcrop`: cut into tiles of `len` along the axis and keep tile `i`
+/// (an index past the last tile returns the image unchanged, as on OSS).
+pub fn indexcrop(img: Img, axis: Axis, len: u32, i: u32) -> Result<Img> {
+    let (w, h) = (img.width(), img.height());
+    let total = if axis == Axis::X { w } else { h };
+    let start = (i as u64) * (len as u64);
+    if start >= total as u64 {
+        return Ok(img);
+    }
+    let start = start as u32;
+    let size = len.min(total - start);
+    let r = if axis == Axis::X {
+        ops::extract_area(img.get(), start as i32, 0, size as i32, h as i32)
+    } else {
+        ops::extract_area(img.get(), 0, start as i32, w as i32, size as i32)
+    };
+    op("indexcrop", r)
+}
+
+/// Apply an alpha mask drawn from SVG (circle, rounded corners).
+fn mask_with_svg(img: Img, svg: String, step: &str) -> Result<Img> {
+    let mask = op(step, ops::svgload_buffer(svg.as_bytes()))?;
+    let mut alpha = op(step, ops::extract_band(mask.get(), 3))?;
+    let colour = if img.has_alpha() {
+        let n = img.bands() - 1;
+        let old = op(step, ops::extract_band(img.get(), n))?;
+        let prod = op(step, ops::multiply(old.get(), alpha.get()))?;
+        let scaled = op(step, ops::linear(prod.get(), &mut [1.0 / 255.0], &mut [0.0]))?;
+        alpha = op(step, ops::cast(scaled.get(), ops::BandFormat::Uchar))?;
+        op(step, ops::extract_band_with_opts(img.get(), 0, &ops::ExtractBandOptions { n }))?
+    } else {
+        img
+    };
+    op(step, ops::bandjoin(&mut [colour.into_inner(), alpha.into_inner()]))
+}
+
+pub fn circle(img: Img, r: u32) -> Result<Img> {
+    let (w, h) = (img.width(), img.height());
+    let r = r.min(w / 2).min(h / 2).max(1);
+    let d = 2 * r;
+    let img = op("circle", ops::extract_area(img.get(), ((w - d.min(w)) / 2) as i32, ((h - d.min(h)) / 2) as i32, d.min(w) as i32, d.min(h) as i32))?;
+    let svg = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{d}" height="{d}"><circle cx="{r}" cy="{r}" r="{r}" fill="white"/></svg>"#
+    );
+    mask_with_svg(img, svg, "circle")
+}
+
+pub fn rounded_corners(img: Img, r: u32) -> Result<Img> {
+    let (w, h) = (img.width(), img.height());
+    let r = r.min(w / 2).min(h / 2);
+    let svg = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}"><rect x="0" y="0" width="{w}" height="{h}" rx="{r}" ry="{r}" fill="white"/></svg>"#
+    );
+    mask_with_svg(img, svg, "rounded-corners")
+}
+
+pub fn rotate(img: Img, deg: u32) -> Result<Img> {
+    let angle = match deg {
+        90 => Some(ops::Angle::D90),
+        180 => Some(ops::Angle::D180),
+        270 => Some(ops::Angle::D270),
+        _ => None,
+    };
+    if let Some(a) = angle {
+        return op("rotate", ops::rot(img.get(), a));
+    }
+    // Arbitrary angles grow the canvas; the corners are white (transparent with alpha).
+    let opts = ops::RotateOptions {
+        background: background(&img, [255, 255, 255], 0.0),
+        ..Default::default()
+    };
+    op("rotate", ops::rotate_with_opts(img.get(), deg as f64, &opts))
+}
+
+pub fn blur(img: Img, _r: u32, s: u32) -> Result<Img> {
+    op("blur", ops::gaussblur(img.get(), s as f64))
+}
+
+/// `out = a * in + b` on the colour bands only, clipped to 8 bits.
+fn linear_colour(img: Img, a: f64, b: f64, step: &str) -> Result<Img> {
+    let n = img.bands() as usize;
+    let colour = if img.has_alpha() { n - 1 } else { n };
+    let mut av: Vec<f64> = (0..n).map(|i| if i < colour { a } else { 1.0 }).collect();
+    let mut bv: Vec<f64> = (0..n).map(|i| if i < colour { b } else { 0.0 }).collect();
+    let out = op(step, ops::linear(img.get(), &mut av, &mut bv))?;
+    op(step, ops::cast(out.get(), ops::BandFormat::Uchar))
+}
+
+pub fn bright(img: Img, v: i32) -> Result<Img> {
+    linear_colour(img, 1.0, v as f64 * 2.55, "bright")
+}
+
+pub fn contrast(img: Img, v: i32) -> Result<Img> {
+    let a = (100.0 + v as f64) / 100.0;
+    linear_colour(img, a, 128.0 * (1.0 - a), "contrast")
+}
+
+pub fn sharpen(img: Img, v: u32) -> Result<Img> {
+    // OSS amount 50..399 mapped onto the slope of libvips' jagged-area sharpening.
+    let opts = ops::SharpenOptions {
+        sigma: 1.0,
+        m_2: v as f64 / 100.0 * 2.0,
+        ..Default::default()
+    };
+    let out = op("sharpen", ops::sharpen_with_opts(img.get(), &opts))?;
+    // sharpen works in LabS; come back to 8-bit sRGB.
+    op("sharpen", ops::colourspace(out.get(), ops::Interpretation::Srgb))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rz(mode: ResizeMode, w: Option<u32>, h: Option<u32>) -> Resize {
+        Resize { mode, w, h, l: None, s: None, p: None, limit: true, color: [255; 3] }
+    }
+
+    #[test]
+    fn resize_geometry() {
+        let t = resize_target(4224, 3168, &rz(ResizeMode::Lfit, Some(300), None)).expect("t");
+        assert_eq!(t.scaled, (300, 225));
+        let t = resize_target(4000, 2000, &rz(ResizeMode::Lfit, Some(300), Some(300))).expect("t");
+        assert_eq!(t.scaled, (300, 150));
+        let t = resize_target(4000, 2000, &rz(ResizeMode::Mfit, Some(300), Some(300))).expect("t");
+        assert_eq!(t.scaled, (600, 300));
+        let t = resize_target(4000, 2000, &rz(ResizeMode::Fill, Some(300), Some(300))).expect("t");
+        assert_eq!((t.scaled, t.frame, t.pad), ((600, 300), Some((300, 300)), false));
+        let t = resize_target(4000, 2000, &rz(ResizeMode::Pad, Some(300), Some(300))).expect("t");
+        assert_eq!((t.scaled, t.frame, t.pad), ((300, 150), Some((300, 300)), true));
+        let t = resize_target(4000, 2000, &rz(ResizeMode::Fixed, Some(300), Some(300))).expect("t");
+        assert_eq!(t.scaled, (300, 300));
+        // limit_1: never enlarge.
+        let t = resize_target(100, 50, &rz(ResizeMode::Lfit, Some(300), None)).expect("t");
+        assert_eq!(t.scaled, (100, 50));
+        let mut r = rz(ResizeMode::Lfit, Some(300), None);
+        r.limit = false;
+        assert_eq!(resize_target(100, 50, &r).expect("t").scaled, (300, 150));
+        let r = Resize { l: Some(100), w: None, ..rz(ResizeMode::Lfit, None, None) };
+        assert_eq!(resize_target(400, 200, &r).expect("t").scaled, (100, 50));
+        let r = Resize { s: Some(100), ..rz(ResizeMode::Lfit, None, None) };
+        assert_eq!(resize_target(400, 200, &r).expect("t").scaled, (200, 100));
+        let r = Resize { p: Some(50), ..rz(ResizeMode::Lfit, None, None) };
+        assert_eq!(resize_target(400, 200, &r).expect("t").scaled, (200, 100));
+        let r = Resize { p: Some(1000), limit: false, ..rz(ResizeMode::Lfit, None, None) };
+        assert!(resize_target(4000, 200, &r).is_err());
+    }
+
+    #[test]
+    fn crop_geometry() {
+        let c = |w, h, x, y, g| Crop { w, h, x, y, g };
+        assert_eq!(crop_rect(1000, 800, &c(200, 100, 0, 0, Gravity::Nw)).expect("c"), (0, 0, 200, 100));
+        assert_eq!(crop_rect(1000, 800, &c(200, 100, 0, 0, Gravity::Se)).expect("c"), (800, 700, 200, 100));
+        assert_eq!(crop_rect(1000, 800, &c(200, 100, 0, 0, Gravity::Center)).expect("c"), (400, 350, 200, 100));
+        assert_eq!(crop_rect(1000, 800, &c(0, 0, 800, 50, Gravity::Nw)).expect("c"), (800, 50, 200, 750));
+        assert_eq!(crop_rect(1000, 800, &c(200, 200, 10, 10, Gravity::Se)).expect("c"), (810, 610, 190, 190));
+        assert!(crop_rect(1000, 800, &c(0, 0, 1000, 0, Gravity::Nw)).is_err());
+    }
+}
