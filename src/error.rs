@@ -36,6 +36,9 @@ pub enum Error {
     /// An origin or processing took too long (504 Timeout).
     #[error("{0}")]
     Timeout(String),
+    /// A method other than GET and HEAD on the image listener (405).
+    #[error("{0}")]
+    MethodNotAllowed(String),
     /// A bug or an unexpected condition (500 InternalError).
     #[error("{0}")]
     Internal(String),
@@ -62,6 +65,7 @@ impl Error {
             Error::MirrorFailed(_) | Error::StoreError(_) => StatusCode::BAD_GATEWAY,
             Error::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            Error::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -77,6 +81,7 @@ impl Error {
             Error::StoreError(_) => "StoreError",
             Error::Busy(_) => "Busy",
             Error::Timeout(_) => "Timeout",
+            Error::MethodNotAllowed(_) => "MethodNotAllowed",
             Error::Internal(_) => "InternalError",
         }
     }

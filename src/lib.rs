@@ -4,3 +4,10 @@
 pub mod config;
 pub mod error;
 pub mod process;
+pub mod storage;
+pub mod cache;
+pub mod http;
+pub mod metrics;
+pub mod pool;
+pub mod service;
+pub mod writeback;

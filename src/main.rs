@@ -1,1 +1,159 @@
-fn main() {}
+//! The `pixmirror` command: thin; all logic lives in the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use pixmirror::config::{config_path, Config};
+
+#[derive(Parser)]
+#[command(name = "pixmirror", version, about = "Caching image proxy with OSS-style processing and mirror back-to-origin")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Serve images (and the admin listener).
+    Serve {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Run the processing pipeline offline: pixmirror process --ops 'image/resize,w_300' IN OUT
+    Process {
+        #[arg(long)]
+        ops: String,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        input: PathBuf,
+        output: PathBuf,
+    },
+    /// Load and validate the configuration; name the bad key and why.
+    CheckConfig {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Delete the stored derivatives of a key.
+    Purge {
+        key: String,
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+fn load(flag: Option<PathBuf>) -> Result<Config, String> {
+    let path = config_path(flag.as_deref());
+    Config::load(&path, flag.is_some())
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("PIXMIRROR_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.cmd {
+        Cmd::CheckConfig { config } => load(config).map(|c| {
+            println!(
+                "config ok: storage {:?}, listen {}, admin {}, {} style(s), {} mirror rule(s)",
+                c.storage.kind,
+                c.server.listen,
+                c.server.admin_listen,
+                c.styles.len(),
+                c.mirror.rules.len()
+            );
+        }),
+        Cmd::Process { ops, config, input, output } => process(ops, config, input, output),
+        Cmd::Serve { config } => runtime().and_then(|rt| rt.block_on(serve(config))),
+        Cmd::Purge { key, config } => runtime().and_then(|rt| rt.block_on(purge(key, config))),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pixmirror: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("tokio runtime: {e}"))
+}
+
+fn process(ops: String, config: Option<PathBuf>, input: PathBuf, output: PathBuf) -> Result<(), String> {
+    use pixmirror::process::{grammar, negotiate, pipeline};
+    let cfg = match &config {
+        Some(_) => load(config)?,
+        None => Config::default(),
+    };
+    let ops = if ops.starts_with("image/") || ops.starts_with("style/") {
+        ops
+    } else {
+        format!("image/{ops}")
+    };
+    let mut plan = grammar::parse_process(&ops, &cfg.styles).map_err(|e| e.to_string())?;
+    // Offline there is no Accept header: `auto` keeps the source format.
+    negotiate::resolve(&mut plan, "", &[]);
+    let src = std::fs::read(&input).map_err(|e| format!("{}: {e}", input.display()))?;
+    if src.len() as u64 > cfg.process.max_source_bytes.0 {
+        return Err(format!("{}: larger than process.max_source_bytes", input.display()));
+    }
+    let out = pipeline::run(&src, &plan, &pipeline::Options::from_config(&cfg.process))
+        .map_err(|e| format!("{}: {e}", e.code()))?;
+    std::fs::write(&output, &out.bytes).map_err(|e| format!("{}: {e}", output.display()))?;
+    eprintln!("{} -> {} ({}, {} bytes)", input.display(), output.display(), out.content_type, out.bytes.len());
+    Ok(())
+}
+
+async fn serve(config: Option<PathBuf>) -> Result<(), String> {
+    let cfg = load(config)?;
+    let server = pixmirror::http::Server::bind(cfg).await?;
+    tracing::info!(
+        listen = %server.addr,
+        admin = %server.admin_addr,
+        libvips = %pixmirror::process::vips::version(),
+        "pixmirror serving"
+    );
+    server.run(shutdown_signal()).await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {},
+                    _ = term.recv() => {},
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("signal received");
+}
+
+async fn purge(key: String, config: Option<PathBuf>) -> Result<(), String> {
+    let cfg = load(config)?;
+    let store = pixmirror::storage::from_config(&cfg.storage).await?;
+    let sep = cfg.derivatives.separator.clone();
+    let keys = store.list(&format!("{key}{sep}")).await.map_err(|e| e.to_string())?;
+    for k in &keys {
+        store.delete(k).await.map_err(|e| format!("{k}: {e}"))?;
+    }
+    println!("purged {} derivative(s) of {key}", keys.len());
+    println!("note: running instances keep their in-memory copies until cache.ttl, unless purged through the admin endpoint of each");
+    Ok(())
+}

@@ -136,6 +136,18 @@ fn load(src: &[u8], header: &Header, plan: &Plan) -> Result<(Img, Option<ResizeT
         ..Default::default()
     };
     let img = ops::thumbnail_buffer_with_opts(src, bw as i32, &opts).map_err(|_| decode_err("load"))?;
+    // The loaded image can be read once, top to bottom. Steps that read
+    // elsewhere (rotations, masks, several passes) need it decoded to memory.
+    let sequential_ok = plan.ops.iter().enumerate().all(|(i, o)| match o {
+        Op::Resize(_) => i == 0,
+        Op::Crop(_) | Op::IndexCrop { .. } => true,
+        _ => false,
+    });
+    let img = if sequential_ok {
+        img
+    } else {
+        libvips::VipsImage::image_copy_memory(img).map_err(|_| decode_err("load"))?
+    };
     Ok((Img::new(img), target))
 }
 
@@ -255,10 +267,23 @@ fn info(src: &[u8], h: &Header) -> Output {
 
 /// OSS `average-hue`: `{"RGB":"0xRRGGBB"}` of the whole (upright, sRGB) image.
 fn average_hue(src: &[u8], header: &Header, plan: &Plan) -> Result<Output> {
-    let small = Plan { ops: Vec::new(), ..plan.clone() };
+    // Averaged over a 64-px thumbnail (shrink-on-load), decoded once to memory.
+    let small = Plan {
+        ops: vec![Op::Resize(super::plan::Resize {
+            mode: super::plan::ResizeMode::Lfit,
+            w: None,
+            h: None,
+            l: Some(64),
+            s: None,
+            p: None,
+            limit: true,
+            color: [255; 3],
+        })],
+        ..plan.clone()
+    };
     let (img, _) = load(src, header, &small)?;
-    let img = op("average-hue", ops::thumbnail_image(img.get(), 64))?;
     let img = prepare_for(img, Format::Jpg)?;
+    let img = Img::new(libvips::VipsImage::image_copy_memory(img.into_inner()).map_err(|_| decode_err("average-hue"))?);
     let mut rgb = [0u8; 3];
     for (i, c) in rgb.iter_mut().enumerate() {
         let band = if img.bands() >= 3 { i as i32 } else { 0 };

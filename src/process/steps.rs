@@ -221,10 +221,9 @@ pub fn indexcrop(img: Img, axis: Axis, len: u32, i: u32) -> Result<Img> {
     op("indexcrop", r)
 }
 
-/// Apply an alpha mask drawn from SVG (circle, rounded corners).
-fn mask_with_svg(img: Img, svg: String, step: &str) -> Result<Img> {
-    let mask = op(step, ops::svgload_buffer(svg.as_bytes()))?;
-    let mut alpha = op(step, ops::extract_band(mask.get(), 3))?;
+/// Join `mask` (one uchar band, 255 = keep) to the image as (or into) its alpha.
+fn apply_mask(img: Img, mask: Img, step: &str) -> Result<Img> {
+    let mut alpha = mask;
     let colour = if img.has_alpha() {
         let n = img.bands() - 1;
         let old = op(step, ops::extract_band(img.get(), n))?;
@@ -238,24 +237,45 @@ fn mask_with_svg(img: Img, svg: String, step: &str) -> Result<Img> {
     op(step, ops::bandjoin(&mut [colour.into_inner(), alpha.into_inner()]))
 }
 
+/// A `w`×`h` uchar mask: 255 inside a rectangle with corners rounded by `r`
+/// (a circle when `w = h = 2r`), 0 outside. Built from coordinates, no SVG
+/// (the SVG loader is blocked for untrusted input).
+fn rounded_mask(w: u32, h: u32, r: u32, step: &str) -> Result<Img> {
+    let xy = op(step, ops::xyz(w as i32, h as i32))?;
+    // Distance of each pixel centre from the centre, per axis.
+    let (cx, cy) = (w as f64 / 2.0, h as f64 / 2.0);
+    let centred = op(step, ops::linear(xy.get(), &mut [1.0, 1.0], &mut [0.5 - cx, 0.5 - cy]))?;
+    let dist = op(step, ops::abs(centred.get()))?;
+    // How far into the corner zone: max(0, |d| - (half - r)) = (v + |v|) / 2.
+    let v = op(step, ops::linear(dist.get(), &mut [1.0, 1.0], &mut [r as f64 - cx, r as f64 - cy]))?;
+    let av = op(step, ops::abs(v.get()))?;
+    let pos = op(step, ops::add(v.get(), av.get()))?;
+    let pos = op(step, ops::linear(pos.get(), &mut [0.5], &mut [0.0]))?;
+    let sq = op(step, ops::multiply(pos.get(), pos.get()))?;
+    let dx2 = op(step, ops::extract_band(sq.get(), 0))?;
+    let dy2 = op(step, ops::extract_band(sq.get(), 1))?;
+    let d2 = op(step, ops::add(dx2.get(), dy2.get()))?;
+    let r2 = (r as f64) * (r as f64);
+    op(step, ops::relational_const(d2.get(), ops::OperationRelational::Lesseq, &mut [r2]))
+}
+
 pub fn circle(img: Img, r: u32) -> Result<Img> {
     let (w, h) = (img.width(), img.height());
     let r = r.min(w / 2).min(h / 2).max(1);
     let d = 2 * r;
-    let img = op("circle", ops::extract_area(img.get(), ((w - d.min(w)) / 2) as i32, ((h - d.min(h)) / 2) as i32, d.min(w) as i32, d.min(h) as i32))?;
-    let svg = format!(
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{d}" height="{d}"><circle cx="{r}" cy="{r}" r="{r}" fill="white"/></svg>"#
-    );
-    mask_with_svg(img, svg, "circle")
+    let img = op(
+        "circle",
+        ops::extract_area(img.get(), ((w - d) / 2) as i32, ((h - d) / 2) as i32, d as i32, d as i32),
+    )?;
+    let mask = rounded_mask(d, d, r, "circle")?;
+    apply_mask(img, mask, "circle")
 }
 
 pub fn rounded_corners(img: Img, r: u32) -> Result<Img> {
     let (w, h) = (img.width(), img.height());
     let r = r.min(w / 2).min(h / 2);
-    let svg = format!(
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}"><rect x="0" y="0" width="{w}" height="{h}" rx="{r}" ry="{r}" fill="white"/></svg>"#
-    );
-    mask_with_svg(img, svg, "rounded-corners")
+    let mask = rounded_mask(w, h, r, "rounded-corners")?;
+    apply_mask(img, mask, "rounded-corners")
 }
 
 pub fn rotate(img: Img, deg: u32) -> Result<Img> {

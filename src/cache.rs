@@ -1,0 +1,146 @@
+//! The in-memory tier (L1, moka, weighted by bytes) and coalescing of
+//! concurrent misses (one shared, spawned task per key).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use futures_util::future::{BoxFuture, Shared};
+use futures_util::FutureExt;
+
+use crate::error::{Error, Result};
+use crate::metrics::Metrics;
+
+/// A complete response body with what its headers need.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    pub bytes: Bytes,
+    pub content_type: String,
+    pub etag: String,
+    pub last_modified: Option<SystemTime>,
+    /// The ETag of the original this was made from (for revalidation).
+    pub source_etag: String,
+}
+
+pub type Item = Arc<Entry>;
+
+pub struct L1 {
+    cache: Option<moka::future::Cache<String, Item>>,
+    max_item: u64,
+}
+
+impl L1 {
+    pub fn new(capacity: u64, ttl: Duration, max_item: u64) -> L1 {
+        let cache = (capacity > 0).then(|| {
+            moka::future::Cache::builder()
+                .max_capacity(capacity)
+                .time_to_live(ttl)
+                .weigher(|k: &String, v: &Item| {
+                    let w = v.bytes.len() + k.len() + v.content_type.len() + v.etag.len() + 128;
+                    u32::try_from(w).unwrap_or(u32::MAX)
+                })
+                .support_invalidation_closures()
+                .build()
+        });
+        L1 { cache, max_item }
+    }
+
+    pub async fn get(&self, key: &str) -> Option<Item> {
+        self.cache.as_ref()?.get(key).await
+    }
+
+    /// Keep `item` unless it is over `cache.max_item_bytes`.
+    pub async fn insert(&self, key: String, item: Item) {
+        if let Some(c) = &self.cache {
+            if item.bytes.len() as u64 <= self.max_item {
+                c.insert(key, item).await;
+            }
+        }
+    }
+
+    pub fn fits(&self, size: u64) -> bool {
+        self.cache.is_some() && size <= self.max_item
+    }
+
+    pub async fn remove(&self, key: &str) {
+        if let Some(c) = &self.cache {
+            c.invalidate(key).await;
+        }
+    }
+
+    /// Drop the original `key` and every entry starting with `prefix`.
+    pub fn remove_key_and_prefix(&self, key: &str, prefix: &str) {
+        if let Some(c) = &self.cache {
+            let (key, prefix) = (key.to_string(), prefix.to_string());
+            let _ = c.invalidate_entries_if(move |k, _| *k == key || k.starts_with(&prefix));
+        }
+    }
+
+    pub async fn update_gauges(&self, m: &Metrics) {
+        if let Some(c) = &self.cache {
+            c.run_pending_tasks().await;
+            m.l1_bytes.set(c.weighted_size() as i64);
+            m.l1_items.set(c.entry_count() as i64);
+        }
+    }
+}
+
+type SharedResult<T> = Shared<BoxFuture<'static, Result<T>>>;
+
+/// Per-key single flight. The first caller's work runs in its own task, so a
+/// client that goes away never cancels it; later callers await the same
+/// result, error included (no retry storm).
+pub struct Coalescer<T: Clone + Send + Sync + 'static> {
+    inflight: Mutex<HashMap<String, SharedResult<T>>>,
+}
+
+impl<T: Clone + Send + Sync + 'static> Default for Coalescer<T> {
+    fn default() -> Self {
+        Coalescer { inflight: Mutex::new(HashMap::new()) }
+    }
+}
+
+impl<T: Clone + Send + Sync + 'static> Coalescer<T> {
+    /// Run `work()` once for `key` among concurrent callers. Returns the
+    /// result and whether this caller joined work already in flight.
+    pub async fn run<F, W>(self: &Arc<Self>, key: &str, work: W) -> (Result<T>, bool)
+    where
+        W: FnOnce() -> F,
+        F: Future<Output = Result<T>> + Send + 'static,
+    {
+        let (fut, joined) = {
+            let mut map = match self.inflight.lock() {
+                Ok(m) => m,
+                Err(p) => p.into_inner(),
+            };
+            if let Some(f) = map.get(key) {
+                (f.clone(), true)
+            } else {
+                let this = self.clone();
+                let k = key.to_string();
+                let fut = work();
+                let handle = tokio::spawn(async move {
+                    let r = fut.await;
+                    // The result is published (L1) by `work` before this removal.
+                    match this.inflight.lock() {
+                        Ok(mut m) => m.remove(&k),
+                        Err(p) => p.into_inner().remove(&k),
+                    };
+                    r
+                });
+                let shared = async move {
+                    handle
+                        .await
+                        .unwrap_or_else(|_| Err(Error::Internal("shared work failed unexpectedly".into())))
+                }
+                .boxed()
+                .shared();
+                map.insert(key.to_string(), shared.clone());
+                (shared, false)
+            }
+        };
+        (fut.await, joined)
+    }
+}

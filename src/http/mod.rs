@@ -1,0 +1,141 @@
+//! The two listeners (images and admin) on hyper 1, with graceful shutdown:
+//! stop accepting → finish in-flight requests → drain the write-back queue.
+
+pub mod admin;
+pub mod request;
+pub mod response;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::error::Error;
+use crate::service::App;
+use crate::storage::DynStore;
+use response::Body;
+
+/// The image listener's handler: parse → serve → respond → finish (metrics, log).
+pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
+    let start = Instant::now();
+    let head = req.method() == http::Method::HEAD;
+    let inm = req
+        .headers()
+        .get(http::header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let result = match request::parse(&req, &app.cfg) {
+        Ok(ir) => app.serve(ir).await,
+        Err(e) => Err(e),
+    };
+    let (resp, cache_status) = match result {
+        Ok(reply) => {
+            let cs = reply.cache_status.as_str();
+            (response::reply(reply, head, inm.as_deref(), &app.cfg.http.cache_control), cs)
+        }
+        Err(e) => {
+            if matches!(e, Error::Internal(_)) {
+                tracing::error!(error = %e, uri = %req.uri(), "internal error");
+            }
+            (response::error(&e, head), "none")
+        }
+    };
+    // finish: one place for every response, errors included.
+    let code = resp.status().as_u16().to_string();
+    app.metrics.requests.with_label_values(&[cache_status, &code]).inc();
+    app.metrics
+        .request_seconds
+        .with_label_values(&[cache_status])
+        .observe(start.elapsed().as_secs_f64());
+    tracing::debug!(uri = %req.uri(), status = %code, cache = cache_status, ms = start.elapsed().as_millis() as u64, "request");
+    resp
+}
+
+pub struct Server {
+    pub addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    pub app: Arc<App>,
+    listener: TcpListener,
+    admin: TcpListener,
+}
+
+impl Server {
+    /// Bind both listeners with the configured store.
+    pub async fn bind(cfg: Config) -> Result<Server, String> {
+        let store = crate::storage::from_config(&cfg.storage).await?;
+        Server::bind_with_store(cfg, store).await
+    }
+
+    pub async fn bind_with_store(cfg: Config, store: DynStore) -> Result<Server, String> {
+        crate::process::vips::init().map_err(|e| e.to_string())?;
+        let listener = TcpListener::bind(cfg.server.listen)
+            .await
+            .map_err(|e| format!("server.listen {}: {e}", cfg.server.listen))?;
+        let admin = TcpListener::bind(cfg.server.admin_listen)
+            .await
+            .map_err(|e| format!("server.admin_listen {}: {e}", cfg.server.admin_listen))?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let admin_addr = admin.local_addr().map_err(|e| e.to_string())?;
+        let app = App::new(cfg, store);
+        Ok(Server { addr, admin_addr, app, listener, admin })
+    }
+
+    /// Serve until `shutdown` resolves, then drain (bounded by `server.shutdown_timeout`).
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), String> {
+        let graceful = GracefulShutdown::new();
+        let builder = Builder::new(TokioExecutor::new());
+        let app = self.app.clone();
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                conn = self.listener.accept() => {
+                    let Ok((stream, _)) = conn else { continue };
+                    let app = app.clone();
+                    let svc = service_fn(move |req| {
+                        let app = app.clone();
+                        async move { Ok::<_, std::convert::Infallible>(handle(app, req).await) }
+                    });
+                    let c = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc).into_owned();
+                    let c = graceful.watch(c);
+                    tokio::spawn(async move { let _ = c.await; });
+                }
+                conn = self.admin.accept() => {
+                    let Ok((stream, _)) = conn else { continue };
+                    let app = app.clone();
+                    let svc = service_fn(move |req| {
+                        let app = app.clone();
+                        async move { Ok::<_, std::convert::Infallible>(admin::handle(app, req).await) }
+                    });
+                    let c = builder.serve_connection(TokioIo::new(stream), svc).into_owned();
+                    let c = graceful.watch(c);
+                    tokio::spawn(async move { let _ = c.await; });
+                }
+            }
+        }
+        drop(self.listener);
+        drop(self.admin);
+        let deadline = app.cfg.server.shutdown_timeout.0;
+        let started = Instant::now();
+        tracing::info!("shutting down: finishing in-flight requests");
+        if tokio::time::timeout(deadline, graceful.shutdown()).await.is_err() {
+            tracing::warn!("in-flight requests did not finish in time");
+        }
+        let left = deadline.saturating_sub(started.elapsed());
+        let depth = app.metrics.writeback_queue_depth.get();
+        tracing::info!(queued = depth, "draining the write-back queue");
+        if !app.writeback.drain(left).await {
+            tracing::warn!("write-back queue not drained before the deadline");
+        }
+        Ok(())
+    }
+}

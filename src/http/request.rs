@@ -1,0 +1,73 @@
+//! hyper `Request` → [`ImageRequest`]: key decoding, the three process forms,
+//! `format,auto` resolution. A 400 ends the request here: nothing is fetched.
+
+use http::{Method, Request};
+use percent_encoding::percent_decode_str;
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::process::{grammar, negotiate};
+use crate::service::ImageRequest;
+
+pub const OSS_PARAM: &str = "x-oss-process";
+pub const BOS_PARAM: &str = "x-bce-process";
+
+fn decode(s: &str, what: &str) -> Result<String> {
+    percent_decode_str(s)
+        .decode_utf8()
+        .map(|c| c.into_owned())
+        .map_err(|_| Error::invalid(format!("{what} is not valid percent-encoded UTF-8")))
+}
+
+pub fn parse<B>(req: &Request<B>, cfg: &Config) -> Result<ImageRequest> {
+    let head = match *req.method() {
+        Method::GET => false,
+        Method::HEAD => true,
+        ref m => return Err(Error::MethodNotAllowed(format!("method {m} is not allowed; use GET or HEAD"))),
+    };
+    let raw_path = req.uri().path();
+    let path = decode(raw_path.strip_prefix('/').unwrap_or(raw_path), "the path")?;
+    if path.is_empty() {
+        return Err(Error::invalid("no key in the path"));
+    }
+    let mut process: Option<String> = None;
+    for pair in req.uri().query().unwrap_or("").split('&') {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        if k == OSS_PARAM || k == BOS_PARAM {
+            if process.is_some() {
+                return Err(Error::invalid("more than one process parameter"));
+            }
+            process = Some(decode(v, k)?);
+        }
+    }
+    let sep = &cfg.derivatives.separator;
+    let (key, mut plan) = match path.split_once(sep.as_str()) {
+        Some((key, actions)) => {
+            if process.is_some() {
+                return Err(Error::invalid("both the path form and a process parameter were given"));
+            }
+            (key.to_string(), Some(grammar::parse_path_actions(actions.split(sep.as_str()))?))
+        }
+        None => {
+            let plan = process.map(|p| grammar::parse_process(&p, &cfg.styles)).transpose()?;
+            (path, plan)
+        }
+    };
+    if key.is_empty() {
+        return Err(Error::invalid("no key in the path"));
+    }
+    let mut vary_accept = false;
+    if let Some(p) = plan.as_mut() {
+        let accept = req
+            .headers()
+            .get(http::header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        vary_accept = negotiate::resolve(p, accept, &cfg.process.auto_formats);
+    }
+    // A plan that changes nothing serves the original as stored.
+    if plan.as_ref().is_some_and(|p| p.is_identity()) {
+        plan = None;
+    }
+    Ok(ImageRequest { key, plan, vary_accept, head })
+}

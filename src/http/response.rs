@@ -1,0 +1,81 @@
+//! [`Reply`] / [`Error`] → hyper `Response`: the SPEC headers, 304, HEAD, JSON errors.
+
+use bytes::Bytes;
+use futures_util::TryStreamExt;
+use http::header::{self, HeaderValue};
+use http::{Response, StatusCode};
+use http_body_util::{BodyExt, Empty, Full, StreamBody};
+
+use crate::error::Error;
+use crate::service::{Reply, ReplyBody};
+
+pub type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, std::io::Error>;
+
+pub fn full(b: impl Into<Bytes>) -> Body {
+    Full::new(b.into()).map_err(|never| match never {}).boxed_unsync()
+}
+
+pub fn empty() -> Body {
+    Empty::new().map_err(|never| match never {}).boxed_unsync()
+}
+
+/// Does `If-None-Match` match this ETag (weak comparison, lists and `*`)?
+pub fn etag_matches(if_none_match: &str, etag: &str) -> bool {
+    let strip = |s: &str| s.trim().trim_start_matches("W/").to_string();
+    let etag = strip(etag);
+    if_none_match
+        .split(',')
+        .any(|t| t.trim() == "*" || strip(t) == etag)
+}
+
+fn hv(s: &str) -> HeaderValue {
+    HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
+}
+
+pub fn reply(r: Reply, head: bool, if_none_match: Option<&str>, cache_control: &str) -> Response<Body> {
+    let not_modified = !r.etag.is_empty() && if_none_match.is_some_and(|inm| etag_matches(inm, &r.etag));
+    let mut b = Response::builder()
+        .header("X-Cache-Status", r.cache_status.as_str())
+        .header(header::CACHE_CONTROL, hv(cache_control));
+    if !r.etag.is_empty() {
+        b = b.header(header::ETAG, hv(&r.etag));
+    }
+    if let Some(t) = r.last_modified {
+        b = b.header(header::LAST_MODIFIED, hv(&httpdate::fmt_http_date(t)));
+    }
+    if r.vary_accept {
+        b = b.header(header::VARY, "Accept");
+    }
+    let resp = if not_modified {
+        b.status(StatusCode::NOT_MODIFIED).body(empty())
+    } else {
+        b = b
+            .status(StatusCode::OK)
+            .header(header::CONTENT_TYPE, hv(&r.content_type))
+            .header(header::CONTENT_LENGTH, r.len);
+        let body = match (head, r.body) {
+            (true, _) | (_, ReplyBody::Empty) => empty(),
+            (false, ReplyBody::Full(bytes)) => full(bytes),
+            (false, ReplyBody::Stream(s)) => {
+                BodyExt::boxed_unsync(StreamBody::new(s.map_ok(hyper::body::Frame::data)))
+            }
+        };
+        b.body(body)
+    };
+    resp.unwrap_or_else(|_| error(&Error::Internal("could not build the response".into()), false))
+}
+
+pub fn error(e: &Error, head: bool) -> Response<Body> {
+    let body = e.body();
+    let len = body.len();
+    let mut b = Response::builder()
+        .status(e.status())
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::CONTENT_LENGTH, len)
+        .header(header::CACHE_CONTROL, "no-store");
+    if matches!(e, Error::Busy(_)) {
+        b = b.header(header::RETRY_AFTER, "1");
+    }
+    b.body(if head { empty() } else { full(body) })
+        .unwrap_or_else(|_| Response::new(empty()))
+}

@@ -1,0 +1,71 @@
+//! The bounded blocking pool for libvips: `workers` slots, `queue` waiters,
+//! `503 Busy` beyond. CPU work never runs on the async workers.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Semaphore;
+
+use crate::error::{Error, Result};
+use crate::metrics::Metrics;
+
+pub struct Pool {
+    slots: Arc<Semaphore>,
+    waiting: AtomicUsize,
+    queue: usize,
+    timeout: Duration,
+    metrics: Arc<Metrics>,
+}
+
+impl Pool {
+    pub fn new(workers: usize, queue: usize, timeout: Duration, metrics: Arc<Metrics>) -> Pool {
+        Pool {
+            slots: Arc::new(Semaphore::new(workers.max(1))),
+            waiting: AtomicUsize::new(0),
+            queue,
+            timeout,
+            metrics,
+        }
+    }
+
+    /// Run `f` on a blocking thread once a slot is free. `f` receives the
+    /// deadline by which it should stop (checked between pipeline steps).
+    pub async fn run<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(Instant) -> Result<T> + Send + 'static,
+    {
+        let deadline = Instant::now() + self.timeout;
+        if self.waiting.fetch_add(1, Ordering::SeqCst) >= self.queue {
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
+            self.metrics.busy.inc();
+            return Err(Error::Busy("too many images waiting to be processed; retry shortly".into()));
+        }
+        self.metrics.pool_waiting.inc();
+        let permit = tokio::time::timeout(self.timeout, self.slots.clone().acquire_owned()).await;
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+        self.metrics.pool_waiting.dec();
+        let permit = match permit {
+            Ok(Ok(p)) => p,
+            Ok(Err(_)) => return Err(Error::Internal("the processing pool is closed".into())),
+            Err(_) => return Err(Error::Timeout("waited too long for a processing slot".into())),
+        };
+        let metrics = self.metrics.clone();
+        metrics.pool_in_use.inc();
+        let handle = tokio::task::spawn_blocking(move || {
+            let r = f(deadline);
+            drop(permit);
+            r
+        });
+        let r = handle.await;
+        metrics.pool_in_use.dec();
+        match r {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "processing task panicked");
+                Err(Error::Internal("processing failed unexpectedly".into()))
+            }
+        }
+    }
+}

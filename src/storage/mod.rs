@@ -1,0 +1,137 @@
+//! The bucket: one trait, two backends (`fs` for a local folder, `s3` for any
+//! S3-compatible store). Backends tell not-found, access-denied and other
+//! failures apart; bodies are streams so originals are never buffered whole.
+
+pub mod fs;
+pub mod s3;
+
+use std::collections::BTreeMap;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use futures_util::Stream;
+
+use crate::config::{StorageConfig, StorageKind};
+use crate::error::Error;
+
+/// Failures a backend reports; never "missing" for a denied read.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    #[error("access denied: {0}")]
+    AccessDenied(String),
+    #[error("invalid key: {0}")]
+    InvalidKey(String),
+    #[error("store error: {0}")]
+    Other(String),
+}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Error {
+        match e {
+            StoreError::NotFound => Error::NoSuchKey("the specified key does not exist".into()),
+            StoreError::AccessDenied(_) => Error::AccessDenied("the store denied access".into()),
+            StoreError::InvalidKey(m) => Error::InvalidArgument(m),
+            StoreError::Other(m) => {
+                tracing::warn!(error = %m, "store failure");
+                Error::StoreError("the store failed".into())
+            }
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ObjectMeta {
+    pub size: u64,
+    /// Quoted, as in HTTP.
+    pub etag: String,
+    pub last_modified: Option<SystemTime>,
+    pub content_type: Option<String>,
+    /// User metadata (S3 `x-amz-meta-*`), lower-case keys.
+    pub metadata: BTreeMap<String, String>,
+}
+
+pub type ByteStream = Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>>;
+
+pub struct Object {
+    pub meta: ObjectMeta,
+    pub body: ByteStream,
+}
+
+/// What is written: bytes, their type and user metadata.
+#[derive(Clone, Debug)]
+pub struct PutObject {
+    pub bytes: Bytes,
+    pub content_type: String,
+    pub metadata: BTreeMap<String, String>,
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+pub trait Store: Send + Sync {
+    fn head<'a>(&'a self, key: &'a str) -> BoxFuture<'a, StoreResult<ObjectMeta>>;
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, StoreResult<Object>>;
+    /// Atomic: readers see the old object or the whole new one, never a part.
+    fn put<'a>(&'a self, key: &'a str, obj: PutObject) -> BoxFuture<'a, StoreResult<()>>;
+    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, StoreResult<()>>;
+    /// Every key starting with `prefix`.
+    fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, StoreResult<Vec<String>>>;
+    /// Is the store reachable (for `/readyz`)?
+    fn ready(&self) -> BoxFuture<'_, StoreResult<()>>;
+}
+
+pub type DynStore = Arc<dyn Store>;
+
+/// Build the configured backend.
+pub async fn from_config(cfg: &StorageConfig) -> Result<DynStore, String> {
+    match cfg.kind {
+        StorageKind::Fs => Ok(Arc::new(fs::FsStore::new(&cfg.root)?)),
+        StorageKind::S3 => Ok(Arc::new(s3::S3Store::new(&cfg.s3(), cfg.timeout.0).await?)),
+    }
+}
+
+/// Read a whole body, failing past `limit` bytes (413).
+pub async fn read_limited(mut body: ByteStream, limit: u64, hint: usize) -> Result<Bytes, Error> {
+    use futures_util::StreamExt;
+    let mut buf = bytes::BytesMut::with_capacity(hint.min(limit as usize));
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| {
+            tracing::warn!(error = %e, "reading a body failed");
+            Error::StoreError("reading the object failed".into())
+        })?;
+        if buf.len() as u64 + chunk.len() as u64 > limit {
+            return Err(too_large(limit));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
+}
+
+pub fn too_large(limit: u64) -> Error {
+    Error::SourceTooLarge(format!(
+        "the source is larger than process.max_source_bytes ({limit} bytes)"
+    ))
+}
+
+/// Content type from a key's extension, for stores that keep none.
+pub fn guess_content_type(key: &str) -> &'static str {
+    let ext = key.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default();
+    match ext.as_str() {
+        "jpg" | "jpeg" => "image/jpeg",
+        "png" => "image/png",
+        "webp" => "image/webp",
+        "avif" => "image/avif",
+        "gif" => "image/gif",
+        "bmp" => "image/bmp",
+        "tif" | "tiff" => "image/tiff",
+        "heic" | "heif" => "image/heic",
+        "svg" => "image/svg+xml",
+        "json" => "application/json",
+        "txt" => "text/plain",
+        _ => "application/octet-stream",
+    }
+}

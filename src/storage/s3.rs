@@ -1,0 +1,216 @@
+//! Any S3-compatible bucket through aws-sdk-s3: endpoint, region, path-style,
+//! static keys or the default credential chain (env, profile, IMDS, IRSA).
+
+use std::time::{Duration, SystemTime};
+
+use aws_sdk_s3::error::SdkError;
+use aws_sdk_s3::primitives::ByteStream as SdkStream;
+use aws_sdk_s3::Client;
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
+
+use super::{Object, ObjectMeta, PutObject, Store, StoreError, StoreResult};
+use crate::config::S3Config;
+
+pub struct S3Store {
+    client: Client,
+    bucket: String,
+}
+
+/// Classify an SDK error by HTTP status: 404 missing, 403 denied, anything else a failure.
+fn classify<E, R>(e: SdkError<E, R>) -> StoreError
+where
+    E: std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug,
+    SdkError<E, R>: HasStatus,
+{
+    match e.status() {
+        Some(404) => StoreError::NotFound,
+        Some(403) => StoreError::AccessDenied(format!("{}", aws_sdk_s3::error::DisplayErrorContext(&e))),
+        _ => StoreError::Other(format!("{}", aws_sdk_s3::error::DisplayErrorContext(&e))),
+    }
+}
+
+pub trait HasStatus {
+    fn status(&self) -> Option<u16>;
+}
+
+impl<E> HasStatus for SdkError<E, aws_sdk_s3::config::http::HttpResponse> {
+    fn status(&self) -> Option<u16> {
+        self.raw_response().map(|r| r.status().as_u16())
+    }
+}
+
+fn to_system_time(t: Option<&aws_sdk_s3::primitives::DateTime>) -> Option<SystemTime> {
+    t.and_then(|d| SystemTime::try_from(*d).ok())
+}
+
+fn quote(etag: Option<&str>) -> String {
+    match etag {
+        Some(e) if e.starts_with('"') || e.starts_with("W/") => e.to_string(),
+        Some(e) => format!("\"{e}\""),
+        None => String::new(),
+    }
+}
+
+impl S3Store {
+    pub async fn new(cfg: &S3Config, timeout: Duration) -> Result<S3Store, String> {
+        let client = build_client(cfg, timeout).await;
+        Ok(S3Store { client, bucket: cfg.bucket.clone() })
+    }
+}
+
+/// A client for one bucket's settings (also used for mirror `origin_s3`).
+pub async fn build_client(cfg: &S3Config, timeout: Duration) -> Client {
+    let region = aws_config::Region::new(cfg.region.clone().unwrap_or_else(|| "us-east-1".into()));
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(region)
+        .timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(5))
+                .operation_attempt_timeout(timeout)
+                .build(),
+        );
+    if let (Some(ak), Some(sk)) = (&cfg.access_key_id, &cfg.secret_access_key) {
+        loader = loader.credentials_provider(aws_sdk_s3::config::Credentials::new(
+            ak.clone(),
+            sk.clone(),
+            None,
+            None,
+            "pixmirror-config",
+        ));
+    }
+    let shared = loader.load().await;
+    let mut b = aws_sdk_s3::config::Builder::from(&shared).force_path_style(cfg.force_path_style);
+    if let Some(ep) = &cfg.endpoint {
+        b = b.endpoint_url(ep);
+    }
+    Client::from_conf(b.build())
+}
+
+fn body_stream(body: SdkStream) -> super::ByteStream {
+    let s = futures_util::stream::unfold(body, |mut body| async move {
+        match body.try_next().await {
+            Ok(Some(b)) => Some((Ok(b), body)),
+            Ok(None) => None,
+            Err(e) => Some((Err(std::io::Error::other(e.to_string())), body)),
+        }
+    });
+    Box::pin(s)
+}
+
+impl Store for S3Store {
+    fn head<'a>(&'a self, key: &'a str) -> BoxFuture<'a, StoreResult<ObjectMeta>> {
+        async move {
+            let r = self
+                .client
+                .head_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .send()
+                .await
+                .map_err(classify)?;
+            Ok(ObjectMeta {
+                size: r.content_length().unwrap_or(0).max(0) as u64,
+                etag: quote(r.e_tag()),
+                last_modified: to_system_time(r.last_modified()),
+                content_type: r.content_type().map(str::to_string),
+                metadata: r.metadata().cloned().unwrap_or_default().into_iter().collect(),
+            })
+        }
+        .boxed()
+    }
+
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, StoreResult<Object>> {
+        async move {
+            let r = self
+                .client
+                .get_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .send()
+                .await
+                .map_err(classify)?;
+            let meta = ObjectMeta {
+                size: r.content_length().unwrap_or(0).max(0) as u64,
+                etag: quote(r.e_tag()),
+                last_modified: to_system_time(r.last_modified()),
+                content_type: r.content_type().map(str::to_string),
+                metadata: r.metadata().cloned().unwrap_or_default().into_iter().collect(),
+            };
+            Ok(Object { meta, body: body_stream(r.body) })
+        }
+        .boxed()
+    }
+
+    fn put<'a>(&'a self, key: &'a str, obj: PutObject) -> BoxFuture<'a, StoreResult<()>> {
+        async move {
+            let mut req = self
+                .client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .content_type(obj.content_type)
+                .body(SdkStream::from(Bytes::clone(&obj.bytes)));
+            for (k, v) in obj.metadata {
+                req = req.metadata(k, v);
+            }
+            req.send().await.map_err(classify)?;
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, StoreResult<()>> {
+        async move {
+            self.client
+                .delete_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .send()
+                .await
+                .map_err(classify)?;
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, StoreResult<Vec<String>>> {
+        async move {
+            let mut out = Vec::new();
+            let mut token: Option<String> = None;
+            loop {
+                let r = self
+                    .client
+                    .list_objects_v2()
+                    .bucket(&self.bucket)
+                    .prefix(prefix)
+                    .set_continuation_token(token.clone())
+                    .send()
+                    .await
+                    .map_err(classify)?;
+                out.extend(r.contents().iter().filter_map(|o| o.key().map(str::to_string)));
+                match r.next_continuation_token() {
+                    Some(t) if r.is_truncated().unwrap_or(false) => token = Some(t.to_string()),
+                    _ => break,
+                }
+            }
+            Ok(out)
+        }
+        .boxed()
+    }
+
+    fn ready(&self) -> BoxFuture<'_, StoreResult<()>> {
+        async move {
+            self.client
+                .head_bucket()
+                .bucket(&self.bucket)
+                .send()
+                .await
+                .map_err(classify)?;
+            Ok(())
+        }
+        .boxed()
+    }
+}

@@ -1,0 +1,120 @@
+//! Derivative write-back: a bounded queue drained by a worker with retries and
+//! backoff. A full queue means the caller writes inline (never dropped); on
+//! shutdown the queue is closed and drained within a deadline.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, Mutex as AsyncMutex};
+use tokio::task::JoinHandle;
+
+use crate::metrics::Metrics;
+use crate::storage::{DynStore, PutObject};
+
+pub struct Job {
+    pub key: String,
+    pub obj: PutObject,
+}
+
+pub struct WriteBack {
+    tx: std::sync::Mutex<Option<mpsc::Sender<Job>>>,
+    worker: AsyncMutex<Option<JoinHandle<()>>>,
+    store: DynStore,
+    metrics: Arc<Metrics>,
+    attempts: u32,
+}
+
+/// Put with retries and exponential backoff; counts every attempt.
+pub async fn put_with_retries(store: &DynStore, metrics: &Metrics, job: &Job, attempts: u32) -> bool {
+    let mut delay = Duration::from_millis(50);
+    for attempt in 1..=attempts {
+        match store.put(&job.key, job.obj.clone()).await {
+            Ok(()) => {
+                metrics.store_writes.with_label_values(&["ok"]).inc();
+                return true;
+            }
+            Err(e) => {
+                metrics.store_writes.with_label_values(&["error"]).inc();
+                tracing::warn!(key = %job.key, attempt, error = %e, "derivative write-back failed");
+                if attempt < attempts {
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(2));
+                }
+            }
+        }
+    }
+    false
+}
+
+impl WriteBack {
+    pub fn new(store: DynStore, metrics: Arc<Metrics>, capacity: usize, attempts: u32) -> Arc<WriteBack> {
+        let (tx, mut rx) = mpsc::channel::<Job>(capacity.max(1));
+        let wb = Arc::new(WriteBack {
+            tx: std::sync::Mutex::new(Some(tx)),
+            worker: AsyncMutex::new(None),
+            store: store.clone(),
+            metrics: metrics.clone(),
+            attempts,
+        });
+        let worker = tokio::spawn(async move {
+            // Up to 4 writes in flight at once.
+            let sem = Arc::new(tokio::sync::Semaphore::new(4));
+            let mut tasks = tokio::task::JoinSet::new();
+            while let Some(job) = rx.recv().await {
+                let Ok(permit) = sem.clone().acquire_owned().await else { break };
+                let (store, metrics) = (store.clone(), metrics.clone());
+                tasks.spawn(async move {
+                    put_with_retries(&store, &metrics, &job, attempts).await;
+                    metrics.writeback_queue_depth.dec();
+                    drop(permit);
+                });
+                while tasks.try_join_next().is_some() {}
+            }
+            while tasks.join_next().await.is_some() {}
+        });
+        if let Ok(mut w) = wb.worker.try_lock() {
+            *w = Some(worker);
+        }
+        wb
+    }
+
+    /// Queue a write; when the queue is full or closed, write now.
+    pub async fn submit(&self, job: Job) {
+        let tx = match self.tx.lock() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        };
+        let job = match tx {
+            Some(tx) => {
+                self.metrics.writeback_queue_depth.inc();
+                match tx.try_send(job) {
+                    Ok(()) => return,
+                    Err(mpsc::error::TrySendError::Full(j)) | Err(mpsc::error::TrySendError::Closed(j)) => {
+                        self.metrics.writeback_queue_depth.dec();
+                        j
+                    }
+                }
+            }
+            None => job,
+        };
+        put_with_retries(&self.store, &self.metrics, &job, self.attempts).await;
+    }
+
+    /// Write now, before responding (`derivatives.write = "sync"`).
+    pub async fn write_now(&self, job: Job) {
+        put_with_retries(&self.store, &self.metrics, &job, self.attempts).await;
+    }
+
+    /// Close the queue and wait (up to `timeout`) until every queued write has landed.
+    pub async fn drain(&self, timeout: Duration) -> bool {
+        match self.tx.lock() {
+            Ok(mut g) => g.take(),
+            Err(p) => p.into_inner().take(),
+        };
+        let handle = self.worker.lock().await.take();
+        match handle {
+            Some(h) => tokio::time::timeout(timeout, h).await.is_ok(),
+            None => true,
+        }
+    }
+}
