@@ -98,7 +98,9 @@ pub struct Coalescer<T: Clone + Send + Sync + 'static> {
 
 impl<T: Clone + Send + Sync + 'static> Default for Coalescer<T> {
     fn default() -> Self {
-        Coalescer { inflight: Mutex::new(HashMap::new()) }
+        Coalescer {
+            inflight: Mutex::new(HashMap::new()),
+        }
     }
 }
 
@@ -131,9 +133,9 @@ impl<T: Clone + Send + Sync + 'static> Coalescer<T> {
                     r
                 });
                 let shared = async move {
-                    handle
-                        .await
-                        .unwrap_or_else(|_| Err(Error::Internal("shared work failed unexpectedly".into())))
+                    handle.await.unwrap_or_else(|_| {
+                        Err(Error::Internal("shared work failed unexpectedly".into()))
+                    })
                 }
                 .boxed()
                 .shared();

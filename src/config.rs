@@ -107,7 +107,7 @@ impl Serialize for Dur {
     }
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub server: ServerConfig,
@@ -283,21 +283,6 @@ impl Default for MirrorRule {
             timeout: Dur(Duration::from_secs(10)),
             retries: 2,
             content_types: vec!["image/*".into()],
-        }
-    }
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            server: ServerConfig::default(),
-            storage: StorageConfig::default(),
-            cache: CacheConfig::default(),
-            derivatives: DerivativesConfig::default(),
-            http: HttpConfig::default(),
-            process: ProcessConfig::default(),
-            styles: BTreeMap::new(),
-            mirror: MirrorConfig::default(),
         }
     }
 }
@@ -484,8 +469,12 @@ impl Config {
                         "mirror.rules[{i}]: origin `{u}` must start with http:// or https://"
                     ));
                 }
-                if u.parse::<http::Uri>().is_err() && u.replace("{key}", "k").parse::<http::Uri>().is_err() {
-                    return Err(format!("mirror.rules[{i}]: origin `{u}` is not a valid URL"));
+                if u.parse::<http::Uri>().is_err()
+                    && u.replace("{key}", "k").parse::<http::Uri>().is_err()
+                {
+                    return Err(format!(
+                        "mirror.rules[{i}]: origin `{u}` is not a valid URL"
+                    ));
                 }
             }
             if let Some(s3) = &rule.origin_s3 {

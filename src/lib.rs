@@ -1,13 +1,13 @@
 //! pixmirror: a self-hosted caching image proxy with Aliyun OSS-style processing
 //! and mirror back-to-origin rules. See ARCHITECTURE.md for the map.
 
+pub mod cache;
 pub mod config;
 pub mod error;
-pub mod process;
-pub mod storage;
-pub mod cache;
 pub mod http;
 pub mod metrics;
 pub mod pool;
+pub mod process;
 pub mod service;
+pub mod storage;
 pub mod writeback;

@@ -7,7 +7,11 @@ use clap::{Parser, Subcommand};
 use pixmirror::config::{config_path, Config};
 
 #[derive(Parser)]
-#[command(name = "pixmirror", version, about = "Caching image proxy with OSS-style processing and mirror back-to-origin")]
+#[command(
+    name = "pixmirror",
+    version,
+    about = "Caching image proxy with OSS-style processing and mirror back-to-origin"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -67,7 +71,12 @@ fn main() -> ExitCode {
                 c.mirror.rules.len()
             );
         }),
-        Cmd::Process { ops, config, input, output } => process(ops, config, input, output),
+        Cmd::Process {
+            ops,
+            config,
+            input,
+            output,
+        } => process(ops, config, input, output),
         Cmd::Serve { config } => runtime().and_then(|rt| rt.block_on(serve(config))),
         Cmd::Purge { key, config } => runtime().and_then(|rt| rt.block_on(purge(key, config))),
     };
@@ -87,7 +96,12 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
         .map_err(|e| format!("tokio runtime: {e}"))
 }
 
-fn process(ops: String, config: Option<PathBuf>, input: PathBuf, output: PathBuf) -> Result<(), String> {
+fn process(
+    ops: String,
+    config: Option<PathBuf>,
+    input: PathBuf,
+    output: PathBuf,
+) -> Result<(), String> {
     use pixmirror::process::{grammar, negotiate, pipeline};
     let cfg = match &config {
         Some(_) => load(config)?,
@@ -103,12 +117,21 @@ fn process(ops: String, config: Option<PathBuf>, input: PathBuf, output: PathBuf
     negotiate::resolve(&mut plan, "", &[]);
     let src = std::fs::read(&input).map_err(|e| format!("{}: {e}", input.display()))?;
     if src.len() as u64 > cfg.process.max_source_bytes.0 {
-        return Err(format!("{}: larger than process.max_source_bytes", input.display()));
+        return Err(format!(
+            "{}: larger than process.max_source_bytes",
+            input.display()
+        ));
     }
     let out = pipeline::run(&src, &plan, &pipeline::Options::from_config(&cfg.process))
         .map_err(|e| format!("{}: {e}", e.code()))?;
     std::fs::write(&output, &out.bytes).map_err(|e| format!("{}: {e}", output.display()))?;
-    eprintln!("{} -> {} ({}, {} bytes)", input.display(), output.display(), out.content_type, out.bytes.len());
+    eprintln!(
+        "{} -> {} ({}, {} bytes)",
+        input.display(),
+        output.display(),
+        out.content_type,
+        out.bytes.len()
+    );
     Ok(())
 }
 
@@ -149,7 +172,10 @@ async fn purge(key: String, config: Option<PathBuf>) -> Result<(), String> {
     let cfg = load(config)?;
     let store = pixmirror::storage::from_config(&cfg.storage).await?;
     let sep = cfg.derivatives.separator.clone();
-    let keys = store.list(&format!("{key}{sep}")).await.map_err(|e| e.to_string())?;
+    let keys = store
+        .list(&format!("{key}{sep}"))
+        .await
+        .map_err(|e| e.to_string())?;
     for k in &keys {
         store.delete(k).await.map_err(|e| format!("{k}: {e}"))?;
     }

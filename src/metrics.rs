@@ -32,40 +32,77 @@ impl Metrics {
     pub fn new() -> Metrics {
         let registry = Registry::new();
         let requests = must(IntCounterVec::new(
-            Opts::new("pixmirror_requests_total", "Image requests by X-Cache-Status and response code"),
+            Opts::new(
+                "pixmirror_requests_total",
+                "Image requests by X-Cache-Status and response code",
+            ),
             &["cache_status", "code"],
         ));
         let request_seconds = must(HistogramVec::new(
-            HistogramOpts::new("pixmirror_request_duration_seconds", "Time to produce a response (until headers)")
-                .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+            HistogramOpts::new(
+                "pixmirror_request_duration_seconds",
+                "Time to produce a response (until headers)",
+            )
+            .buckets(vec![
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ]),
             &["cache_status"],
         ));
-        let processed = must(IntCounter::new("pixmirror_processed_total", "libvips pipeline runs"));
+        let processed = must(IntCounter::new(
+            "pixmirror_processed_total",
+            "libvips pipeline runs",
+        ));
         let process_seconds = must(Histogram::with_opts(
-            HistogramOpts::new("pixmirror_process_duration_seconds", "CPU-bound libvips run time")
-                .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+            HistogramOpts::new(
+                "pixmirror_process_duration_seconds",
+                "CPU-bound libvips run time",
+            )
+            .buckets(vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ]),
         ));
         let source_fetches = must(IntCounterVec::new(
-            Opts::new("pixmirror_source_fetches_total", "Originals read, by source (store or mirror)"),
+            Opts::new(
+                "pixmirror_source_fetches_total",
+                "Originals read, by source (store or mirror)",
+            ),
             &["source"],
         ));
         let store_writes = must(IntCounterVec::new(
-            Opts::new("pixmirror_store_writes_total", "Derivative write attempts to the bucket, by result (ok or error)"),
+            Opts::new(
+                "pixmirror_store_writes_total",
+                "Derivative write attempts to the bucket, by result (ok or error)",
+            ),
             &["result"],
         ));
         let coalesced = must(IntCounter::new(
             "pixmirror_coalesced_total",
             "Requests that joined work already in flight instead of doing it again",
         ));
-        let l1_bytes = must(IntGauge::new("pixmirror_l1_bytes", "Bytes held by the in-memory cache"));
-        let l1_items = must(IntGauge::new("pixmirror_l1_items", "Entries in the in-memory cache"));
+        let l1_bytes = must(IntGauge::new(
+            "pixmirror_l1_bytes",
+            "Bytes held by the in-memory cache",
+        ));
+        let l1_items = must(IntGauge::new(
+            "pixmirror_l1_items",
+            "Entries in the in-memory cache",
+        ));
         let writeback_queue_depth = must(IntGauge::new(
             "pixmirror_writeback_queue_depth",
             "Derivative write-backs queued or in progress",
         ));
-        let busy = must(IntCounter::new("pixmirror_busy_total", "Requests refused with 503 Busy"));
-        let pool_in_use = must(IntGauge::new("pixmirror_pool_in_use", "libvips slots in use"));
-        let pool_waiting = must(IntGauge::new("pixmirror_pool_waiting", "Requests waiting for a libvips slot"));
+        let busy = must(IntCounter::new(
+            "pixmirror_busy_total",
+            "Requests refused with 503 Busy",
+        ));
+        let pool_in_use = must(IntGauge::new(
+            "pixmirror_pool_in_use",
+            "libvips slots in use",
+        ));
+        let pool_waiting = must(IntGauge::new(
+            "pixmirror_pool_waiting",
+            "Requests waiting for a libvips slot",
+        ));
         for c in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(request_seconds.clone()),
@@ -111,7 +148,10 @@ impl Metrics {
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         let mut buf = Vec::new();
-        if TextEncoder::new().encode(&self.registry.gather(), &mut buf).is_err() {
+        if TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buf)
+            .is_err()
+        {
             return String::new();
         }
         String::from_utf8(buf).unwrap_or_default()

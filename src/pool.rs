@@ -40,7 +40,9 @@ impl Pool {
         if self.waiting.fetch_add(1, Ordering::SeqCst) >= self.queue {
             self.waiting.fetch_sub(1, Ordering::SeqCst);
             self.metrics.busy.inc();
-            return Err(Error::Busy("too many images waiting to be processed; retry shortly".into()));
+            return Err(Error::Busy(
+                "too many images waiting to be processed; retry shortly".into(),
+            ));
         }
         self.metrics.pool_waiting.inc();
         let permit = tokio::time::timeout(self.timeout, self.slots.clone().acquire_owned()).await;
@@ -49,7 +51,11 @@ impl Pool {
         let permit = match permit {
             Ok(Ok(p)) => p,
             Ok(Err(_)) => return Err(Error::Internal("the processing pool is closed".into())),
-            Err(_) => return Err(Error::Timeout("waited too long for a processing slot".into())),
+            Err(_) => {
+                return Err(Error::Timeout(
+                    "waited too long for a processing slot".into(),
+                ))
+            }
         };
         let metrics = self.metrics.clone();
         metrics.pool_in_use.inc();

@@ -113,7 +113,12 @@ impl App {
     pub fn new(cfg: Config, store: DynStore) -> Arc<App> {
         let metrics = Arc::new(Metrics::new());
         let cfg = Arc::new(cfg);
-        let pool = Pool::new(cfg.workers(), cfg.process.queue, cfg.process.timeout.0, metrics.clone());
+        let pool = Pool::new(
+            cfg.workers(),
+            cfg.process.queue,
+            cfg.process.timeout.0,
+            metrics.clone(),
+        );
         let writeback = WriteBack::new(
             store.clone(),
             metrics.clone(),
@@ -121,7 +126,11 @@ impl App {
             cfg.derivatives.write_attempts,
         );
         Arc::new(App {
-            l1: L1::new(cfg.cache.memory_bytes.0, cfg.cache.ttl.0, cfg.cache.max_item_bytes.0),
+            l1: L1::new(
+                cfg.cache.memory_bytes.0,
+                cfg.cache.ttl.0,
+                cfg.cache.max_item_bytes.0,
+            ),
             process_opts: Options::from_config(&cfg.process),
             renditions: Arc::default(),
             sources: Arc::default(),
@@ -176,7 +185,9 @@ impl App {
             return Ok(Reply {
                 body: ReplyBody::Empty,
                 len: m.size,
-                content_type: m.content_type.unwrap_or_else(|| "application/octet-stream".into()),
+                content_type: m
+                    .content_type
+                    .unwrap_or_else(|| "application/octet-stream".into()),
                 etag: m.etag,
                 last_modified: m.last_modified,
                 cache_status: CacheStatus::Store,
@@ -184,12 +195,23 @@ impl App {
             });
         }
         let obj = self.store.get(&req.key).await?;
-        self.metrics.source_fetches.with_label_values(&["store"]).inc();
+        self.metrics
+            .source_fetches
+            .with_label_values(&["store"])
+            .inc();
         let meta = obj.meta;
-        let content_type = meta.content_type.clone().unwrap_or_else(|| "application/octet-stream".into());
+        let content_type = meta
+            .content_type
+            .clone()
+            .unwrap_or_else(|| "application/octet-stream".into());
         if self.l1.fits(meta.size) {
             // Small: keep it in memory for the next request (and for derivatives).
-            let bytes = read_limited(obj.body, self.cfg.cache.max_item_bytes.0, meta.size as usize).await?;
+            let bytes = read_limited(
+                obj.body,
+                self.cfg.cache.max_item_bytes.0,
+                meta.size as usize,
+            )
+            .await?;
             let item = Arc::new(Entry {
                 bytes,
                 content_type,
@@ -214,13 +236,20 @@ impl App {
     async fn derivative(self: &Arc<Self>, req: &ImageRequest, plan: Plan) -> Result<Reply> {
         let dkey = plan.derivative_key(&req.key, &self.cfg.derivatives.separator);
         if let Some(item) = self.l1_lookup(&dkey, &req.key).await? {
-            return Ok(Reply::from_item(&item, CacheStatus::Memory, req.vary_accept));
+            return Ok(Reply::from_item(
+                &item,
+                CacheStatus::Memory,
+                req.vary_accept,
+            ));
         }
         let this = self.clone();
         let (key, dk) = (req.key.clone(), dkey.clone());
         let (r, joined) = self
             .renditions
-            .run(&dkey, move || async move { this.render(key, plan, dk).await })
+            .run(
+                &dkey,
+                move || async move { this.render(key, plan, dk).await },
+            )
             .await;
         if joined {
             self.metrics.coalesced.inc();
@@ -230,7 +259,12 @@ impl App {
     }
 
     /// The shared work of one derivative: stored copy, else source + process.
-    async fn render(self: Arc<Self>, key: String, plan: Plan, dkey: String) -> Result<(Item, CacheStatus)> {
+    async fn render(
+        self: Arc<Self>,
+        key: String,
+        plan: Plan,
+        dkey: String,
+    ) -> Result<(Item, CacheStatus)> {
         if self.cfg.derivatives.store {
             if let Some(item) = self.stored_derivative(&key, &dkey).await? {
                 self.l1.insert(dkey, item.clone()).await;
@@ -266,8 +300,18 @@ impl App {
             Err(StoreError::NotFound) => return Ok(None),
             Err(e) => return Err(e.into()),
         };
-        let source_etag = obj.meta.metadata.get(META_SOURCE_ETAG).cloned().unwrap_or_default();
-        let canonical = obj.meta.metadata.get(META_CANONICAL).cloned().unwrap_or_default();
+        let source_etag = obj
+            .meta
+            .metadata
+            .get(META_SOURCE_ETAG)
+            .cloned()
+            .unwrap_or_default();
+        let canonical = obj
+            .meta
+            .metadata
+            .get(META_CANONICAL)
+            .cloned()
+            .unwrap_or_default();
         let last_modified = obj
             .meta
             .metadata
@@ -283,10 +327,18 @@ impl App {
         if source_etag.is_empty() || !self.still_fresh(key, &Arc::new(probe)).await? {
             return Ok(None);
         }
-        let bytes = read_limited(obj.body, self.cfg.process.max_source_bytes.0, obj.meta.size as usize).await?;
+        let bytes = read_limited(
+            obj.body,
+            self.cfg.process.max_source_bytes.0,
+            obj.meta.size as usize,
+        )
+        .await?;
         Ok(Some(Arc::new(Entry {
             bytes,
-            content_type: obj.meta.content_type.unwrap_or_else(|| "application/octet-stream".into()),
+            content_type: obj
+                .meta
+                .content_type
+                .unwrap_or_else(|| "application/octet-stream".into()),
             etag: derived_etag(&source_etag, &canonical),
             last_modified,
             source_etag,
@@ -316,11 +368,17 @@ impl App {
         if obj.meta.size > limit {
             return Err(too_large(limit));
         }
-        self.metrics.source_fetches.with_label_values(&["store"]).inc();
+        self.metrics
+            .source_fetches
+            .with_label_values(&["store"])
+            .inc();
         let bytes = read_limited(obj.body, limit, obj.meta.size as usize).await?;
         let item = Arc::new(Entry {
             bytes,
-            content_type: obj.meta.content_type.unwrap_or_else(|| "application/octet-stream".into()),
+            content_type: obj
+                .meta
+                .content_type
+                .unwrap_or_else(|| "application/octet-stream".into()),
             etag: obj.meta.etag.clone(),
             last_modified: obj.meta.last_modified,
             source_etag: obj.meta.etag,
@@ -339,7 +397,9 @@ impl App {
                 let start = Instant::now();
                 let r = pipeline::run(&src, &plan, &opts);
                 metrics.processed.inc();
-                metrics.process_seconds.observe(start.elapsed().as_secs_f64());
+                metrics
+                    .process_seconds
+                    .observe(start.elapsed().as_secs_f64());
                 r
             })
             .await

@@ -25,7 +25,12 @@ pub struct WriteBack {
 }
 
 /// Put with retries and exponential backoff; counts every attempt.
-pub async fn put_with_retries(store: &DynStore, metrics: &Metrics, job: &Job, attempts: u32) -> bool {
+pub async fn put_with_retries(
+    store: &DynStore,
+    metrics: &Metrics,
+    job: &Job,
+    attempts: u32,
+) -> bool {
     let mut delay = Duration::from_millis(50);
     for attempt in 1..=attempts {
         match store.put(&job.key, job.obj.clone()).await {
@@ -47,7 +52,12 @@ pub async fn put_with_retries(store: &DynStore, metrics: &Metrics, job: &Job, at
 }
 
 impl WriteBack {
-    pub fn new(store: DynStore, metrics: Arc<Metrics>, capacity: usize, attempts: u32) -> Arc<WriteBack> {
+    pub fn new(
+        store: DynStore,
+        metrics: Arc<Metrics>,
+        capacity: usize,
+        attempts: u32,
+    ) -> Arc<WriteBack> {
         let (tx, mut rx) = mpsc::channel::<Job>(capacity.max(1));
         let wb = Arc::new(WriteBack {
             tx: std::sync::Mutex::new(Some(tx)),
@@ -61,7 +71,9 @@ impl WriteBack {
             let sem = Arc::new(tokio::sync::Semaphore::new(4));
             let mut tasks = tokio::task::JoinSet::new();
             while let Some(job) = rx.recv().await {
-                let Ok(permit) = sem.clone().acquire_owned().await else { break };
+                let Ok(permit) = sem.clone().acquire_owned().await else {
+                    break;
+                };
                 let (store, metrics) = (store.clone(), metrics.clone());
                 tasks.spawn(async move {
                     put_with_retries(&store, &metrics, &job, attempts).await;
@@ -89,7 +101,8 @@ impl WriteBack {
                 self.metrics.writeback_queue_depth.inc();
                 match tx.try_send(job) {
                     Ok(()) => return,
-                    Err(mpsc::error::TrySendError::Full(j)) | Err(mpsc::error::TrySendError::Closed(j)) => {
+                    Err(mpsc::error::TrySendError::Full(j))
+                    | Err(mpsc::error::TrySendError::Closed(j)) => {
                         self.metrics.writeback_queue_depth.dec();
                         j
                     }

@@ -25,18 +25,31 @@ pub async fn handle<B>(app: Arc<App>, req: Request<B>) -> Response<Body> {
             Ok(()) => text(StatusCode::OK, "text/plain", "ready\n".into()),
             Err(e) => {
                 tracing::warn!(error = %e, "readiness check failed");
-                text(StatusCode::SERVICE_UNAVAILABLE, "text/plain", "store unreachable\n".into())
+                text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "text/plain",
+                    "store unreachable\n".into(),
+                )
             }
         },
         (&Method::GET, "/metrics") => {
             app.l1.update_gauges(&app.metrics).await;
-            text(StatusCode::OK, "text/plain; version=0.0.4", app.metrics.render())
+            text(
+                StatusCode::OK,
+                "text/plain; version=0.0.4",
+                app.metrics.render(),
+            )
         }
         (&Method::POST, p) | (&Method::DELETE, p) if p.starts_with("/purge/") => {
             let raw = &p["/purge/".len()..];
             let key = match percent_decode_str(raw).decode_utf8() {
                 Ok(k) if !k.is_empty() => k.into_owned(),
-                _ => return error(&Error::invalid("purge needs a percent-encoded UTF-8 key"), false),
+                _ => {
+                    return error(
+                        &Error::invalid("purge needs a percent-encoded UTF-8 key"),
+                        false,
+                    )
+                }
             };
             match app.purge(&key).await {
                 Ok(n) => text(
@@ -47,6 +60,9 @@ pub async fn handle<B>(app: Arc<App>, req: Request<B>) -> Response<Body> {
                 Err(e) => error(&e, false),
             }
         }
-        _ => error(&Error::NoSuchKey(format!("no admin endpoint {path}")), false),
+        _ => error(
+            &Error::NoSuchKey(format!("no admin endpoint {path}")),
+            false,
+        ),
     }
 }

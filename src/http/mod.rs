@@ -40,7 +40,10 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
     let (resp, cache_status) = match result {
         Ok(reply) => {
             let cs = reply.cache_status.as_str();
-            (response::reply(reply, head, inm.as_deref(), &app.cfg.http.cache_control), cs)
+            (
+                response::reply(reply, head, inm.as_deref(), &app.cfg.http.cache_control),
+                cs,
+            )
         }
         Err(e) => {
             if matches!(e, Error::Internal(_)) {
@@ -51,7 +54,10 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
     };
     // finish: one place for every response, errors included.
     let code = resp.status().as_u16().to_string();
-    app.metrics.requests.with_label_values(&[cache_status, &code]).inc();
+    app.metrics
+        .requests
+        .with_label_values(&[cache_status, &code])
+        .inc();
     app.metrics
         .request_seconds
         .with_label_values(&[cache_status])
@@ -86,7 +92,13 @@ impl Server {
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         let admin_addr = admin.local_addr().map_err(|e| e.to_string())?;
         let app = App::new(cfg, store);
-        Ok(Server { addr, admin_addr, app, listener, admin })
+        Ok(Server {
+            addr,
+            admin_addr,
+            app,
+            listener,
+            admin,
+        })
     }
 
     /// Serve until `shutdown` resolves, then drain (bounded by `server.shutdown_timeout`).
@@ -127,7 +139,10 @@ impl Server {
         let deadline = app.cfg.server.shutdown_timeout.0;
         let started = Instant::now();
         tracing::info!("shutting down: finishing in-flight requests");
-        if tokio::time::timeout(deadline, graceful.shutdown()).await.is_err() {
+        if tokio::time::timeout(deadline, graceful.shutdown())
+            .await
+            .is_err()
+        {
             tracing::warn!("in-flight requests did not finish in time");
         }
         let left = deadline.saturating_sub(started.elapsed());

@@ -23,7 +23,11 @@ pub fn parse<B>(req: &Request<B>, cfg: &Config) -> Result<ImageRequest> {
     let head = match *req.method() {
         Method::GET => false,
         Method::HEAD => true,
-        ref m => return Err(Error::MethodNotAllowed(format!("method {m} is not allowed; use GET or HEAD"))),
+        ref m => {
+            return Err(Error::MethodNotAllowed(format!(
+                "method {m} is not allowed; use GET or HEAD"
+            )))
+        }
     };
     let raw_path = req.uri().path();
     let path = decode(raw_path.strip_prefix('/').unwrap_or(raw_path), "the path")?;
@@ -44,12 +48,19 @@ pub fn parse<B>(req: &Request<B>, cfg: &Config) -> Result<ImageRequest> {
     let (key, mut plan) = match path.split_once(sep.as_str()) {
         Some((key, actions)) => {
             if process.is_some() {
-                return Err(Error::invalid("both the path form and a process parameter were given"));
+                return Err(Error::invalid(
+                    "both the path form and a process parameter were given",
+                ));
             }
-            (key.to_string(), Some(grammar::parse_path_actions(actions.split(sep.as_str()))?))
+            (
+                key.to_string(),
+                Some(grammar::parse_path_actions(actions.split(sep.as_str()))?),
+            )
         }
         None => {
-            let plan = process.map(|p| grammar::parse_process(&p, &cfg.styles)).transpose()?;
+            let plan = process
+                .map(|p| grammar::parse_process(&p, &cfg.styles))
+                .transpose()?;
             (path, plan)
         }
     };
@@ -69,5 +80,10 @@ pub fn parse<B>(req: &Request<B>, cfg: &Config) -> Result<ImageRequest> {
     if plan.as_ref().is_some_and(|p| p.is_identity()) {
         plan = None;
     }
-    Ok(ImageRequest { key, plan, vary_accept, head })
+    Ok(ImageRequest {
+        key,
+        plan,
+        vary_accept,
+        head,
+    })
 }

@@ -12,7 +12,9 @@ use crate::service::{Reply, ReplyBody};
 pub type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, std::io::Error>;
 
 pub fn full(b: impl Into<Bytes>) -> Body {
-    Full::new(b.into()).map_err(|never| match never {}).boxed_unsync()
+    Full::new(b.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
 }
 
 pub fn empty() -> Body {
@@ -32,8 +34,14 @@ fn hv(s: &str) -> HeaderValue {
     HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
 }
 
-pub fn reply(r: Reply, head: bool, if_none_match: Option<&str>, cache_control: &str) -> Response<Body> {
-    let not_modified = !r.etag.is_empty() && if_none_match.is_some_and(|inm| etag_matches(inm, &r.etag));
+pub fn reply(
+    r: Reply,
+    head: bool,
+    if_none_match: Option<&str>,
+    cache_control: &str,
+) -> Response<Body> {
+    let not_modified =
+        !r.etag.is_empty() && if_none_match.is_some_and(|inm| etag_matches(inm, &r.etag));
     let mut b = Response::builder()
         .header("X-Cache-Status", r.cache_status.as_str())
         .header(header::CACHE_CONTROL, hv(cache_control));
@@ -62,7 +70,12 @@ pub fn reply(r: Reply, head: bool, if_none_match: Option<&str>, cache_control: &
         };
         b.body(body)
     };
-    resp.unwrap_or_else(|_| error(&Error::Internal("could not build the response".into()), false))
+    resp.unwrap_or_else(|_| {
+        error(
+            &Error::Internal("could not build the response".into()),
+            false,
+        )
+    })
 }
 
 pub fn error(e: &Error, head: bool) -> Response<Body> {

@@ -17,7 +17,9 @@ pub fn parse_process(value: &str, styles: &BTreeMap<String, String>) -> Result<P
             .get(name)
             .ok_or_else(|| Error::invalid(format!("style `{name}` is not defined")))?;
         if style.starts_with("style/") {
-            return Err(Error::invalid(format!("style `{name}` refers to another style")));
+            return Err(Error::invalid(format!(
+                "style `{name}` refers to another style"
+            )));
         }
         return parse_process(style, &BTreeMap::new());
     }
@@ -162,13 +164,18 @@ fn parse_actions<'a>(actions: impl Iterator<Item = &'a str>) -> Result<Plan> {
                 let (axis, len) = match (x, y) {
                     (Some(x), None) => (Axis::X, x),
                     (None, Some(y)) => (Axis::Y, y),
-                    _ => return Err(Error::invalid("indexcrop: exactly one of x and y is required")),
+                    _ => {
+                        return Err(Error::invalid(
+                            "indexcrop: exactly one of x and y is required",
+                        ))
+                    }
                 };
                 plan.ops.push(Op::IndexCrop { axis, len, i });
             }
             "circle" => {
                 p.only(&["r"], false)?;
-                let r = side(&p, "r")?.ok_or_else(|| Error::invalid("circle: parameter r is required"))?;
+                let r = side(&p, "r")?
+                    .ok_or_else(|| Error::invalid("circle: parameter r is required"))?;
                 plan.ops.push(Op::Circle { r });
             }
             "rounded-corners" => {
@@ -186,9 +193,16 @@ fn parse_actions<'a>(actions: impl Iterator<Item = &'a str>) -> Result<Plan> {
             "auto-orient" => plan.auto_orient = p.bare_int(0, 1)? == 1,
             "blur" => {
                 p.only(&["r", "s"], false)?;
-                let r = p.int("r", 1, 50)?.ok_or_else(|| Error::invalid("blur: parameter r is required"))?;
-                let s = p.int("s", 1, 50)?.ok_or_else(|| Error::invalid("blur: parameter s is required"))?;
-                plan.ops.push(Op::Blur { r: r as u32, s: s as u32 });
+                let r = p
+                    .int("r", 1, 50)?
+                    .ok_or_else(|| Error::invalid("blur: parameter r is required"))?;
+                let s = p
+                    .int("s", 1, 50)?
+                    .ok_or_else(|| Error::invalid("blur: parameter s is required"))?;
+                plan.ops.push(Op::Blur {
+                    r: r as u32,
+                    s: s as u32,
+                });
             }
             "bright" => {
                 let v = p.bare_int(-100, 100)? as i32;
@@ -230,7 +244,9 @@ fn parse_actions<'a>(actions: impl Iterator<Item = &'a str>) -> Result<Plan> {
     if !any {
         return Err(Error::invalid("process string has no actions"));
     }
-    if plan.report.is_some() && (!plan.ops.is_empty() || plan.format.is_some() || plan.quality.is_some()) {
+    if plan.report.is_some()
+        && (!plan.ops.is_empty() || plan.format.is_some() || plan.quality.is_some())
+    {
         return Err(Error::invalid(
             "info and average-hue describe the source and cannot be combined with other actions",
         ));
@@ -404,16 +420,31 @@ mod tests {
             }
         }
         assert_eq!(canon(groups[0][0]), "image/resize,w_300/format,webp");
-        assert_eq!(canon(groups[1][0]), "image/resize,h_200,m_fill,w_200/format,jpg");
-        assert_eq!(canon(groups[2][0]), "image/resize,color_FF0000,h_50,m_pad,w_100");
-        assert_eq!(canon("image/auto-orient,0/rotate,90"), "image/auto-orient,0/rotate,90");
+        assert_eq!(
+            canon(groups[1][0]),
+            "image/resize,h_200,m_fill,w_200/format,jpg"
+        );
+        assert_eq!(
+            canon(groups[2][0]),
+            "image/resize,color_FF0000,h_50,m_pad,w_100"
+        );
+        assert_eq!(
+            canon("image/auto-orient,0/rotate,90"),
+            "image/auto-orient,0/rotate,90"
+        );
     }
 
     #[test]
     fn different_requests_differ() {
         assert_ne!(canon("image/resize,w_300"), canon("image/resize,w_301"));
-        assert_ne!(canon("image/resize,w_300,limit_0"), canon("image/resize,w_300"));
-        assert_ne!(canon("image/rotate,90/crop,w_10"), canon("image/crop,w_10/rotate,90"));
+        assert_ne!(
+            canon("image/resize,w_300,limit_0"),
+            canon("image/resize,w_300")
+        );
+        assert_ne!(
+            canon("image/rotate,90/crop,w_10"),
+            canon("image/crop,w_10/rotate,90")
+        );
     }
 
     #[test]
@@ -427,10 +458,16 @@ mod tests {
             ("image/resize,p_1001", "resize: parameter p"),
             ("image/resize,w_10,limit_2", "resize: parameter limit"),
             ("image/resize,m_zoom,w_10", "resize: parameter m"),
-            ("image/resize,m_pad,w_10,color_red", "resize: parameter color"),
+            (
+                "image/resize,m_pad,w_10,color_red",
+                "resize: parameter color",
+            ),
             ("image/resize,m_lfit", "resize: one of w, h, l, s, p"),
             ("image/resize,w_1,z_3", "resize: unknown parameter `z`"),
-            ("image/resize,w_1,w_2", "resize: parameter `w` is given twice"),
+            (
+                "image/resize,w_1,w_2",
+                "resize: parameter `w` is given twice",
+            ),
             ("image/crop,w_-1", "crop: parameter w"),
             ("image/crop,g_middle", "crop: parameter g"),
             ("image/crop,x_a", "crop: parameter x"),
@@ -468,7 +505,10 @@ mod tests {
     #[test]
     fn styles_expand() {
         let mut styles = BTreeMap::new();
-        styles.insert("thumb".to_string(), "image/resize,m_fill,w_200,h_200/format,webp".to_string());
+        styles.insert(
+            "thumb".to_string(),
+            "image/resize,m_fill,w_200,h_200/format,webp".to_string(),
+        );
         let p = parse_process("style/thumb", &styles).expect("style");
         assert_eq!(p.canonical(), "image/resize,h_200,m_fill,w_200/format,webp");
     }

@@ -42,7 +42,8 @@ mod tests {
     use std::collections::BTreeMap;
 
     fn pick(accept: &str, enabled: &[&str]) -> String {
-        let mut p = parse_process("image/resize,w_10/format,auto", &BTreeMap::new()).expect("parse");
+        let mut p =
+            parse_process("image/resize,w_10/format,auto", &BTreeMap::new()).expect("parse");
         let en: Vec<String> = enabled.iter().map(|s| s.to_string()).collect();
         assert!(resolve(&mut p, accept, &en));
         p.canonical()
@@ -51,10 +52,22 @@ mod tests {
     #[test]
     fn picks_by_accept() {
         let all = ["avif", "webp"];
-        assert_eq!(pick("image/avif,image/webp,*/*", &all), "image/resize,w_10/format,avif");
-        assert_eq!(pick("image/webp,*/*", &all), "image/resize,w_10/format,webp");
-        assert_eq!(pick("image/avif,image/webp", &["webp"]), "image/resize,w_10/format,webp");
-        assert_eq!(pick("image/avif;q=0,image/webp", &all), "image/resize,w_10/format,webp");
+        assert_eq!(
+            pick("image/avif,image/webp,*/*", &all),
+            "image/resize,w_10/format,avif"
+        );
+        assert_eq!(
+            pick("image/webp,*/*", &all),
+            "image/resize,w_10/format,webp"
+        );
+        assert_eq!(
+            pick("image/avif,image/webp", &["webp"]),
+            "image/resize,w_10/format,webp"
+        );
+        assert_eq!(
+            pick("image/avif;q=0,image/webp", &all),
+            "image/resize,w_10/format,webp"
+        );
         assert_eq!(pick("*/*", &all), "image/resize,w_10");
         assert_eq!(pick("", &all), "image/resize,w_10");
     }

@@ -78,7 +78,12 @@ pub fn probe(src: &[u8], max_pixels: u64) -> Result<Header> {
             "the source has {width}x{height} = {pixels} pixels, over process.max_source_pixels ({max_pixels})"
         )));
     }
-    Ok(Header { format, width, height, orientation })
+    Ok(Header {
+        format,
+        width,
+        height,
+        orientation,
+    })
 }
 
 /// The whole pipeline.
@@ -98,7 +103,10 @@ pub fn run(src: &[u8], plan: &Plan, opts: &Options) -> Result<Output> {
     }
     check_deadline(opts)?;
     let bytes = encode(img, format, plan, opts)?;
-    Ok(Output { bytes, content_type: format.content_type() })
+    Ok(Output {
+        bytes,
+        content_type: format.content_type(),
+    })
 }
 
 fn check_deadline(opts: &Options) -> Result<()> {
@@ -128,14 +136,20 @@ fn load(src: &[u8], header: &Header, plan: &Plan) -> Result<(Img, Option<ResizeT
     let (bw, bh) = target.map(|t| t.scaled).unwrap_or((w, h));
     let opts = ops::ThumbnailBufferOptions {
         height: bh as i32,
-        size: if target.is_some() { ops::Size::Force } else { ops::Size::Down },
+        size: if target.is_some() {
+            ops::Size::Force
+        } else {
+            ops::Size::Down
+        },
         no_rotate: !plan.auto_orient,
         import_profile: "sRGB".into(),
         export_profile: "sRGB".into(),
-        fail_on: ops::FailOn::Error,
+        fail_on: ops::FailOn::Truncated,
+        option_string: "fail_on=truncated".into(),
         ..Default::default()
     };
-    let img = ops::thumbnail_buffer_with_opts(src, bw as i32, &opts).map_err(|_| decode_err("load"))?;
+    let img =
+        ops::thumbnail_buffer_with_opts(src, bw as i32, &opts).map_err(|_| decode_err("load"))?;
     // The loaded image can be read once, top to bottom. Steps that read
     // elsewhere (rotations, masks, several passes) need it decoded to memory.
     let sequential_ok = plan.ops.iter().enumerate().all(|(i, o)| match o {
@@ -183,13 +197,19 @@ fn prepare_for(img: Img, format: Format) -> Result<Img> {
             Ok(ops::Interpretation::Srgb) | Ok(ops::Interpretation::BW)
         )
     {
-        img = op("encode", ops::colourspace(img.get(), ops::Interpretation::Srgb))?;
+        img = op(
+            "encode",
+            ops::colourspace(img.get(), ops::Interpretation::Srgb),
+        )?;
         if !matches!(img.get().get_format(), Ok(ops::BandFormat::Uchar)) {
             img = op("encode", ops::cast(img.get(), ops::BandFormat::Uchar))?;
         }
     }
     if img.has_alpha() && matches!(format, Format::Jpg) {
-        let o = ops::FlattenOptions { background: vec![255.0; (img.bands() - 1) as usize], max_alpha: 255.0 };
+        let o = ops::FlattenOptions {
+            background: vec![255.0; (img.bands() - 1) as usize],
+            max_alpha: 255.0,
+        };
         img = op("encode", ops::flatten_with_opts(img.get(), &o))?;
         img = op("encode", ops::cast(img.get(), ops::BandFormat::Uchar))?;
     }
@@ -209,21 +229,27 @@ fn encode(img: Img, format: Format, plan: &Plan, opts: &Options) -> Result<Vec<u
             q(opts.jpeg_quality),
             if il { ",interlace" } else { "" }
         ),
-        Format::Png => format!(".png[strip,compression=6{}]", if il { ",interlace" } else { "" }),
+        Format::Png => format!(
+            ".png[strip,compression=6{}]",
+            if il { ",interlace" } else { "" }
+        ),
         Format::Webp => format!(".webp[Q={},strip]", q(opts.webp_quality)),
         Format::Avif => format!(
             ".avif[Q={},effort={},bitdepth=8,strip]",
             q(opts.avif_quality),
             opts.avif_effort
         ),
-        Format::Heic => format!(".heic[Q={},compression=hevc,bitdepth=8,strip]", q(opts.avif_quality)),
+        Format::Heic => format!(
+            ".heic[Q={},compression=hevc,bitdepth=8,strip]",
+            q(opts.avif_quality)
+        ),
         Format::Gif => ".gif[strip]".to_string(),
         Format::Tiff => ".tiff[compression=deflate,strip]".to_string(),
         Format::Bmp => return encode_bmp(&img),
     };
-    img.get()
-        .image_write_to_buffer(&suffix)
-        .map_err(|_| Error::unprocessable(format!("encode {}: {}", format.name(), vips::take_error())))
+    img.get().image_write_to_buffer(&suffix).map_err(|_| {
+        Error::unprocessable(format!("encode {}: {}", format.name(), vips::take_error()))
+    })
 }
 
 /// BMP through the `image` crate: libvips can only write BMP through ImageMagick,
@@ -283,7 +309,10 @@ fn average_hue(src: &[u8], header: &Header, plan: &Plan) -> Result<Output> {
     };
     let (img, _) = load(src, header, &small)?;
     let img = prepare_for(img, Format::Jpg)?;
-    let img = Img::new(libvips::VipsImage::image_copy_memory(img.into_inner()).map_err(|_| decode_err("average-hue"))?);
+    let img = Img::new(
+        libvips::VipsImage::image_copy_memory(img.into_inner())
+            .map_err(|_| decode_err("average-hue"))?,
+    );
     let mut rgb = [0u8; 3];
     for (i, c) in rgb.iter_mut().enumerate() {
         let band = if img.bands() >= 3 { i as i32 } else { 0 };
@@ -292,7 +321,11 @@ fn average_hue(src: &[u8], header: &Header, plan: &Plan) -> Result<Output> {
         *c = avg.round().clamp(0.0, 255.0) as u8;
     }
     Ok(Output {
-        bytes: format!("{{\"RGB\":\"0x{:02X}{:02X}{:02X}\"}}", rgb[0], rgb[1], rgb[2]).into_bytes(),
+        bytes: format!(
+            "{{\"RGB\":\"0x{:02X}{:02X}{:02X}\"}}",
+            rgb[0], rgb[1], rgb[2]
+        )
+        .into_bytes(),
         content_type: "application/json",
     })
 }

@@ -255,7 +255,11 @@ impl Op {
                 s.push_str("resize");
                 // Parameters in alphabetical order, defaults left out.
                 if r.mode == ResizeMode::Pad && r.color != [255, 255, 255] {
-                    let _ = write!(s, ",color_{:02X}{:02X}{:02X}", r.color[0], r.color[1], r.color[2]);
+                    let _ = write!(
+                        s,
+                        ",color_{:02X}{:02X}{:02X}",
+                        r.color[0], r.color[1], r.color[2]
+                    );
                 }
                 if let Some(h) = r.h {
                     let _ = write!(s, ",h_{h}");

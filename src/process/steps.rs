@@ -24,7 +24,11 @@ fn round_dim(v: f64) -> u32 {
 /// OSS resize geometry for a `w`×`h` image.
 pub fn resize_target(w: u32, h: u32, r: &Resize) -> Result<ResizeTarget> {
     let (fw, fh) = (w as f64, h as f64);
-    let unchanged = ResizeTarget { scaled: (w, h), frame: None, pad: false };
+    let unchanged = ResizeTarget {
+        scaled: (w, h),
+        frame: None,
+        pad: false,
+    };
     let mut frame = None;
     let scaled = if r.w.is_some() || r.h.is_some() {
         let sx = r.w.map(|v| v as f64 / fw);
@@ -52,8 +56,16 @@ pub fn resize_target(w: u32, h: u32, r: &Resize) -> Result<ResizeTarget> {
             let s = (round_dim(fw * scale), round_dim(fh * scale));
             // Keep the requested side exact despite rounding.
             let s = match (r.w, r.h, r.mode) {
-                (Some(tw), _, ResizeMode::Lfit | ResizeMode::Pad) if scale == sx.unwrap_or(-1.0) => (tw, s.1),
-                (_, Some(th), ResizeMode::Lfit | ResizeMode::Pad) if scale == sy.unwrap_or(-1.0) => (s.0, th),
+                (Some(tw), _, ResizeMode::Lfit | ResizeMode::Pad)
+                    if scale == sx.unwrap_or(-1.0) =>
+                {
+                    (tw, s.1)
+                }
+                (_, Some(th), ResizeMode::Lfit | ResizeMode::Pad)
+                    if scale == sy.unwrap_or(-1.0) =>
+                {
+                    (s.0, th)
+                }
                 (Some(tw), _, _) if scale == sx.unwrap_or(-1.0) => (tw, s.1),
                 (_, Some(th), _) if scale == sy.unwrap_or(-1.0) => (s.0, th),
                 _ => s,
@@ -99,7 +111,11 @@ pub fn resize_target(w: u32, h: u32, r: &Resize) -> Result<ResizeTarget> {
             )));
         }
     }
-    Ok(ResizeTarget { scaled, frame, pad: r.mode == ResizeMode::Pad })
+    Ok(ResizeTarget {
+        scaled,
+        frame,
+        pad: r.mode == ResizeMode::Pad,
+    })
 }
 
 /// Apply a resize whose target was computed for this image (or that the load
@@ -113,7 +129,10 @@ pub fn resize(img: Img, t: &ResizeTarget, color: [u8; 3]) -> Result<Img> {
             kernel: ops::Kernel::Lanczos3,
             ..Default::default()
         };
-        img = op("resize", ops::resize_with_opts(img.get(), t.scaled.0 as f64 / cw as f64, &opts))?;
+        img = op(
+            "resize",
+            ops::resize_with_opts(img.get(), t.scaled.0 as f64 / cw as f64, &opts),
+        )?;
         img = exact(img, t.scaled)?;
     }
     match t.frame {
@@ -124,7 +143,13 @@ pub fn resize(img: Img, t: &ResizeTarget, color: [u8; 3]) -> Result<Img> {
             let (fw, fh) = (fw.min(w), fh.min(h));
             op(
                 "resize",
-                ops::extract_area(img.get(), ((w - fw) / 2) as i32, ((h - fh) / 2) as i32, fw as i32, fh as i32),
+                ops::extract_area(
+                    img.get(),
+                    ((w - fw) / 2) as i32,
+                    ((h - fh) / 2) as i32,
+                    fw as i32,
+                    fh as i32,
+                ),
             )
         }
     }
@@ -136,11 +161,30 @@ fn exact(img: Img, (w, h): (u32, u32)) -> Result<Img> {
         return Ok(img);
     }
     if img.width() >= w && img.height() >= h {
-        return op("resize", ops::extract_area(img.get(), 0, 0, w as i32, h as i32));
+        return op(
+            "resize",
+            ops::extract_area(img.get(), 0, 0, w as i32, h as i32),
+        );
     }
-    let opts = ops::EmbedOptions { extend: ops::Extend::Copy, ..Default::default() };
-    let img = op("resize", ops::embed_with_opts(img.get(), 0, 0, w.max(img.width()) as i32, h.max(img.height()) as i32, &opts))?;
-    op("resize", ops::extract_area(img.get(), 0, 0, w as i32, h as i32))
+    let opts = ops::EmbedOptions {
+        extend: ops::Extend::Copy,
+        ..Default::default()
+    };
+    let img = op(
+        "resize",
+        ops::embed_with_opts(
+            img.get(),
+            0,
+            0,
+            w.max(img.width()) as i32,
+            h.max(img.height()) as i32,
+            &opts,
+        ),
+    )?;
+    op(
+        "resize",
+        ops::extract_area(img.get(), 0, 0, w as i32, h as i32),
+    )
 }
 
 fn background(img: &Img, color: [u8; 3], alpha: f64) -> Vec<f64> {
@@ -164,7 +208,14 @@ fn pad(img: Img, fw: u32, fh: u32, color: [u8; 3]) -> Result<Img> {
     };
     op(
         "resize",
-        ops::embed_with_opts(img.get(), ((fw - w) / 2) as i32, ((fh - h) / 2) as i32, fw as i32, fh as i32, &opts),
+        ops::embed_with_opts(
+            img.get(),
+            ((fw - w) / 2) as i32,
+            ((fh - h) / 2) as i32,
+            fw as i32,
+            fh as i32,
+            &opts,
+        ),
     )
 }
 
@@ -178,7 +229,10 @@ pub fn crop_rect(w: u32, h: u32, c: &Crop) -> Result<(u32, u32, u32, u32)> {
         Gravity::North => ((w / 2).saturating_sub(cw / 2), 0),
         Gravity::Ne => (w - cw, 0),
         Gravity::West => (0, (h / 2).saturating_sub(chh / 2)),
-        Gravity::Center => ((w / 2).saturating_sub(cw / 2), (h / 2).saturating_sub(chh / 2)),
+        Gravity::Center => (
+            (w / 2).saturating_sub(cw / 2),
+            (h / 2).saturating_sub(chh / 2),
+        ),
         Gravity::East => (w - cw, (h / 2).saturating_sub(chh / 2)),
         Gravity::Sw => (0, h - chh),
         Gravity::South => ((w / 2).saturating_sub(cw / 2), h - chh),
@@ -199,7 +253,10 @@ pub fn crop(img: Img, c: &Crop) -> Result<Img> {
     if (x, y, w, h) == (0, 0, img.width(), img.height()) {
         return Ok(img);
     }
-    op("crop", ops::extract_area(img.get(), x as i32, y as i32, w as i32, h as i32))
+    op(
+        "crop",
+        ops::extract_area(img.get(), x as i32, y as i32, w as i32, h as i32),
+    )
 }
 
 /// OSS `indexcrop`: cut into tiles of `len` along the axis and keep tile `i`
@@ -228,13 +285,22 @@ fn apply_mask(img: Img, mask: Img, step: &str) -> Result<Img> {
         let n = img.bands() - 1;
         let old = op(step, ops::extract_band(img.get(), n))?;
         let prod = op(step, ops::multiply(old.get(), alpha.get()))?;
-        let scaled = op(step, ops::linear(prod.get(), &mut [1.0 / 255.0], &mut [0.0]))?;
+        let scaled = op(
+            step,
+            ops::linear(prod.get(), &mut [1.0 / 255.0], &mut [0.0]),
+        )?;
         alpha = op(step, ops::cast(scaled.get(), ops::BandFormat::Uchar))?;
-        op(step, ops::extract_band_with_opts(img.get(), 0, &ops::ExtractBandOptions { n }))?
+        op(
+            step,
+            ops::extract_band_with_opts(img.get(), 0, &ops::ExtractBandOptions { n }),
+        )?
     } else {
         img
     };
-    op(step, ops::bandjoin(&mut [colour.into_inner(), alpha.into_inner()]))
+    op(
+        step,
+        ops::bandjoin(&mut [colour.into_inner(), alpha.into_inner()]),
+    )
 }
 
 /// A `w`×`h` uchar mask: 255 inside a rectangle with corners rounded by `r`
@@ -244,10 +310,20 @@ fn rounded_mask(w: u32, h: u32, r: u32, step: &str) -> Result<Img> {
     let xy = op(step, ops::xyz(w as i32, h as i32))?;
     // Distance of each pixel centre from the centre, per axis.
     let (cx, cy) = (w as f64 / 2.0, h as f64 / 2.0);
-    let centred = op(step, ops::linear(xy.get(), &mut [1.0, 1.0], &mut [0.5 - cx, 0.5 - cy]))?;
+    let centred = op(
+        step,
+        ops::linear(xy.get(), &mut [1.0, 1.0], &mut [0.5 - cx, 0.5 - cy]),
+    )?;
     let dist = op(step, ops::abs(centred.get()))?;
     // How far into the corner zone: max(0, |d| - (half - r)) = (v + |v|) / 2.
-    let v = op(step, ops::linear(dist.get(), &mut [1.0, 1.0], &mut [r as f64 - cx, r as f64 - cy]))?;
+    let v = op(
+        step,
+        ops::linear(
+            dist.get(),
+            &mut [1.0, 1.0],
+            &mut [r as f64 - cx, r as f64 - cy],
+        ),
+    )?;
     let av = op(step, ops::abs(v.get()))?;
     let pos = op(step, ops::add(v.get(), av.get()))?;
     let pos = op(step, ops::linear(pos.get(), &mut [0.5], &mut [0.0]))?;
@@ -256,7 +332,10 @@ fn rounded_mask(w: u32, h: u32, r: u32, step: &str) -> Result<Img> {
     let dy2 = op(step, ops::extract_band(sq.get(), 1))?;
     let d2 = op(step, ops::add(dx2.get(), dy2.get()))?;
     let r2 = (r as f64) * (r as f64);
-    op(step, ops::relational_const(d2.get(), ops::OperationRelational::Lesseq, &mut [r2]))
+    op(
+        step,
+        ops::relational_const(d2.get(), ops::OperationRelational::Lesseq, &mut [r2]),
+    )
 }
 
 pub fn circle(img: Img, r: u32) -> Result<Img> {
@@ -265,7 +344,13 @@ pub fn circle(img: Img, r: u32) -> Result<Img> {
     let d = 2 * r;
     let img = op(
         "circle",
-        ops::extract_area(img.get(), ((w - d) / 2) as i32, ((h - d) / 2) as i32, d as i32, d as i32),
+        ops::extract_area(
+            img.get(),
+            ((w - d) / 2) as i32,
+            ((h - d) / 2) as i32,
+            d as i32,
+            d as i32,
+        ),
     )?;
     let mask = rounded_mask(d, d, r, "circle")?;
     apply_mask(img, mask, "circle")
@@ -293,7 +378,10 @@ pub fn rotate(img: Img, deg: u32) -> Result<Img> {
         background: background(&img, [255, 255, 255], 0.0),
         ..Default::default()
     };
-    op("rotate", ops::rotate_with_opts(img.get(), deg as f64, &opts))
+    op(
+        "rotate",
+        ops::rotate_with_opts(img.get(), deg as f64, &opts),
+    )
 }
 
 pub fn blur(img: Img, _r: u32, s: u32) -> Result<Img> {
@@ -328,7 +416,10 @@ pub fn sharpen(img: Img, v: u32) -> Result<Img> {
     };
     let out = op("sharpen", ops::sharpen_with_opts(img.get(), &opts))?;
     // sharpen works in LabS; come back to 8-bit sRGB.
-    op("sharpen", ops::colourspace(out.get(), ops::Interpretation::Srgb))
+    op(
+        "sharpen",
+        ops::colourspace(out.get(), ops::Interpretation::Srgb),
+    )
 }
 
 #[cfg(test)]
@@ -336,7 +427,16 @@ mod tests {
     use super::*;
 
     fn rz(mode: ResizeMode, w: Option<u32>, h: Option<u32>) -> Resize {
-        Resize { mode, w, h, l: None, s: None, p: None, limit: true, color: [255; 3] }
+        Resize {
+            mode,
+            w,
+            h,
+            l: None,
+            s: None,
+            p: None,
+            limit: true,
+            color: [255; 3],
+        }
     }
 
     #[test]
@@ -348,9 +448,15 @@ mod tests {
         let t = resize_target(4000, 2000, &rz(ResizeMode::Mfit, Some(300), Some(300))).expect("t");
         assert_eq!(t.scaled, (600, 300));
         let t = resize_target(4000, 2000, &rz(ResizeMode::Fill, Some(300), Some(300))).expect("t");
-        assert_eq!((t.scaled, t.frame, t.pad), ((600, 300), Some((300, 300)), false));
+        assert_eq!(
+            (t.scaled, t.frame, t.pad),
+            ((600, 300), Some((300, 300)), false)
+        );
         let t = resize_target(4000, 2000, &rz(ResizeMode::Pad, Some(300), Some(300))).expect("t");
-        assert_eq!((t.scaled, t.frame, t.pad), ((300, 150), Some((300, 300)), true));
+        assert_eq!(
+            (t.scaled, t.frame, t.pad),
+            ((300, 150), Some((300, 300)), true)
+        );
         let t = resize_target(4000, 2000, &rz(ResizeMode::Fixed, Some(300), Some(300))).expect("t");
         assert_eq!(t.scaled, (300, 300));
         // limit_1: never enlarge.
@@ -359,24 +465,53 @@ mod tests {
         let mut r = rz(ResizeMode::Lfit, Some(300), None);
         r.limit = false;
         assert_eq!(resize_target(100, 50, &r).expect("t").scaled, (300, 150));
-        let r = Resize { l: Some(100), w: None, ..rz(ResizeMode::Lfit, None, None) };
+        let r = Resize {
+            l: Some(100),
+            w: None,
+            ..rz(ResizeMode::Lfit, None, None)
+        };
         assert_eq!(resize_target(400, 200, &r).expect("t").scaled, (100, 50));
-        let r = Resize { s: Some(100), ..rz(ResizeMode::Lfit, None, None) };
+        let r = Resize {
+            s: Some(100),
+            ..rz(ResizeMode::Lfit, None, None)
+        };
         assert_eq!(resize_target(400, 200, &r).expect("t").scaled, (200, 100));
-        let r = Resize { p: Some(50), ..rz(ResizeMode::Lfit, None, None) };
+        let r = Resize {
+            p: Some(50),
+            ..rz(ResizeMode::Lfit, None, None)
+        };
         assert_eq!(resize_target(400, 200, &r).expect("t").scaled, (200, 100));
-        let r = Resize { p: Some(1000), limit: false, ..rz(ResizeMode::Lfit, None, None) };
+        let r = Resize {
+            p: Some(1000),
+            limit: false,
+            ..rz(ResizeMode::Lfit, None, None)
+        };
         assert!(resize_target(4000, 200, &r).is_err());
     }
 
     #[test]
     fn crop_geometry() {
         let c = |w, h, x, y, g| Crop { w, h, x, y, g };
-        assert_eq!(crop_rect(1000, 800, &c(200, 100, 0, 0, Gravity::Nw)).expect("c"), (0, 0, 200, 100));
-        assert_eq!(crop_rect(1000, 800, &c(200, 100, 0, 0, Gravity::Se)).expect("c"), (800, 700, 200, 100));
-        assert_eq!(crop_rect(1000, 800, &c(200, 100, 0, 0, Gravity::Center)).expect("c"), (400, 350, 200, 100));
-        assert_eq!(crop_rect(1000, 800, &c(0, 0, 800, 50, Gravity::Nw)).expect("c"), (800, 50, 200, 750));
-        assert_eq!(crop_rect(1000, 800, &c(200, 200, 10, 10, Gravity::Se)).expect("c"), (810, 610, 190, 190));
+        assert_eq!(
+            crop_rect(1000, 800, &c(200, 100, 0, 0, Gravity::Nw)).expect("c"),
+            (0, 0, 200, 100)
+        );
+        assert_eq!(
+            crop_rect(1000, 800, &c(200, 100, 0, 0, Gravity::Se)).expect("c"),
+            (800, 700, 200, 100)
+        );
+        assert_eq!(
+            crop_rect(1000, 800, &c(200, 100, 0, 0, Gravity::Center)).expect("c"),
+            (400, 350, 200, 100)
+        );
+        assert_eq!(
+            crop_rect(1000, 800, &c(0, 0, 800, 50, Gravity::Nw)).expect("c"),
+            (800, 50, 200, 750)
+        );
+        assert_eq!(
+            crop_rect(1000, 800, &c(200, 200, 10, 10, Gravity::Se)).expect("c"),
+            (810, 610, 190, 190)
+        );
         assert!(crop_rect(1000, 800, &c(0, 0, 1000, 0, Gravity::Nw)).is_err());
     }
 }

@@ -31,7 +31,9 @@ fn io_err(e: std::io::Error) -> StoreError {
     match e.kind() {
         ErrorKind::NotFound | ErrorKind::NotADirectory => StoreError::NotFound,
         ErrorKind::PermissionDenied => StoreError::AccessDenied(e.to_string()),
-        _ if e.raw_os_error() == Some(36) => StoreError::InvalidKey("key too long for the filesystem".into()),
+        _ if e.raw_os_error() == Some(36) => {
+            StoreError::InvalidKey("key too long for the filesystem".into())
+        }
         _ => StoreError::Other(e.to_string()),
     }
 }
@@ -168,11 +170,7 @@ impl FsStore {
 
 async fn write_atomic(path: &Path, bytes: &[u8]) -> StoreResult<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".tmp-{}-{:x}",
-        std::process::id(),
-        rand_u64()
-    ));
+    let tmp = dir.join(format!(".tmp-{}-{:x}", std::process::id(), rand_u64()));
     if let Err(e) = tokio::fs::write(&tmp, bytes).await {
         let _ = tokio::fs::remove_file(&tmp).await;
         return Err(io_err(e));
@@ -206,7 +204,10 @@ impl Store for FsStore {
             let (path, meta) = self.head_inner(key).await?;
             let file = tokio::fs::File::open(&path).await.map_err(io_err)?;
             let body = tokio_util::io::ReaderStream::with_capacity(file, 64 * 1024);
-            Ok(Object { meta, body: Box::pin(body) })
+            Ok(Object {
+                meta,
+                body: Box::pin(body),
+            })
         }
         .boxed()
     }

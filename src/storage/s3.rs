@@ -27,7 +27,9 @@ where
 {
     match e.status() {
         Some(404) => StoreError::NotFound,
-        Some(403) => StoreError::AccessDenied(format!("{}", aws_sdk_s3::error::DisplayErrorContext(&e))),
+        Some(403) => {
+            StoreError::AccessDenied(format!("{}", aws_sdk_s3::error::DisplayErrorContext(&e)))
+        }
         _ => StoreError::Other(format!("{}", aws_sdk_s3::error::DisplayErrorContext(&e))),
     }
 }
@@ -57,7 +59,10 @@ fn quote(etag: Option<&str>) -> String {
 impl S3Store {
     pub async fn new(cfg: &S3Config, timeout: Duration) -> Result<S3Store, String> {
         let client = build_client(cfg, timeout).await;
-        Ok(S3Store { client, bucket: cfg.bucket.clone() })
+        Ok(S3Store {
+            client,
+            bucket: cfg.bucket.clone(),
+        })
     }
 }
 
@@ -116,7 +121,12 @@ impl Store for S3Store {
                 etag: quote(r.e_tag()),
                 last_modified: to_system_time(r.last_modified()),
                 content_type: r.content_type().map(str::to_string),
-                metadata: r.metadata().cloned().unwrap_or_default().into_iter().collect(),
+                metadata: r
+                    .metadata()
+                    .cloned()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .collect(),
             })
         }
         .boxed()
@@ -137,9 +147,17 @@ impl Store for S3Store {
                 etag: quote(r.e_tag()),
                 last_modified: to_system_time(r.last_modified()),
                 content_type: r.content_type().map(str::to_string),
-                metadata: r.metadata().cloned().unwrap_or_default().into_iter().collect(),
+                metadata: r
+                    .metadata()
+                    .cloned()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .collect(),
             };
-            Ok(Object { meta, body: body_stream(r.body) })
+            Ok(Object {
+                meta,
+                body: body_stream(r.body),
+            })
         }
         .boxed()
     }
@@ -190,7 +208,11 @@ impl Store for S3Store {
                     .send()
                     .await
                     .map_err(classify)?;
-                out.extend(r.contents().iter().filter_map(|o| o.key().map(str::to_string)));
+                out.extend(
+                    r.contents()
+                        .iter()
+                        .filter_map(|o| o.key().map(str::to_string)),
+                );
                 match r.next_continuation_token() {
                     Some(t) if r.is_truncated().unwrap_or(false) => token = Some(t.to_string()),
                     _ => break,

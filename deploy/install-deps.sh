@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Install what pixmirror needs to build and run on Debian 12 (as root, or with sudo):
+# libvips (with its headers) and pkg-config. apt is retried: a mirror hiccup once
+# failed an install part-way here.
+set -euo pipefail
+
+need=()
+pkg-config --exists vips 2>/dev/null || need+=(libvips-dev)
+command -v pkg-config >/dev/null || need+=(pkg-config)
+command -v curl >/dev/null || need+=(curl)
+if [ ${#need[@]} -eq 0 ]; then
+  exit 0
+fi
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "install-deps: need root (or sudo) to install: ${need[*]}" >&2; exit 1; }
+  SUDO="sudo"
+fi
+echo "install-deps: installing ${need[*]}"
+for attempt in 1 2 3 4 5; do
+  if $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q &&
+     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}"; then
+    exit 0
+  fi
+  echo "install-deps: apt-get failed (attempt $attempt), retrying" >&2
+  $SUDO dpkg --configure -a || true
+  sleep $((attempt * 5))
+done
+echo "install-deps: could not install ${need[*]}" >&2
+exit 1

@@ -1,0 +1,590 @@
+//! The core request path (issue 2): every request form and action, decoded
+//! output, HEAD, 304, 404, automatic format, invalid requests, limits, and a
+//! store that denies access. Against the fs store and a real Garage bucket.
+
+mod common;
+
+use common::*;
+use pixmirror::process::Format;
+
+async fn request_forms(backend: Backend) {
+    let env = Env::new(backend, "forms").await;
+    let s = TestServer::start(env.config()).await;
+    let k = env.key("dragonfly.jpg");
+
+    let r = get(&s.url(&k)).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.cache(), "store");
+    assert_eq!(r.header("content-type"), "image/jpeg");
+    assert_eq!(
+        r.body.as_ref(),
+        fixture("dragonfly.jpg").as_slice(),
+        "the original, byte for byte"
+    );
+    assert_eq!(r.header("cache-control"), "public, max-age=86400");
+    assert!(!r.header("etag").is_empty());
+    assert!(!r.header("last-modified").is_empty());
+    assert_eq!(
+        r.header("content-length"),
+        fixture("dragonfly.jpg").len().to_string()
+    );
+
+    let forms = [
+        format!("{k}?x-oss-process=image/resize,w_300/format,webp"),
+        format!("{k}?x-bce-process=image/resize,m_lfit,w_300/format,f_webp"),
+        format!("{k}__op__resize,w_300__op__format,webp"),
+        format!("{k}?x-oss-process=image/format,webp/resize,w_300&unrelated=1"),
+    ];
+    for (i, f) in forms.iter().enumerate() {
+        let r = get(&s.url(f)).await;
+        assert_eq!(r.status, 200, "{f}: {:?}", r.body);
+        assert_eq!(r.format(), Some(Format::Webp), "{f}");
+        assert_eq!(r.header("content-type"), "image/webp");
+        assert_eq!(r.dims(), (300, 225), "{f}");
+        // One canonical form: after the first, every spelling is the same derivative.
+        if i > 0 {
+            assert_eq!(r.cache(), "memory", "{f}");
+        }
+    }
+    let r = get(&s.url(&format!("{k}?x-oss-process=style/thumb"))).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.format(), Some(Format::Webp));
+    assert_eq!(r.dims(), (200, 200));
+    // Chinese key, percent-encoded.
+    put(
+        &env.store,
+        &env.key("猫.jpg"),
+        fixture("sunset.jpg"),
+        "image/jpeg",
+    )
+    .await;
+    let enc = percent_encoding::utf8_percent_encode(
+        &env.key("猫.jpg"),
+        percent_encoding::NON_ALPHANUMERIC,
+    )
+    .to_string()
+    .replace("%2F", "/");
+    let r = get(&s.url(&format!("{enc}?x-oss-process=image/resize,w_100"))).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.dims(), (100, 67));
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_forms_fs() {
+    request_forms(Backend::Fs).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_forms_s3() {
+    request_forms(Backend::S3).await;
+}
+
+async fn actions(backend: Backend) {
+    let env = Env::new(backend, "actions").await;
+    let q = quadrants(400, 200);
+    put(
+        &env.store,
+        &env.key("q.png"),
+        encode(&q, image::ImageFormat::Png),
+        "image/png",
+    )
+    .await;
+    let s = TestServer::start(env.config()).await;
+    let q = env.key("q.png");
+    let dims = |ops: &str| {
+        let url = s.url(&format!("{q}?x-oss-process=image/{ops}"));
+        async move {
+            let r = get(&url).await;
+            assert_eq!(r.status, 200, "{url}: {}", String::from_utf8_lossy(&r.body));
+            r
+        }
+    };
+    // resize: five modes and every parameter.
+    for (ops, want) in [
+        ("resize,w_100", (100, 50)),
+        ("resize,h_100", (200, 100)),
+        ("resize,w_100,h_100", (100, 50)),
+        ("resize,m_lfit,w_100,h_100", (100, 50)),
+        ("resize,m_mfit,w_100,h_100", (200, 100)),
+        ("resize,m_fill,w_100,h_100", (100, 100)),
+        ("resize,m_pad,w_100,h_100", (100, 100)),
+        ("resize,m_fixed,w_100,h_100", (100, 100)),
+        ("resize,l_200", (200, 100)),
+        ("resize,s_50", (100, 50)),
+        ("resize,p_25", (100, 50)),
+        ("resize,w_800", (400, 200)),
+        ("resize,w_800,limit_0", (800, 400)),
+        ("resize,p_200,limit_0", (800, 400)),
+        ("crop,w_100,h_50", (100, 50)),
+        ("crop,x_300,y_150", (100, 50)),
+        ("rotate,90", (200, 400)),
+        ("rotate,180", (400, 200)),
+        ("indexcrop,x_100,i_1", (100, 200)),
+        ("circle,r_50", (100, 100)),
+    ] {
+        let r = dims(ops).await;
+        assert_eq!(r.dims(), want, "{ops}");
+        assert_eq!(
+            r.format(),
+            Some(Format::Png),
+            "{ops}: the source format is kept"
+        );
+    }
+    // Pixels: fill crops the centre, pad adds the colour, crop gravity, rotation direction.
+    let px = rgba(&dims("resize,m_fill,w_100,h_100").await.body);
+    assert!(
+        near(px.get_pixel(10, 10), [255, 0, 0], 10)
+            && near(px.get_pixel(90, 90), [255, 255, 255], 10)
+    );
+    let px = rgba(&dims("resize,m_pad,w_100,h_100,color_00FF00").await.body);
+    assert!(
+        near(px.get_pixel(50, 5), [0, 255, 0], 10),
+        "pad colour on top: {:?}",
+        px.get_pixel(50, 5)
+    );
+    assert!(
+        near(px.get_pixel(10, 30), [255, 0, 0], 10),
+        "image in the middle"
+    );
+    let px = rgba(&dims("crop,w_100,h_50,g_se").await.body);
+    assert!(
+        near(px.get_pixel(50, 25), [255, 255, 255], 5),
+        "se corner is white"
+    );
+    let px = rgba(&dims("crop,w_100,h_50,g_ne").await.body);
+    assert!(
+        near(px.get_pixel(50, 25), [0, 255, 0], 5),
+        "ne corner is green"
+    );
+    let px = rgba(&dims("rotate,90").await.body);
+    assert!(
+        near(px.get_pixel(10, 10), [0, 0, 255], 5),
+        "clockwise: blue comes to the top left"
+    );
+    let px = rgba(&dims("circle,r_50").await.body);
+    assert_eq!(
+        px.get_pixel(0, 0).0[3],
+        0,
+        "corner outside the circle is transparent"
+    );
+    assert_eq!(px.get_pixel(50, 50).0[3], 255, "centre is opaque");
+    // formats
+    for (f, want) in [
+        ("jpg", Format::Jpg),
+        ("jpeg", Format::Jpg),
+        ("png", Format::Png),
+        ("webp", Format::Webp),
+        ("avif", Format::Avif),
+        ("gif", Format::Gif),
+        ("bmp", Format::Bmp),
+        ("tiff", Format::Tiff),
+        ("heic", Format::Heic),
+    ] {
+        let r = dims(&format!("resize,w_40/format,{f}")).await;
+        assert_eq!(r.format(), Some(want), "format,{f}");
+        assert_eq!(r.header("content-type"), want.content_type());
+        assert_eq!(r.dims(), (40, 20), "format,{f}");
+    }
+    // quality and interlace
+    let k = env.key("dragonfly.jpg");
+    let lo = get(&s.url(&format!("{k}?x-oss-process=image/quality,Q_10"))).await;
+    let hi = get(&s.url(&format!("{k}?x-oss-process=image/quality,Q_95"))).await;
+    assert!(
+        lo.body.len() * 2 < hi.body.len(),
+        "Q_10 {} vs Q_95 {}",
+        lo.body.len(),
+        hi.body.len()
+    );
+    let rel = get(&s.url(&format!("{k}?x-oss-process=image/quality,q_10"))).await;
+    assert!(rel.body.len() * 2 < hi.body.len());
+    let prog = get(&s.url(&format!("{k}?x-oss-process=image/resize,w_200/interlace,1"))).await;
+    let base = get(&s.url(&format!("{k}?x-oss-process=image/resize,w_200"))).await;
+    assert!(
+        prog.body.windows(2).any(|w| w == [0xFF, 0xC2]),
+        "progressive JPEG has SOF2"
+    );
+    assert!(
+        !base.body.windows(2).any(|w| w == [0xFF, 0xC2]),
+        "baseline has no SOF2"
+    );
+    // info
+    let r = get(&s.url(&format!("{q}?x-oss-process=image/info"))).await;
+    assert_eq!(r.header("content-type"), "application/json");
+    let j = r.json();
+    assert_eq!(j["ImageWidth"]["value"], "400");
+    assert_eq!(j["ImageHeight"]["value"], "200");
+    assert_eq!(j["Format"]["value"], "png");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn actions_fs() {
+    actions(Backend::Fs).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn actions_s3() {
+    actions(Backend::S3).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orientation_and_metadata() {
+    let env = Env::new(Backend::Fs, "orient").await;
+    // Stored 200x400, EXIF 6: displays as 400x200 quadrants.
+    let upright = quadrants(400, 200);
+    let stored = image::imageops::rotate270(&upright);
+    let jpeg = with_orientation(&encode(&stored, image::ImageFormat::Jpeg), 6);
+    put(&env.store, &env.key("o.jpg"), jpeg, "image/jpeg").await;
+    let s = TestServer::start(env.config()).await;
+    let k = env.key("o.jpg");
+    let r = get(&s.url(&format!("{k}?x-oss-process=image/resize,w_200"))).await;
+    assert_eq!(r.dims(), (200, 100), "auto-orient is the default");
+    let px = rgba(&r.body);
+    assert!(
+        near(px.get_pixel(10, 10), [255, 0, 0], 40),
+        "upright: red top left, got {:?}",
+        px.get_pixel(10, 10)
+    );
+    assert!(near(px.get_pixel(190, 90), [255, 255, 255], 40));
+    assert!(
+        !r.body.windows(4).any(|w| w == b"Exif"),
+        "no EXIF in the output"
+    );
+    let r = get(&s.url(&format!(
+        "{k}?x-oss-process=image/auto-orient,0/resize,w_100"
+    )))
+    .await;
+    assert_eq!(
+        r.dims(),
+        (100, 200),
+        "auto-orient,0 keeps the stored orientation"
+    );
+    // The bundled sample with EXIF orientation 6.
+    let r = get(&s.url(&format!(
+        "{}?x-oss-process=image/resize,w_300",
+        env.key("rotated-exif6.jpg")
+    )))
+    .await;
+    assert_eq!(r.dims(), (300, 200));
+    assert!(!r.body.windows(4).any(|w| w == b"Exif"));
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn head_304_404() {
+    let env = Env::new(Backend::Fs, "head").await;
+    let s = TestServer::start(env.config()).await;
+    for path in [
+        env.key("dragonfly.jpg"),
+        format!(
+            "{}?x-oss-process=image/resize,w_120/format,png",
+            env.key("dragonfly.jpg")
+        ),
+    ] {
+        let g = get(&s.url(&path)).await;
+        assert_eq!(g.status, 200);
+        let h = request("HEAD", &s.url(&path), &[]).await;
+        assert_eq!(h.status, 200);
+        assert!(h.body.is_empty());
+        for name in [
+            "content-type",
+            "content-length",
+            "etag",
+            "last-modified",
+            "cache-control",
+        ] {
+            assert_eq!(h.header(name), g.header(name), "{path}: {name}");
+        }
+        let etag = g.header("etag").to_string();
+        let n = request("GET", &s.url(&path), &[("if-none-match", &etag)]).await;
+        assert_eq!(n.status, 304, "{path}");
+        assert!(n.body.is_empty());
+        assert_eq!(n.header("etag"), etag);
+        let n = request("GET", &s.url(&path), &[("if-none-match", "\"other\"")]).await;
+        assert_eq!(n.status, 200);
+    }
+    for path in [
+        env.key("missing.jpg"),
+        format!("{}?x-oss-process=image/resize,w_10", env.key("missing.jpg")),
+    ] {
+        let r = get(&s.url(&path)).await;
+        assert_eq!(r.status, 404, "{path}");
+        assert_eq!(r.code(), "NoSuchKey");
+        assert_eq!(r.header("content-type"), "application/json");
+        let h = request("HEAD", &s.url(&path), &[]).await;
+        assert_eq!(h.status, 404);
+    }
+    let r = request("DELETE", &s.url(&env.key("dragonfly.jpg")), &[]).await;
+    assert_eq!(r.status, 405);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn automatic_format() {
+    let env = Env::new(Backend::Fs, "auto").await;
+    let s = TestServer::start(env.config()).await;
+    for (key, accept, want) in [
+        ("dragonfly.jpg", "image/avif,image/webp,*/*", Format::Avif),
+        ("dragonfly.jpg", "image/webp,*/*", Format::Webp),
+        ("dragonfly.jpg", "*/*", Format::Jpg),
+        ("gulp.png", "text/html", Format::Png),
+        ("gulp.png", "image/webp", Format::Webp),
+    ] {
+        let url = s.url(&format!(
+            "{}?x-oss-process=image/resize,w_100/format,auto",
+            env.key(key)
+        ));
+        let r = request("GET", &url, &[("accept", accept)]).await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.format(), Some(want), "{key} with {accept}");
+        assert_eq!(r.header("vary"), "Accept");
+    }
+    // The stored derivative is keyed by the concrete format.
+    s.stop().await;
+    let keys = env
+        .store
+        .list(&format!("{}__op__", env.key("dragonfly.jpg")))
+        .await
+        .expect("list");
+    let want = [
+        format!("{}__op__resize,w_100", env.key("dragonfly.jpg")),
+        format!(
+            "{}__op__resize,w_100__op__format,avif",
+            env.key("dragonfly.jpg")
+        ),
+        format!(
+            "{}__op__resize,w_100__op__format,webp",
+            env.key("dragonfly.jpg")
+        ),
+    ];
+    assert_eq!(keys, want);
+    // AVIF disabled: falls to WebP.
+    let mut cfg = env.config();
+    cfg.process.auto_formats = vec!["webp".into()];
+    let s = TestServer::start(cfg).await;
+    let url = s.url(&format!(
+        "{}?x-oss-process=image/resize,w_100/format,auto",
+        env.key("sunset.jpg")
+    ));
+    let r = request("GET", &url, &[("accept", "image/avif,image/webp")]).await;
+    assert_eq!(r.format(), Some(Format::Webp));
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_requests_fetch_nothing() {
+    let env = Env::new(Backend::Fs, "invalid").await;
+    let s = TestServer::start(env.config()).await;
+    let k = env.key("dragonfly.jpg");
+    for (q, needle) in [
+        ("x-oss-process=image/resize,w_0", "resize: parameter w"),
+        ("x-oss-process=image/resize,w_abc", "resize: parameter w"),
+        (
+            "x-oss-process=image/resize,m_zoom,w_10",
+            "resize: parameter m",
+        ),
+        ("x-oss-process=image/crop,g_middle", "crop: parameter g"),
+        ("x-oss-process=image/rotate,400", "rotate"),
+        ("x-oss-process=image/format,exe", "format"),
+        ("x-oss-process=image/quality,Q_0", "quality: parameter Q"),
+        ("x-oss-process=image/nope", "unknown action `nope`"),
+        ("x-oss-process=style/missing", "style `missing`"),
+        ("x-oss-process=video/snapshot", "image/"),
+        ("x-bce-process=image/resize,w_99999", "resize: parameter w"),
+        (
+            "x-oss-process=image/resize,w_1&x-bce-process=image/resize,w_2",
+            "more than one",
+        ),
+        ("x-oss-process=%ff%fe", "UTF-8"),
+    ] {
+        let r = get(&s.url(&format!("{k}?{q}"))).await;
+        assert_eq!(r.status, 400, "{q}");
+        assert_eq!(r.code(), "InvalidArgument", "{q}");
+        let msg = r.json()["message"].as_str().unwrap_or("").to_string();
+        assert!(msg.contains(needle), "{q}: `{msg}` lacks `{needle}`");
+    }
+    let r = get(&s.url(&format!("{k}__op__resize,w_0"))).await;
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        s.store_fetches(),
+        0,
+        "nothing fetched for an invalid request"
+    );
+    assert_eq!(s.processed(), 0);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_and_bad_images() {
+    let env = Env::new(Backend::Fs, "limits").await;
+    let mut cfg = env.config();
+    cfg.process.max_source_bytes = pixmirror::config::ByteSize(100_000);
+    cfg.process.max_source_pixels = 1_000_000;
+    let s = TestServer::start(cfg).await;
+    let p = |name: &str, ops: &str| s.url(&format!("{}?x-oss-process=image/{ops}", env.key(name)));
+    // 182 KB PNG over 100 KB → 413, before download (size from the store).
+    let r = get(&p("gulp.png", "resize,w_10")).await;
+    assert_eq!((r.status, r.code().as_str()), (413, "SourceTooLarge"));
+    // 800x600 = 480000 px is fine; the bomb header (10^10 px) is refused before decoding.
+    let r = get(&p("bomb-header.png", "resize,w_10")).await;
+    assert_eq!((r.status, r.code().as_str()), (422, "UnprocessableImage"));
+    assert!(r.json()["message"]
+        .as_str()
+        .unwrap_or("")
+        .contains("max_source_pixels"));
+    let r = get(&p("truncated.jpg", "resize,w_10")).await;
+    assert_eq!((r.status, r.code().as_str()), (422, "UnprocessableImage"));
+    let r = get(&p("not-an-image.jpg", "resize,w_10")).await;
+    assert_eq!((r.status, r.code().as_str()), (422, "UnprocessableImage"));
+    // Output side over 16384.
+    let r = get(&p("sunset.jpg", "resize,m_mfit,w_16384,h_16384,limit_0")).await;
+    assert_eq!((r.status, r.code().as_str()), (400, "InvalidArgument"));
+    // Crop starting outside the image.
+    let r = get(&p("sunset.jpg", "crop,x_5000")).await;
+    assert_eq!((r.status, r.code().as_str()), (400, "InvalidArgument"));
+    // Originals are served whatever their size (streamed), not limited.
+    let r = get(&s.url(&env.key("gulp.png"))).await;
+    assert_eq!(r.status, 200);
+    let r = get(&p("dragonfly.jpg", "resize,w_10")).await;
+    assert_eq!(r.status, 200, "the server still works");
+    s.stop().await;
+    let mut cfg = env.config();
+    cfg.process.max_source_pixels = 400_000;
+    let s = TestServer::start(cfg).await;
+    let r = get(&s.url(&format!(
+        "{}?x-oss-process=image/resize,w_11",
+        env.key("dragonfly.jpg")
+    )))
+    .await;
+    assert_eq!((r.status, r.code().as_str()), (422, "UnprocessableImage"));
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_denies_access_403_not_404() {
+    let env = Env::new(Backend::S3, "denied").await;
+    let mut cfg = env.config();
+    cfg.storage.secret_access_key = Some("0".repeat(64));
+    let s = TestServer::start(cfg).await;
+    for path in [
+        env.key("dragonfly.jpg"),
+        env.key("missing.jpg"),
+        format!(
+            "{}?x-oss-process=image/resize,w_10",
+            env.key("dragonfly.jpg")
+        ),
+    ] {
+        let r = get(&s.url(&path)).await;
+        assert_eq!(
+            r.status,
+            403,
+            "{path}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        assert_eq!(r.code(), "AccessDenied");
+    }
+    let r = get(&format!("{}/readyz", s.admin)).await;
+    assert_eq!(r.status, 503);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fs_keys_never_leave_the_root() {
+    let env = Env::new(Backend::Fs, "escape").await;
+    let outside = tempfile::tempdir().expect("tempdir");
+    std::fs::write(outside.path().join("secret.txt"), b"TOP SECRET").expect("write");
+    std::os::unix::fs::symlink(
+        outside.path().join("secret.txt"),
+        env.root().join("link.txt"),
+    )
+    .expect("symlink");
+    std::os::unix::fs::symlink(outside.path(), env.root().join("linkdir")).expect("symlink");
+    let s = TestServer::start(env.config()).await;
+    for path in [
+        "../secret.txt",
+        "%2e%2e/%2e%2e/etc/passwd",
+        "a/%2e%2e/%2e%2e/etc/passwd",
+        "%2fetc%2fpasswd",
+        "/etc/passwd",
+        "link.txt",
+        "linkdir/secret.txt",
+        "a%00b",
+        ".pixmirror/x.json",
+        "a//b",
+    ] {
+        let r = get(&s.url(path)).await;
+        assert!(r.status == 400 || r.status == 404, "{path}: {}", r.status);
+        assert!(!r.body.windows(10).any(|w| w == b"TOP SECRET"), "{path}");
+        assert!(!r.body.windows(5).any(|w| w == b"root:"), "{path}");
+    }
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_endpoints() {
+    let env = Env::new(Backend::Fs, "admin").await;
+    let s = TestServer::start(env.config()).await;
+    assert_eq!(get(&format!("{}/healthz", s.admin)).await.status, 200);
+    assert_eq!(get(&format!("{}/readyz", s.admin)).await.status, 200);
+    get(&s.url(&env.key("sunset.jpg"))).await;
+    let m = get(&format!("{}/metrics", s.admin)).await;
+    let text = String::from_utf8_lossy(&m.body).to_string();
+    for name in [
+        "pixmirror_requests_total{cache_status=\"store\",code=\"200\"} 1",
+        "pixmirror_processed_total",
+        "pixmirror_source_fetches_total{source=\"store\"} 1",
+        "pixmirror_store_writes_total",
+        "pixmirror_coalesced_total",
+        "pixmirror_l1_bytes",
+        "pixmirror_writeback_queue_depth",
+    ] {
+        assert!(text.contains(name), "missing {name}");
+    }
+    // Image keys never reach the admin listener.
+    assert_eq!(
+        get(&format!("{}/{}", s.admin, env.key("sunset.jpg")))
+            .await
+            .status,
+        404
+    );
+    s.stop().await;
+}
+
+#[test]
+fn cli_process_and_check_config() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = dir.path().join("in.jpg");
+    std::fs::write(&input, fixture("dragonfly.jpg")).expect("write");
+    let out = dir.path().join("out.webp");
+    let st = std::process::Command::new(env!("CARGO_BIN_EXE_pixmirror"))
+        .args(["process", "--ops", "image/resize,w_300/format,webp"])
+        .arg(&input)
+        .arg(&out)
+        .status()
+        .expect("run");
+    assert!(st.success());
+    let bytes = std::fs::read(&out).expect("output");
+    assert_eq!(Format::sniff(&bytes), Some(Format::Webp));
+    let h = pixmirror::process::pipeline::probe(&bytes, u64::MAX).expect("probe");
+    assert_eq!((h.width, h.height), (300, 225));
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[cache]\nmemory_bytes = \"lots\"\n").expect("write");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_pixmirror"))
+        .args(["check-config", "--config"])
+        .arg(&bad)
+        .output()
+        .expect("run");
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("memory_bytes"), "{err}");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_pixmirror"))
+        .args([
+            "check-config",
+            "--config",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/config.toml"),
+        ])
+        .output()
+        .expect("run");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}

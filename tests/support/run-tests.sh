@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# What `make test` runs: start Garage, run every test against it, stop it.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+export PATH="$HOME/.cargo/bin:$PATH"
+dir="$(pwd)/.test-tmp/garage"
+trap 'tests/support/garage.sh stop "$dir"' EXIT
+eval "$(tests/support/garage.sh start "$dir")"
+echo "garage up at $PIXMIRROR_TEST_S3_ENDPOINT"
+cargo test --all-targets -- --test-threads=4 "$@"
