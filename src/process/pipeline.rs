@@ -225,15 +225,15 @@ fn encode(img: Img, format: Format, plan: &Plan, opts: &Options) -> Result<Vec<u
     let il = plan.interlace;
     let suffix = match format {
         Format::Jpg => format!(
-            ".jpg[Q={},strip,optimize_coding{}]",
+            ".jpg[Q={},strip,profile=none,optimize_coding{}]",
             q(opts.jpeg_quality),
             if il { ",interlace" } else { "" }
         ),
         Format::Png => format!(
-            ".png[strip,compression=6{}]",
+            ".png[strip,profile=none,compression=6{}]",
             if il { ",interlace" } else { "" }
         ),
-        Format::Webp => format!(".webp[Q={},strip]", q(opts.webp_quality)),
+        Format::Webp => format!(".webp[Q={},strip,profile=none]", q(opts.webp_quality)),
         Format::Avif => format!(
             ".avif[Q={},effort={},bitdepth=8,strip]",
             q(opts.avif_quality),
@@ -244,7 +244,7 @@ fn encode(img: Img, format: Format, plan: &Plan, opts: &Options) -> Result<Vec<u
             q(opts.avif_quality)
         ),
         Format::Gif => ".gif[strip]".to_string(),
-        Format::Tiff => ".tiff[compression=deflate,strip]".to_string(),
+        Format::Tiff => ".tiff[compression=deflate,strip,profile=none]".to_string(),
         Format::Bmp => return encode_bmp(&img),
     };
     img.get().image_write_to_buffer(&suffix).map_err(|_| {

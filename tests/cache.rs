@@ -1,0 +1,474 @@
+//! Cache tiers (issue 3): derivatives written back to the bucket, L1, coalescing
+//! of concurrent misses, revalidation, purge, shutdown drain, failing writes.
+//! Counts, not timings.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+use futures_util::future::join_all;
+
+fn derivative_url(s: &TestServer, key: &str, ops: &str) -> String {
+    s.url(&format!("{key}?x-oss-process=image/{ops}"))
+}
+
+async fn burst(urls: Vec<String>) -> Vec<Resp> {
+    let tasks: Vec<_> = urls
+        .into_iter()
+        .map(|u| tokio::spawn(async move { get(&u).await }))
+        .collect();
+    join_all(tasks)
+        .await
+        .into_iter()
+        .map(|r| r.expect("task"))
+        .collect()
+}
+
+async fn identical_cold_requests(backend: Backend) {
+    let env = Env::new(backend, "burst").await;
+    let s = TestServer::start(env.config()).await;
+    let url = derivative_url(&s, &env.key("dragonfly.jpg"), "resize,w_333/format,webp");
+    let rs = burst(vec![url; 50]).await;
+    let first = &rs[0].body;
+    for r in &rs {
+        assert_eq!(r.status, 200);
+        assert_eq!(&r.body, first, "every waiter gets the same bytes");
+        assert!(
+            ["processed", "memory"].contains(&r.cache()),
+            "{}",
+            r.cache()
+        );
+    }
+    assert_eq!(
+        s.processed(),
+        1,
+        "one libvips run for 50 identical requests"
+    );
+    assert_eq!(s.store_fetches(), 1, "one source read");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_identical_cold_requests_s3() {
+    identical_cold_requests(Backend::S3).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_identical_cold_requests_fs() {
+    identical_cold_requests(Backend::Fs).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ten_sizes_one_source_read() {
+    let env = Env::new(Backend::S3, "sizes").await;
+    let s = TestServer::start(env.config()).await;
+    let urls = (0..10)
+        .map(|i| derivative_url(&s, &env.key("sunset.jpg"), &format!("resize,w_{}", 100 + i)))
+        .collect();
+    let rs = burst(urls).await;
+    for (i, r) in rs.iter().enumerate() {
+        assert_eq!(r.status, 200);
+        assert_eq!(r.dims().0, 100 + i as u32);
+    }
+    assert_eq!(
+        s.store_fetches(),
+        1,
+        "ten derivatives, one read of the original"
+    );
+    assert_eq!(s.processed(), 10);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_reads_the_store_then_memory() {
+    let env = Env::new(Backend::S3, "restart").await;
+    let key = env.key("dragonfly.jpg");
+    let s = TestServer::start(env.config()).await;
+    let r = get(&derivative_url(&s, &key, "resize,w_150/format,png")).await;
+    assert_eq!((r.status, r.cache()), (200, "processed"));
+    let etag = r.header("etag").to_string();
+    s.stop().await; // drains the write-back queue
+    assert!(
+        env.exists(&format!("{key}__op__resize,w_150__op__format,png"))
+            .await
+    );
+
+    let s = TestServer::start(env.config()).await;
+    let r2 = get(&derivative_url(&s, &key, "resize,w_150/format,png")).await;
+    assert_eq!((r2.status, r2.cache()), (200, "store"));
+    assert_eq!(r2.body, r.body);
+    assert_eq!(
+        r2.header("etag"),
+        etag,
+        "the ETag is the same on every tier"
+    );
+    assert_eq!(r2.header("content-type"), "image/png");
+    let r3 = get(&derivative_url(&s, &key, "resize,w_150/format,png")).await;
+    assert_eq!((r3.status, r3.cache()), (200, "memory"));
+    assert_eq!(s.processed(), 0);
+    assert_eq!(s.store_fetches(), 0, "the original was not read");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reuploaded_original_is_never_served_stale() {
+    let env = Env::new(Backend::S3, "reupload").await;
+    let key = env.key("photo.jpg");
+    put(&env.store, &key, fixture("dragonfly.jpg"), "image/jpeg").await; // 800x600
+    let s = TestServer::start(env.config()).await;
+    let url = derivative_url(&s, &key, "resize,w_100");
+    assert_eq!(get(&url).await.dims(), (100, 75));
+    assert_eq!(get(&url).await.cache(), "memory");
+    assert_eq!(
+        get(&s.url(&key)).await.cache(),
+        "memory",
+        "small originals are kept in L1"
+    );
+    put(&env.store, &key, fixture("sunset.jpg"), "image/jpeg").await; // 800x533
+    let r = get(&url).await;
+    assert_eq!(
+        (r.dims(), r.cache()),
+        ((100, 67), "processed"),
+        "L1 hit revalidated"
+    );
+    let o = get(&s.url(&key)).await;
+    assert_eq!(
+        o.body.as_ref(),
+        fixture("sunset.jpg").as_slice(),
+        "the original too"
+    );
+    s.stop().await;
+
+    // Another instance: the stored derivative is from the second upload; upload a third.
+    put(&env.store, &key, fixture("dragonfly.jpg"), "image/jpeg").await;
+    let s = TestServer::start(env.config()).await;
+    let r = get(&derivative_url(&s, &key, "resize,w_100")).await;
+    assert_eq!(
+        (r.dims(), r.cache()),
+        ((100, 75), "processed"),
+        "store hit revalidated"
+    );
+    s.stop().await;
+
+    // revalidate = false trusts the stored derivative (operators purge explicitly).
+    put(&env.store, &key, fixture("sunset.jpg"), "image/jpeg").await;
+    let mut cfg = env.config();
+    cfg.derivatives.revalidate = false;
+    let s = TestServer::start(cfg).await;
+    let r = get(&derivative_url(&s, &key, "resize,w_100")).await;
+    assert_eq!((r.dims(), r.cache()), ((100, 75), "store"));
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn purge_deletes_derivatives_and_l1() {
+    let env = Env::new(Backend::S3, "purge").await;
+    let key = env.key("sunset.jpg");
+    let s = TestServer::start(env.config()).await;
+    for w in [50, 60, 70] {
+        assert_eq!(
+            get(&derivative_url(&s, &key, &format!("resize,w_{w}")))
+                .await
+                .status,
+            200
+        );
+    }
+    s.stop().await;
+    let prefix = format!("{key}__op__");
+    assert_eq!(env.store.list(&prefix).await.expect("list").len(), 3);
+
+    let s = TestServer::start(env.config()).await;
+    assert_eq!(
+        get(&derivative_url(&s, &key, "resize,w_50")).await.cache(),
+        "store"
+    );
+    assert_eq!(
+        get(&derivative_url(&s, &key, "resize,w_50")).await.cache(),
+        "memory"
+    );
+    let enc =
+        percent_encoding::utf8_percent_encode(&key, percent_encoding::NON_ALPHANUMERIC).to_string();
+    let r = post(&format!("{}/purge/{enc}", s.admin)).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["deleted"], 3);
+    assert!(
+        env.store.list(&prefix).await.expect("list").is_empty(),
+        "gone from the bucket"
+    );
+    assert!(env.exists(&key).await, "the original stays");
+    let r = get(&derivative_url(&s, &key, "resize,w_50")).await;
+    assert_eq!(r.cache(), "processed", "gone from L1 too");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn purge_command() {
+    let env = Env::new(Backend::Fs, "purgecli").await;
+    let key = env.key("sunset.jpg");
+    let mut cfg = env.config();
+    cfg.derivatives.write = pixmirror::config::WriteMode::Sync;
+    let s = TestServer::start(cfg).await;
+    get(&derivative_url(&s, &key, "resize,w_50")).await;
+    get(&derivative_url(&s, &key, "rotate,90")).await;
+    s.stop().await;
+    assert_eq!(
+        env.store
+            .list(&format!("{key}__op__"))
+            .await
+            .expect("list")
+            .len(),
+        2
+    );
+    let conf = env.root().join("purge.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            "[storage]\nkind = \"fs\"\nroot = \"{}\"\n",
+            env.root().display()
+        ),
+    )
+    .expect("write");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pixmirror"))
+        .args(["purge", &key, "--config"])
+        .arg(&conf)
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("purged 2"));
+    assert!(env
+        .store
+        .list(&format!("{key}__op__"))
+        .await
+        .expect("list")
+        .is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn l1_respects_max_item_bytes_and_zero_disables() {
+    let env = Env::new(Backend::Fs, "l1").await;
+    let mut cfg = env.config();
+    cfg.cache.max_item_bytes = pixmirror::config::ByteSize(2_000);
+    cfg.derivatives.store = false;
+    let s = TestServer::start(cfg).await;
+    let small = derivative_url(&s, &env.key("sunset.jpg"), "resize,w_20/format,webp");
+    let big = derivative_url(&s, &env.key("sunset.jpg"), "resize,w_400/format,png");
+    get(&small).await;
+    assert_eq!(get(&small).await.cache(), "memory");
+    get(&big).await;
+    assert_eq!(
+        get(&big).await.cache(),
+        "processed",
+        "over max_item_bytes: not kept"
+    );
+    s.stop().await;
+    let mut cfg = env.config();
+    cfg.cache.memory_bytes = pixmirror::config::ByteSize(0);
+    cfg.derivatives.store = false;
+    let s = TestServer::start(cfg).await;
+    let url = derivative_url(&s, &env.key("sunset.jpg"), "resize,w_20/format,webp");
+    get(&url).await;
+    assert_eq!(get(&url).await.cache(), "processed");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_store_writes_never_fail_responses() {
+    let env = Env::new(Backend::S3, "rowrite").await;
+    for write in [
+        pixmirror::config::WriteMode::Sync,
+        pixmirror::config::WriteMode::Async,
+    ] {
+        let mut cfg = env.config();
+        // A real key that may read the bucket but not write it.
+        cfg.storage.access_key_id = Some(common::env("PIXMIRROR_TEST_S3_RO_ACCESS_KEY"));
+        cfg.storage.secret_access_key = Some(common::env("PIXMIRROR_TEST_S3_RO_SECRET_KEY"));
+        cfg.derivatives.write = write;
+        cfg.derivatives.write_attempts = 3;
+        let s = TestServer::start(cfg).await;
+        let r = get(&derivative_url(
+            &s,
+            &env.key("sunset.jpg"),
+            &format!("resize,w_{}", 90 + write as u32),
+        ))
+        .await;
+        assert_eq!(r.status, 200, "{write:?}");
+        assert_eq!(r.cache(), "processed");
+        let app = s.app.clone();
+        s.stop().await; // async: the drain waits for the retries
+        assert_eq!(
+            app.metrics.store_writes.with_label_values(&["error"]).get(),
+            3,
+            "{write:?}: counted and retried"
+        );
+        assert_eq!(app.metrics.store_writes.with_label_values(&["ok"]).get(), 0);
+        assert_eq!(app.metrics.writeback_queue_depth.get(), 0);
+    }
+}
+
+/// A real bucket whose puts wait for a gate: lets the test hold write-backs
+/// in the queue while the server shuts down (timing control only).
+struct GatedStore {
+    inner: pixmirror::storage::DynStore,
+    gate: Arc<tokio::sync::Semaphore>,
+}
+
+impl pixmirror::storage::Store for GatedStore {
+    fn head<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> futures_util::future::BoxFuture<
+        'a,
+        pixmirror::storage::StoreResult<pixmirror::storage::ObjectMeta>,
+    > {
+        self.inner.head(key)
+    }
+    fn get<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> futures_util::future::BoxFuture<
+        'a,
+        pixmirror::storage::StoreResult<pixmirror::storage::Object>,
+    > {
+        self.inner.get(key)
+    }
+    fn put<'a>(
+        &'a self,
+        key: &'a str,
+        obj: pixmirror::storage::PutObject,
+    ) -> futures_util::future::BoxFuture<'a, pixmirror::storage::StoreResult<()>> {
+        Box::pin(async move {
+            let _permit = self
+                .gate
+                .acquire()
+                .await
+                .map_err(|e| pixmirror::storage::StoreError::Other(e.to_string()))?;
+            self.inner.put(key, obj).await
+        })
+    }
+    fn delete<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> futures_util::future::BoxFuture<'a, pixmirror::storage::StoreResult<()>> {
+        self.inner.delete(key)
+    }
+    fn list<'a>(
+        &'a self,
+        prefix: &'a str,
+    ) -> futures_util::future::BoxFuture<'a, pixmirror::storage::StoreResult<Vec<String>>> {
+        self.inner.list(prefix)
+    }
+    fn ready(&self) -> futures_util::future::BoxFuture<'_, pixmirror::storage::StoreResult<()>> {
+        self.inner.ready()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_drains_queued_write_backs() {
+    let env = Env::new(Backend::S3, "drain").await;
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let store: pixmirror::storage::DynStore = Arc::new(GatedStore {
+        inner: env.store.clone(),
+        gate: gate.clone(),
+    });
+    let s = TestServer::start_with_store(env.config(), store).await;
+    let key = env.key("sunset.jpg");
+    let urls: Vec<String> = (0..12)
+        .map(|i| derivative_url(&s, &key, &format!("resize,w_{}", 40 + i)))
+        .collect();
+    for r in burst(urls).await {
+        assert_eq!(r.status, 200, "responses do not wait for the write-back");
+    }
+    let app = s.app.clone();
+    assert_eq!(
+        app.metrics.writeback_queue_depth.get(),
+        12,
+        "all twelve are queued"
+    );
+    let stopping = tokio::spawn(s.stop());
+    tokio::task::yield_now().await;
+    assert!(!stopping.is_finished(), "shutdown waits for the queue");
+    gate.add_permits(1000);
+    stopping.await.expect("stop");
+    assert_eq!(app.metrics.writeback_queue_depth.get(), 0);
+    assert_eq!(
+        app.metrics.store_writes.with_label_values(&["ok"]).get(),
+        12
+    );
+    let stored = env.store.list(&format!("{key}__op__")).await.expect("list");
+    assert_eq!(stored.len(), 12, "every queued write landed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_write_backs_of_the_binary() {
+    let env = Env::new(Backend::S3, "sigterm").await;
+    let conf = env.root().join("pixmirror.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n[storage]\nkind = \"s3\"\nbucket = \"{}\"\nendpoint = \"{}\"\nregion = \"garage\"\nforce_path_style = true\naccess_key_id = \"{}\"\nsecret_access_key = \"{}\"\n",
+            common::env("PIXMIRROR_TEST_S3_BUCKET"),
+            common::env("PIXMIRROR_TEST_S3_ENDPOINT"),
+            common::env("PIXMIRROR_TEST_S3_ACCESS_KEY"),
+            common::env("PIXMIRROR_TEST_S3_SECRET_KEY"),
+        ),
+    )
+    .expect("write");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_pixmirror"))
+        .args(["serve", "--config"])
+        .arg(&conf)
+        .env("PIXMIRROR_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    use tokio::io::AsyncBufReadExt;
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = tokio::io::BufReader::new(stderr).lines();
+    let mut base = String::new();
+    while let Ok(Some(line)) = lines.next_line().await {
+        if let Some(i) = line.find("listen=") {
+            let addr: String = line[i + 7..]
+                .chars()
+                .take_while(|c| !c.is_whitespace())
+                .collect();
+            base = format!("http://{}", addr.trim_end_matches('\u{1b}'));
+            break;
+        }
+    }
+    assert!(!base.is_empty(), "server announced its address");
+    let key = env.key("dragonfly.jpg");
+    let urls: Vec<String> = (0..20)
+        .map(|i| {
+            format!(
+                "{base}/{key}?x-oss-process=image/resize,w_{}/format,webp",
+                30 + i
+            )
+        })
+        .collect();
+    for r in burst(urls).await {
+        assert_eq!(r.status, 200);
+    }
+    unsafe { libc::kill(child.id().expect("pid") as i32, libc::SIGTERM) };
+    let mut log = String::new();
+    while let Ok(Some(line)) = lines.next_line().await {
+        log.push_str(&line);
+        log.push('\n');
+    }
+    let status = tokio::time::timeout(std::time::Duration::from_secs(30), child.wait())
+        .await
+        .expect("exits")
+        .expect("wait");
+    assert!(status.success(), "{log}");
+    assert!(log.contains("draining the write-back queue"), "{log}");
+    let stored = env.store.list(&format!("{key}__op__")).await.expect("list");
+    assert_eq!(
+        stored.len(),
+        20,
+        "every write-back landed before exit\n{log}"
+    );
+}
