@@ -6,6 +6,7 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod metrics;
+pub mod mirror;
 pub mod pool;
 pub mod process;
 pub mod service;

@@ -13,8 +13,9 @@ use bytes::Bytes;
 
 use crate::cache::{Coalescer, Entry, Item, L1};
 use crate::config::{Config, WriteMode};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::metrics::Metrics;
+use crate::mirror::{self, Fetched, Mirror};
 use crate::pool::Pool;
 use crate::process::pipeline::{self, Options};
 use crate::process::Plan;
@@ -55,6 +56,10 @@ pub struct ImageRequest {
     pub vary_accept: bool,
     /// HEAD: the body is not needed (originals are not downloaded).
     pub head: bool,
+    /// The query without the process parameter (for mirror `pass_query`).
+    pub query: Option<String>,
+    /// The client's headers (for mirror `headers.pass`).
+    pub headers: http::HeaderMap,
 }
 
 pub enum ReplyBody {
@@ -88,7 +93,14 @@ impl Reply {
 }
 
 /// An original read whole into memory (for processing, or small enough for L1).
-pub type Source = (Item, CacheStatus);
+#[derive(Clone)]
+pub struct Source {
+    pub item: Item,
+    /// `store`, `memory` or `mirrored`.
+    pub status: CacheStatus,
+    /// The original is in the bucket (false: a mirror rule with `store = false`).
+    pub persisted: bool,
+}
 
 pub struct App {
     pub cfg: Arc<Config>,
@@ -98,6 +110,8 @@ pub struct App {
     pub writeback: Arc<WriteBack>,
     renditions: Arc<Coalescer<(Item, CacheStatus)>>,
     sources: Arc<Coalescer<Source>>,
+    mirrors: Arc<Coalescer<Arc<Fetched>>>,
+    mirror: Option<Mirror>,
     pool: Pool,
     process_opts: Options,
 }
@@ -110,7 +124,7 @@ pub fn derived_etag(source_etag: &str, canonical: &str) -> String {
 }
 
 impl App {
-    pub fn new(cfg: Config, store: DynStore) -> Arc<App> {
+    pub fn new(cfg: Config, store: DynStore, mirror: Option<Mirror>) -> Arc<App> {
         let metrics = Arc::new(Metrics::new());
         let cfg = Arc::new(cfg);
         let pool = Pool::new(
@@ -134,6 +148,8 @@ impl App {
             process_opts: Options::from_config(&cfg.process),
             renditions: Arc::default(),
             sources: Arc::default(),
+            mirrors: Arc::default(),
+            mirror,
             pool,
             writeback,
             metrics,
@@ -181,7 +197,12 @@ impl App {
             return Ok(Reply::from_item(&item, CacheStatus::Memory, false));
         }
         if req.head {
-            let m = self.store.head(&req.key).await?;
+            let m = match self.store.head(&req.key).await {
+                Err(StoreError::NotFound) if self.mirror.is_some() => {
+                    return self.original_from_mirror(req).await
+                }
+                other => other?,
+            };
             return Ok(Reply {
                 body: ReplyBody::Empty,
                 len: m.size,
@@ -194,7 +215,12 @@ impl App {
                 vary_accept: false,
             });
         }
-        let obj = self.store.get(&req.key).await?;
+        let obj = match self.store.get(&req.key).await {
+            Err(StoreError::NotFound) if self.mirror.is_some() => {
+                return self.original_from_mirror(req).await
+            }
+            other => other?,
+        };
         self.metrics
             .source_fetches
             .with_label_values(&["store"])
@@ -233,6 +259,107 @@ impl App {
         })
     }
 
+    /// The original is not in the bucket: fetch it from the mirror origin.
+    async fn original_from_mirror(self: &Arc<Self>, req: &ImageRequest) -> Result<Reply> {
+        let f = self.mirrored(req).await?;
+        if let (mirror::Body::Memory(bytes), true) = (&f.body, self.l1.fits(f.size)) {
+            if f.store {
+                let item = Arc::new(Entry {
+                    bytes: bytes.clone(),
+                    content_type: f.content_type.clone(),
+                    etag: f.etag.clone(),
+                    last_modified: f.last_modified,
+                    source_etag: f.etag.clone(),
+                });
+                self.l1.insert(req.key.clone(), item).await;
+            }
+        }
+        Ok(Reply {
+            body: if req.head {
+                ReplyBody::Empty
+            } else {
+                ReplyBody::Stream(f.body.stream().await?)
+            },
+            len: f.size,
+            content_type: f.content_type.clone(),
+            etag: f.etag.clone(),
+            last_modified: f.last_modified,
+            cache_status: CacheStatus::Mirrored,
+            vary_accept: false,
+        })
+    }
+
+    /// One coalesced origin fetch per missing key; stored in the bucket when the rule says so.
+    async fn mirrored(self: &Arc<Self>, req: &ImageRequest) -> Result<Arc<Fetched>> {
+        if self.mirror.is_none() {
+            return Err(Error::NoSuchKey("the specified key does not exist".into()));
+        }
+        let this = self.clone();
+        let (key, query, headers) = (req.key.clone(), req.query.clone(), req.headers.clone());
+        let (r, joined) = self
+            .mirrors
+            .run(&req.key, move || async move {
+                this.fetch_mirror(key, query, headers).await
+            })
+            .await;
+        if joined {
+            self.metrics.coalesced.inc();
+        }
+        r
+    }
+
+    async fn fetch_mirror(
+        self: Arc<Self>,
+        key: String,
+        query: Option<String>,
+        headers: http::HeaderMap,
+    ) -> Result<Arc<Fetched>> {
+        let Some(m) = &self.mirror else {
+            return Err(Error::NoSuchKey("the specified key does not exist".into()));
+        };
+        let mut f = m.fetch(&key, query.as_deref(), &headers).await?;
+        self.metrics
+            .source_fetches
+            .with_label_values(&["mirror"])
+            .inc();
+        if f.store {
+            let put = match &f.body {
+                mirror::Body::Memory(b) => {
+                    let obj = PutObject {
+                        bytes: b.clone(),
+                        content_type: f.content_type.clone(),
+                        metadata: BTreeMap::new(),
+                    };
+                    self.store.put(&key, obj).await
+                }
+                mirror::Body::File(tmp) => {
+                    self.store
+                        .put_file(&key, tmp.path(), f.content_type.clone(), BTreeMap::new())
+                        .await
+                }
+            };
+            match put {
+                Ok(()) => {
+                    self.metrics.store_writes.with_label_values(&["ok"]).inc();
+                    // The bucket's own ETag, so later revalidation matches.
+                    if let Ok(meta) = self.store.head(&key).await {
+                        f.etag = meta.etag;
+                        f.last_modified = meta.last_modified.or(f.last_modified);
+                    }
+                }
+                Err(e) => {
+                    self.metrics
+                        .store_writes
+                        .with_label_values(&["error"])
+                        .inc();
+                    tracing::warn!(key = %key, error = %e, "storing a mirrored original failed");
+                    f.store = false;
+                }
+            }
+        }
+        Ok(Arc::new(f))
+    }
+
     async fn derivative(self: &Arc<Self>, req: &ImageRequest, plan: Plan) -> Result<Reply> {
         let dkey = plan.derivative_key(&req.key, &self.cfg.derivatives.separator);
         if let Some(item) = self.l1_lookup(&dkey, &req.key).await? {
@@ -243,12 +370,12 @@ impl App {
             ));
         }
         let this = self.clone();
-        let (key, dk) = (req.key.clone(), dkey.clone());
+        let (r2, dk) = (req.clone(), dkey.clone());
         let (r, joined) = self
             .renditions
             .run(
                 &dkey,
-                move || async move { this.render(key, plan, dk).await },
+                move || async move { this.render(r2, plan, dk).await },
             )
             .await;
         if joined {
@@ -261,17 +388,20 @@ impl App {
     /// The shared work of one derivative: stored copy, else source + process.
     async fn render(
         self: Arc<Self>,
-        key: String,
+        req: ImageRequest,
         plan: Plan,
         dkey: String,
     ) -> Result<(Item, CacheStatus)> {
+        let key = req.key.clone();
         if self.cfg.derivatives.store {
             if let Some(item) = self.stored_derivative(&key, &dkey).await? {
                 self.l1.insert(dkey, item.clone()).await;
                 return Ok((item, CacheStatus::Store));
             }
         }
-        let (src, src_status) = self.load_source(&key).await?;
+        let source = self.load_source(&req).await?;
+        let src = source.item.clone();
+        let src_status = source.status;
         let out = self.process(src.bytes.clone(), plan.clone()).await?;
         let canonical = plan.canonical();
         let item = Arc::new(Entry {
@@ -282,7 +412,8 @@ impl App {
             source_etag: src.source_etag.clone(),
         });
         self.l1.insert(dkey.clone(), item.clone()).await;
-        if self.cfg.derivatives.store {
+        // A derivative of an original that is not in the bucket would never revalidate.
+        if self.cfg.derivatives.store && source.persisted {
             self.write_back(dkey, &item, &canonical).await;
         }
         let status = if src_status == CacheStatus::Mirrored {
@@ -346,15 +477,20 @@ impl App {
     }
 
     /// The original, whole in memory: L1, else one coalesced read of the store.
-    async fn load_source(self: &Arc<Self>, key: &str) -> Result<Source> {
+    async fn load_source(self: &Arc<Self>, req: &ImageRequest) -> Result<Source> {
+        let key = req.key.as_str();
         if let Some(item) = self.l1_lookup(key, key).await? {
-            return Ok((item, CacheStatus::Memory));
+            return Ok(Source {
+                item,
+                status: CacheStatus::Memory,
+                persisted: true,
+            });
         }
         let this = self.clone();
-        let k = key.to_string();
+        let r2 = req.clone();
         let (r, joined) = self
             .sources
-            .run(key, move || async move { this.fetch_source(k).await })
+            .run(key, move || async move { this.fetch_source(r2).await })
             .await;
         if joined {
             self.metrics.coalesced.inc();
@@ -362,9 +498,30 @@ impl App {
         r
     }
 
-    async fn fetch_source(self: Arc<Self>, key: String) -> Result<Source> {
+    async fn fetch_source(self: Arc<Self>, req: ImageRequest) -> Result<Source> {
+        let key = req.key.clone();
         let limit = self.cfg.process.max_source_bytes.0;
-        let obj = self.store.get(&key).await?;
+        let obj = match self.store.get(&key).await {
+            Err(StoreError::NotFound) if self.mirror.is_some() => {
+                let f = self.mirrored(&req).await?;
+                let item = Arc::new(Entry {
+                    bytes: f.body.bytes().await?,
+                    content_type: f.content_type.clone(),
+                    etag: f.etag.clone(),
+                    last_modified: f.last_modified,
+                    source_etag: f.etag.clone(),
+                });
+                if f.store {
+                    self.l1.insert(key, item.clone()).await;
+                }
+                return Ok(Source {
+                    item,
+                    status: CacheStatus::Mirrored,
+                    persisted: f.store,
+                });
+            }
+            other => other?,
+        };
         if obj.meta.size > limit {
             return Err(too_large(limit));
         }
@@ -384,7 +541,11 @@ impl App {
             source_etag: obj.meta.etag,
         });
         self.l1.insert(key, item.clone()).await;
-        Ok((item, CacheStatus::Store))
+        Ok(Source {
+            item,
+            status: CacheStatus::Store,
+            persisted: true,
+        })
     }
 
     /// libvips on the bounded blocking pool.

@@ -350,6 +350,15 @@ impl pixmirror::storage::Store for GatedStore {
             self.inner.put(key, obj).await
         })
     }
+    fn put_file<'a>(
+        &'a self,
+        key: &'a str,
+        path: &'a std::path::Path,
+        content_type: String,
+        metadata: std::collections::BTreeMap<String, String>,
+    ) -> futures_util::future::BoxFuture<'a, pixmirror::storage::StoreResult<()>> {
+        self.inner.put_file(key, path, content_type, metadata)
+    }
     fn delete<'a>(
         &'a self,
         key: &'a str,

@@ -91,7 +91,12 @@ impl Server {
             .map_err(|e| format!("server.admin_listen {}: {e}", cfg.server.admin_listen))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         let admin_addr = admin.local_addr().map_err(|e| e.to_string())?;
-        let app = App::new(cfg, store);
+        let mirror = if cfg.mirror.rules.is_empty() {
+            None
+        } else {
+            Some(crate::mirror::Mirror::new(&cfg).await?)
+        };
+        let app = App::new(cfg, store, mirror);
         Ok(Server {
             addr,
             admin_addr,

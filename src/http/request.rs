@@ -35,15 +35,25 @@ pub fn parse<B>(req: &Request<B>, cfg: &Config) -> Result<ImageRequest> {
         return Err(Error::invalid("no key in the path"));
     }
     let mut process: Option<String> = None;
-    for pair in req.uri().query().unwrap_or("").split('&') {
+    let mut rest: Vec<&str> = Vec::new();
+    for pair in req
+        .uri()
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+    {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         if k == OSS_PARAM || k == BOS_PARAM {
             if process.is_some() {
                 return Err(Error::invalid("more than one process parameter"));
             }
             process = Some(decode(v, k)?);
+        } else {
+            rest.push(pair);
         }
     }
+    let query = (!rest.is_empty()).then(|| rest.join("&"));
     let sep = &cfg.derivatives.separator;
     let (key, mut plan) = match path.split_once(sep.as_str()) {
         Some((key, actions)) => {
@@ -85,5 +95,7 @@ pub fn parse<B>(req: &Request<B>, cfg: &Config) -> Result<ImageRequest> {
         plan,
         vary_accept,
         head,
+        query,
+        headers: req.headers().clone(),
     })
 }

@@ -216,6 +216,42 @@ impl Store for FsStore {
         self.put_inner(key, obj).boxed()
     }
 
+    fn put_file<'a>(
+        &'a self,
+        key: &'a str,
+        src: &'a Path,
+        content_type: String,
+        metadata: BTreeMap<String, String>,
+    ) -> BoxFuture<'a, StoreResult<()>> {
+        async move {
+            let path = self.path(key)?;
+            let sidecar = self.sidecar(key);
+            for p in [&path, &sidecar] {
+                if let Some(dir) = p.parent() {
+                    tokio::fs::create_dir_all(dir).await.map_err(io_err)?;
+                }
+            }
+            let side = serde_json::to_vec(&Sidecar {
+                content_type: Some(content_type),
+                metadata,
+            })
+            .map_err(|e| StoreError::Other(e.to_string()))?;
+            write_atomic(&sidecar, &side).await?;
+            let dir = path.parent().unwrap_or(Path::new("."));
+            let tmp = dir.join(format!(".tmp-{}-{:x}", std::process::id(), rand_u64()));
+            if let Err(e) = tokio::fs::copy(src, &tmp).await {
+                let _ = tokio::fs::remove_file(&tmp).await;
+                return Err(io_err(e));
+            }
+            if let Err(e) = tokio::fs::rename(&tmp, &path).await {
+                let _ = tokio::fs::remove_file(&tmp).await;
+                return Err(io_err(e));
+            }
+            Ok(())
+        }
+        .boxed()
+    }
+
     fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, StoreResult<()>> {
         async move {
             let path = self.path(key)?;

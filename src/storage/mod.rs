@@ -77,6 +77,14 @@ pub trait Store: Send + Sync {
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, StoreResult<Object>>;
     /// Atomic: readers see the old object or the whole new one, never a part.
     fn put<'a>(&'a self, key: &'a str, obj: PutObject) -> BoxFuture<'a, StoreResult<()>>;
+    /// Like `put`, from a file (large mirrored originals are never held in memory).
+    fn put_file<'a>(
+        &'a self,
+        key: &'a str,
+        path: &'a std::path::Path,
+        content_type: String,
+        metadata: BTreeMap<String, String>,
+    ) -> BoxFuture<'a, StoreResult<()>>;
     fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, StoreResult<()>>;
     /// Every key starting with `prefix`.
     fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, StoreResult<Vec<String>>>;

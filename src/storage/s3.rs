@@ -87,7 +87,12 @@ pub async fn build_client(cfg: &S3Config, timeout: Duration) -> Client {
         ));
     }
     let shared = loader.load().await;
-    let mut b = aws_sdk_s3::config::Builder::from(&shared).force_path_style(cfg.force_path_style);
+    // Checksums only where S3 requires them: S3-compatible stores (Garage, MinIO
+    // versions) reject the aws-chunked trailers the SDK sends for streamed bodies.
+    let mut b = aws_sdk_s3::config::Builder::from(&shared)
+        .force_path_style(cfg.force_path_style)
+        .request_checksum_calculation(aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired)
+        .response_checksum_validation(aws_sdk_s3::config::ResponseChecksumValidation::WhenRequired);
     if let Some(ep) = &cfg.endpoint {
         b = b.endpoint_url(ep);
     }
@@ -172,6 +177,33 @@ impl Store for S3Store {
                 .content_type(obj.content_type)
                 .body(SdkStream::from(Bytes::clone(&obj.bytes)));
             for (k, v) in obj.metadata {
+                req = req.metadata(k, v);
+            }
+            req.send().await.map_err(classify)?;
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn put_file<'a>(
+        &'a self,
+        key: &'a str,
+        path: &'a std::path::Path,
+        content_type: String,
+        metadata: std::collections::BTreeMap<String, String>,
+    ) -> BoxFuture<'a, StoreResult<()>> {
+        async move {
+            let body = SdkStream::from_path(path)
+                .await
+                .map_err(|e| StoreError::Other(format!("reading {}: {e}", path.display())))?;
+            let mut req = self
+                .client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .content_type(content_type)
+                .body(body);
+            for (k, v) in metadata {
                 req = req.metadata(k, v);
             }
             req.send().await.map_err(classify)?;

@@ -2,6 +2,8 @@
 //! loopback, an HTTP client, the Garage bucket `make test` starts, decoders.
 #![allow(dead_code)]
 
+pub mod origin;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -1,0 +1,678 @@
+//! Mirror back-to-origin (OSS 镜像回源): when the bucket says "not found", the
+//! first matching rule fetches the original from its origin(s) — HTTP(S) URL
+//! templates tried in turn, or another S3 bucket — checks it (status, content
+//! type, size, Content-MD5) and hands it back, spooled to disk past
+//! `cache.max_item_bytes` so memory stays bounded.
+//!
+//! Origins come only from config. Redirects go only to the origin's own host or
+//! the rule's `allowed_hosts`, and never to private, loopback or link-local
+//! addresses unless `mirror.allow_private_networks`.
+
+pub mod rules;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::{Bytes, BytesMut};
+use futures_util::{StreamExt, TryStreamExt};
+use http::{header, HeaderMap, HeaderName, HeaderValue, Uri};
+use http_body_util::Empty;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use md5::{Digest, Md5};
+use tokio::io::AsyncWriteExt;
+
+use crate::config::{Config, MirrorRule};
+use crate::error::{Error, Result};
+use crate::process::Format;
+use crate::storage::s3::S3Store;
+use crate::storage::{ByteStream, Store, StoreError};
+
+/// An original fetched from an origin.
+pub struct Fetched {
+    pub body: Body,
+    pub size: u64,
+    pub content_type: String,
+    /// Origin ETag, else the MD5 of the content (quoted).
+    pub etag: String,
+    pub last_modified: Option<SystemTime>,
+    /// The rule's `store`: save it in the bucket.
+    pub store: bool,
+}
+
+pub enum Body {
+    Memory(Bytes),
+    /// Spooled to a temporary file (deleted when the last holder drops it).
+    File(Arc<tempfile::NamedTempFile>),
+}
+
+impl Body {
+    /// The whole content in memory (for processing; the caller bounds the size).
+    pub async fn bytes(&self) -> Result<Bytes> {
+        match self {
+            Body::Memory(b) => Ok(b.clone()),
+            Body::File(f) => tokio::fs::read(f.path())
+                .await
+                .map(Bytes::from)
+                .map_err(|e| Error::Internal(format!("reading the spooled original: {e}"))),
+        }
+    }
+
+    pub async fn stream(&self) -> Result<ByteStream> {
+        match self {
+            Body::Memory(b) => {
+                let b = b.clone();
+                Ok(Box::pin(futures_util::stream::once(async move { Ok(b) })))
+            }
+            Body::File(f) => {
+                let file = tokio::fs::File::open(f.path())
+                    .await
+                    .map_err(|e| Error::Internal(format!("reading the spooled original: {e}")))?;
+                Ok(Box::pin(tokio_util::io::ReaderStream::with_capacity(
+                    file,
+                    64 * 1024,
+                )))
+            }
+        }
+    }
+}
+
+/// Why one attempt at one origin failed.
+enum Failure {
+    /// 404/410: no retry, no next origin.
+    NotFound,
+    /// 5xx, timeout, connection failure: retry, then the next origin.
+    Retry(Error),
+    /// Anything else: give up now.
+    Fatal(Error),
+}
+
+type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Empty<Bytes>>;
+
+pub struct Mirror {
+    rules: Vec<MirrorRule>,
+    s3: Vec<Option<S3Store>>,
+    client: HttpClient,
+    negative: moka::future::Cache<String, ()>,
+    allow_private: bool,
+    max_bytes: u64,
+    spill_at: u64,
+}
+
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+    "content-length",
+    // pixmirror does not decompress: ask for the identity encoding.
+    "accept-encoding",
+];
+
+const MAX_REDIRECTS: usize = 10;
+
+impl Mirror {
+    pub async fn new(cfg: &Config) -> Result<Mirror, String> {
+        let mut s3 = Vec::new();
+        for r in &cfg.mirror.rules {
+            s3.push(match &r.origin_s3 {
+                Some(c) => Some(S3Store::new(c, r.timeout.0).await?),
+                None => None,
+            });
+        }
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_connect_timeout(Some(Duration::from_secs(5)));
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_provider_and_webpki_roots(rustls::crypto::aws_lc_rs::default_provider())
+            .map_err(|e| format!("tls: {e}"))?
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new()).build(https);
+        let negative = moka::future::Cache::builder()
+            .max_capacity(100_000)
+            .time_to_live(cfg.mirror.negative_ttl.0.max(Duration::from_millis(1)))
+            .build();
+        Ok(Mirror {
+            rules: cfg.mirror.rules.clone(),
+            s3,
+            client,
+            negative,
+            allow_private: cfg.mirror.allow_private_networks,
+            max_bytes: cfg.process.max_source_bytes.0,
+            spill_at: cfg.cache.max_item_bytes.0,
+        })
+    }
+
+    pub fn has_rules(&self) -> bool {
+        !self.rules.is_empty()
+    }
+
+    /// Fetch `key` through the first matching rule. `NoSuchKey` when no rule
+    /// matches or the origin says 404 (remembered for `mirror.negative_ttl`).
+    pub async fn fetch(
+        &self,
+        key: &str,
+        query: Option<&str>,
+        headers: &HeaderMap,
+    ) -> Result<Fetched> {
+        let Some((idx, rule)) = rules::find(&self.rules, key) else {
+            return Err(not_found());
+        };
+        if self.negative.contains_key(key) {
+            return Err(not_found());
+        }
+        let okey = rules::origin_key(rule, key);
+        let query = if rule.pass_query { query } else { None };
+        let result = match &self.s3[idx] {
+            Some(store) => {
+                self.with_retries(rule, || self.fetch_s3(store, &okey, rule))
+                    .await
+            }
+            None => {
+                let urls: Vec<String> = rule
+                    .origin
+                    .iter()
+                    .chain(rule.origins.iter().flatten())
+                    .cloned()
+                    .collect();
+                let mut last = None;
+                let mut out = None;
+                for tpl in urls {
+                    let url = rules::origin_url(&tpl, &okey, query);
+                    match self
+                        .with_retries(rule, || self.fetch_http(&url, rule, headers))
+                        .await
+                    {
+                        Err(Failure::Retry(e)) => last = Some(e),
+                        other => {
+                            out = Some(other);
+                            break;
+                        }
+                    }
+                }
+                out.unwrap_or_else(|| {
+                    Err(Failure::Retry(
+                        last.unwrap_or_else(|| mirror_failed("no origin answered")),
+                    ))
+                })
+            }
+        };
+        match result {
+            Ok(f) => Ok(f),
+            Err(Failure::NotFound) => {
+                self.negative.insert(key.to_string(), ()).await;
+                Err(not_found())
+            }
+            Err(Failure::Retry(e)) | Err(Failure::Fatal(e)) => Err(e),
+        }
+    }
+
+    /// One origin: first try plus `retries`, with backoff, each under `timeout`.
+    async fn with_retries<'a, F, Fut>(
+        &'a self,
+        rule: &'a MirrorRule,
+        attempt: F,
+    ) -> Result<Fetched, Failure>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<Fetched, Failure>>,
+    {
+        let mut delay = Duration::from_millis(100);
+        let mut last = Failure::Retry(mirror_failed("origin failed"));
+        for n in 0..=rule.retries {
+            if n > 0 {
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(2));
+            }
+            match tokio::time::timeout(rule.timeout.0, attempt()).await {
+                Ok(Err(Failure::Retry(e))) => last = Failure::Retry(e),
+                Ok(other) => return other,
+                Err(_) => {
+                    last = Failure::Retry(Error::Timeout("the mirror origin timed out".into()))
+                }
+            }
+        }
+        Err(last)
+    }
+
+    async fn fetch_s3(
+        &self,
+        store: &S3Store,
+        okey: &str,
+        rule: &MirrorRule,
+    ) -> Result<Fetched, Failure> {
+        let obj = match store.get(okey).await {
+            Ok(o) => o,
+            Err(StoreError::NotFound) => return Err(Failure::NotFound),
+            Err(StoreError::AccessDenied(_)) => {
+                return Err(Failure::Fatal(mirror_failed(
+                    "the origin bucket denied access",
+                )))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "mirror S3 origin failed");
+                return Err(Failure::Retry(mirror_failed("the origin bucket failed")));
+            }
+        };
+        if obj.meta.size > self.max_bytes {
+            return Err(Failure::Fatal(crate::storage::too_large(self.max_bytes)));
+        }
+        let spooled = self.spool(obj.body).await?;
+        let md5 = obj.meta.metadata.get("content-md5").cloned();
+        self.finish(
+            spooled,
+            obj.meta.content_type,
+            Some(obj.meta.etag),
+            obj.meta.last_modified,
+            md5.as_deref(),
+            rule,
+        )
+    }
+
+    async fn fetch_http(
+        &self,
+        url: &str,
+        rule: &MirrorRule,
+        client_headers: &HeaderMap,
+    ) -> Result<Fetched, Failure> {
+        let mut uri: Uri = url
+            .parse()
+            .map_err(|_| Failure::Fatal(mirror_failed("the origin URL is invalid")))?;
+        let origin_host = uri.host().unwrap_or("").to_ascii_lowercase();
+        let headers = forward_headers(rule, client_headers);
+        let mut hops = 0;
+        loop {
+            let mut req = http::Request::builder().method("GET").uri(uri.clone());
+            if let Some(h) = req.headers_mut() {
+                h.extend(headers.clone());
+            }
+            let req = req
+                .body(Empty::new())
+                .map_err(|e| Failure::Fatal(Error::Internal(e.to_string())))?;
+            let resp = self.client.request(req).await.map_err(|e| {
+                tracing::warn!(error = %e, host = %uri.host().unwrap_or(""), "mirror origin unreachable");
+                Failure::Retry(mirror_failed("the origin is unreachable"))
+            })?;
+            let status = resp.status();
+            if status.is_redirection() && rule.follow_redirects {
+                let loc = resp
+                    .headers()
+                    .get(header::LOCATION)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                hops += 1;
+                if hops > MAX_REDIRECTS {
+                    return Err(Failure::Fatal(mirror_failed(
+                        "the origin redirected more than 10 times",
+                    )));
+                }
+                let next = resolve(&uri, loc).ok_or_else(|| {
+                    Failure::Fatal(mirror_failed("the origin sent a bad redirect"))
+                })?;
+                self.check_redirect(&next, &origin_host, rule).await?;
+                uri = next;
+                continue;
+            }
+            if status == http::StatusCode::NOT_FOUND || status == http::StatusCode::GONE {
+                return Err(Failure::NotFound);
+            }
+            if status.is_server_error() {
+                return Err(Failure::Retry(mirror_failed(&format!(
+                    "the origin returned {}",
+                    status.as_u16()
+                ))));
+            }
+            if !status.is_success() {
+                return Err(Failure::Fatal(mirror_failed(&format!(
+                    "the origin returned {}",
+                    status.as_u16()
+                ))));
+            }
+            let h = resp.headers().clone();
+            let text =
+                |n: header::HeaderName| h.get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
+            if let Some(len) = text(header::CONTENT_LENGTH).and_then(|v| v.parse::<u64>().ok()) {
+                if len > self.max_bytes {
+                    return Err(Failure::Fatal(crate::storage::too_large(self.max_bytes)));
+                }
+            }
+            let body: ByteStream = Box::pin(
+                http_body_util::BodyStream::new(resp.into_body())
+                    .try_filter_map(|f| async move { Ok(f.into_data().ok()) })
+                    .map_err(std::io::Error::other),
+            );
+            let spooled = self.spool(body).await?;
+            let modified =
+                text(header::LAST_MODIFIED).and_then(|s| httpdate::parse_http_date(&s).ok());
+            let md5 = text(HeaderName::from_static("content-md5"));
+            return self.finish(
+                spooled,
+                text(header::CONTENT_TYPE),
+                text(header::ETAG),
+                modified,
+                md5.as_deref(),
+                rule,
+            );
+        }
+    }
+
+    async fn check_redirect(
+        &self,
+        next: &Uri,
+        origin_host: &str,
+        rule: &MirrorRule,
+    ) -> Result<(), Failure> {
+        let host = next
+            .host()
+            .unwrap_or("")
+            .trim_matches(|c| c == '[' || c == ']')
+            .to_ascii_lowercase();
+        let allowed = host == origin_host
+            || rule
+                .allowed_hosts
+                .iter()
+                .any(|h| h.eq_ignore_ascii_case(&host));
+        if !allowed {
+            return Err(Failure::Fatal(mirror_failed(&format!(
+                "redirect to host {host} is not allowed"
+            ))));
+        }
+        if !matches!(next.scheme_str(), Some("http") | Some("https")) {
+            return Err(Failure::Fatal(mirror_failed("redirect to a non-HTTP URL")));
+        }
+        if self.allow_private {
+            return Ok(());
+        }
+        let port = next
+            .port_u16()
+            .unwrap_or(if next.scheme_str() == Some("https") {
+                443
+            } else {
+                80
+            });
+        let addrs: Vec<IpAddr> = match host.parse::<IpAddr>() {
+            Ok(ip) => vec![ip],
+            Err(_) => tokio::net::lookup_host((host.as_str(), port))
+                .await
+                .map_err(|_| Failure::Retry(mirror_failed("the redirect target does not resolve")))?
+                .map(|a| a.ip())
+                .collect(),
+        };
+        if addrs.is_empty() || addrs.iter().any(|ip| is_private(*ip)) {
+            return Err(Failure::Fatal(mirror_failed(&format!(
+                "redirect to {host}: private, loopback and link-local addresses are refused"
+            ))));
+        }
+        Ok(())
+    }
+
+    /// Read a body with the size limit and an MD5, in memory up to
+    /// `cache.max_item_bytes`, then in a temporary file.
+    async fn spool(&self, mut body: ByteStream) -> Result<(Body, u64, [u8; 16]), Failure> {
+        let io = |e: std::io::Error| {
+            Failure::Retry(mirror_failed(&format!("reading the origin failed: {e}")))
+        };
+        let mut md5 = Md5::new();
+        let mut mem = BytesMut::new();
+        let mut file: Option<(tempfile::NamedTempFile, tokio::fs::File)> = None;
+        let mut size = 0u64;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(io)?;
+            size += chunk.len() as u64;
+            if size > self.max_bytes {
+                return Err(Failure::Fatal(crate::storage::too_large(self.max_bytes)));
+            }
+            md5.update(&chunk);
+            match &mut file {
+                Some((_, f)) => f.write_all(&chunk).await.map_err(io)?,
+                None if size > self.spill_at => {
+                    let tmp = tempfile::NamedTempFile::new().map_err(io)?;
+                    let mut f = tokio::fs::File::from_std(tmp.reopen().map_err(io)?);
+                    f.write_all(&mem).await.map_err(io)?;
+                    f.write_all(&chunk).await.map_err(io)?;
+                    mem = BytesMut::new();
+                    file = Some((tmp, f));
+                }
+                None => mem.extend_from_slice(&chunk),
+            }
+        }
+        let body = match file {
+            Some((tmp, mut f)) => {
+                f.flush().await.map_err(io)?;
+                Body::File(Arc::new(tmp))
+            }
+            None => Body::Memory(mem.freeze()),
+        };
+        Ok((body, size, md5.finalize().into()))
+    }
+
+    /// The checks on a complete body: Content-MD5, content type.
+    fn finish(
+        &self,
+        (body, size, md5): (Body, u64, [u8; 16]),
+        content_type: Option<String>,
+        etag: Option<String>,
+        last_modified: Option<SystemTime>,
+        content_md5: Option<&str>,
+        rule: &MirrorRule,
+    ) -> Result<Fetched, Failure> {
+        use base64::Engine;
+        if rule.check_md5 {
+            if let Some(want) = content_md5 {
+                let got = base64::engine::general_purpose::STANDARD.encode(md5);
+                if want.trim() != got {
+                    return Err(Failure::Fatal(mirror_failed(
+                        "the origin's Content-MD5 does not match the content; nothing stored",
+                    )));
+                }
+            }
+        }
+        let head = match &body {
+            Body::Memory(b) => b.slice(..b.len().min(32)).to_vec(),
+            Body::File(f) => {
+                use std::io::Read;
+                let mut buf = [0u8; 32];
+                let n = std::fs::File::open(f.path())
+                    .and_then(|mut r| r.read(&mut buf))
+                    .unwrap_or(0);
+                buf[..n].to_vec()
+            }
+        };
+        let sniffed = Format::sniff(&head).map(|f| f.content_type().to_string());
+        let ct = match content_type {
+            Some(ct)
+                if !ct.is_empty()
+                    && !ct.starts_with("application/octet-stream")
+                    && !ct.starts_with("binary/") =>
+            {
+                ct
+            }
+            _ => sniffed.unwrap_or_else(|| "application/octet-stream".into()),
+        };
+        if !rules::content_type_allowed(&rule.content_types, &ct) {
+            return Err(Failure::Fatal(mirror_failed(&format!(
+                "the origin sent content type {ct}, which the rule does not allow"
+            ))));
+        }
+        let etag = etag
+            .filter(|e| !e.is_empty())
+            .unwrap_or_else(|| format!("\"{}\"", hex::encode(md5)));
+        Ok(Fetched {
+            body,
+            size,
+            content_type: ct,
+            etag,
+            last_modified,
+            store: rule.store,
+        })
+    }
+}
+
+fn not_found() -> Error {
+    Error::NoSuchKey("the specified key does not exist".into())
+}
+
+fn mirror_failed(msg: &str) -> Error {
+    Error::MirrorFailed(msg.to_string())
+}
+
+/// Headers sent to an HTTP origin: the client's headers named in `pass` (`*`:
+/// all), minus `remove`, never hop-by-hop or `Host`, then `set`.
+fn forward_headers(rule: &MirrorRule, client: &HeaderMap) -> HeaderMap {
+    let mut out = HeaderMap::new();
+    let all = rule.headers.pass.iter().any(|p| p == "*");
+    for (name, value) in client {
+        let n = name.as_str();
+        let passed = all || rule.headers.pass.iter().any(|p| p.eq_ignore_ascii_case(n));
+        let removed = rule
+            .headers
+            .remove
+            .iter()
+            .any(|r| r.eq_ignore_ascii_case(n));
+        if passed && !removed && !HOP_BY_HOP.contains(&n) {
+            out.append(name.clone(), value.clone());
+        }
+    }
+    for (k, v) in &rule.headers.set {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::try_from(k.as_str()),
+            HeaderValue::try_from(v.as_str()),
+        ) {
+            if !HOP_BY_HOP.contains(&name.as_str()) {
+                out.insert(name, value);
+            }
+        }
+    }
+    if !out.contains_key(header::USER_AGENT) {
+        out.insert(
+            header::USER_AGENT,
+            HeaderValue::from_static(concat!("pixmirror/", env!("CARGO_PKG_VERSION"))),
+        );
+    }
+    out
+}
+
+/// A `Location` resolved against the current URL.
+fn resolve(base: &Uri, loc: &str) -> Option<Uri> {
+    if loc.starts_with("http://") || loc.starts_with("https://") {
+        return loc.parse().ok();
+    }
+    let scheme = base.scheme_str()?;
+    let auth = base.authority()?.as_str();
+    if let Some(rest) = loc.strip_prefix("//") {
+        return format!("{scheme}://{rest}").parse().ok();
+    }
+    let path = if loc.starts_with('/') {
+        loc.to_string()
+    } else {
+        let dir = base.path().rsplit_once('/').map(|(d, _)| d).unwrap_or("");
+        format!("{dir}/{loc}")
+    };
+    format!("{scheme}://{auth}{path}").parse().ok()
+}
+
+/// Private, loopback, link-local, unspecified and other non-public addresses.
+pub fn is_private(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            v4.is_private()
+                || v4.is_loopback()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || (o[0] == 100 && (o[1] & 0xC0) == 64)
+                || o[0] == 0
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_private(IpAddr::V4(v4));
+            }
+            let s = v6.segments();
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || (s[0] & 0xfe00) == 0xfc00
+                || (s[0] & 0xffc0) == 0xfe80
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn private_addresses() {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "100.64.0.1",
+            "::1",
+            "fe80::1",
+            "fd00::1",
+            "::ffff:127.0.0.1",
+        ] {
+            assert!(is_private(ip.parse().expect("ip")), "{ip}");
+        }
+        for ip in ["8.8.8.8", "1.1.1.1", "2606:4700::1111"] {
+            assert!(!is_private(ip.parse().expect("ip")), "{ip}");
+        }
+    }
+
+    #[test]
+    fn redirects_resolve() {
+        let base: Uri = "http://a.com/x/y.jpg".parse().expect("uri");
+        assert_eq!(
+            resolve(&base, "/z.jpg").map(|u| u.to_string()),
+            Some("http://a.com/z.jpg".into())
+        );
+        assert_eq!(
+            resolve(&base, "z.jpg").map(|u| u.to_string()),
+            Some("http://a.com/x/z.jpg".into())
+        );
+        assert_eq!(
+            resolve(&base, "https://b.com/q").map(|u| u.to_string()),
+            Some("https://b.com/q".into())
+        );
+        assert_eq!(
+            resolve(&base, "//c.com/q").map(|u| u.to_string()),
+            Some("http://c.com/q".into())
+        );
+    }
+
+    #[test]
+    fn headers_forwarded() {
+        let mut rule = MirrorRule::default();
+        rule.headers.pass = vec!["Authorization".into(), "Cookie".into(), "Host".into()];
+        rule.headers.remove = vec!["Cookie".into()];
+        rule.headers.set.insert("X-Api-Key".into(), "k".into());
+        let mut h = HeaderMap::new();
+        h.insert("authorization", HeaderValue::from_static("Bearer t"));
+        h.insert("cookie", HeaderValue::from_static("s=1"));
+        h.insert("host", HeaderValue::from_static("img.example.com"));
+        h.insert("x-other", HeaderValue::from_static("o"));
+        let out = forward_headers(&rule, &h);
+        assert_eq!(
+            out.get("authorization").map(|v| v.as_bytes()),
+            Some(&b"Bearer t"[..])
+        );
+        assert!(out.get("cookie").is_none());
+        assert!(out.get("host").is_none());
+        assert!(out.get("x-other").is_none());
+        assert_eq!(out.get("x-api-key").map(|v| v.as_bytes()), Some(&b"k"[..]));
+    }
+}
