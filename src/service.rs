@@ -111,6 +111,7 @@ pub struct App {
     renditions: Arc<Coalescer<(Item, CacheStatus)>>,
     sources: Arc<Coalescer<Source>>,
     mirrors: Arc<Coalescer<Arc<Fetched>>>,
+    heads: Arc<Coalescer<Option<String>>>,
     mirror: Option<Mirror>,
     pool: Pool,
     process_opts: Options,
@@ -149,6 +150,7 @@ impl App {
             renditions: Arc::default(),
             sources: Arc::default(),
             mirrors: Arc::default(),
+            heads: Arc::default(),
             mirror,
             pool,
             writeback,
@@ -170,15 +172,26 @@ impl App {
 
     /// Is a cached entry still made from the current original? One HEAD when
     /// `derivatives.revalidate` is on; always true when it is off.
+    ///
+    /// Concurrent checks of one original share one HEAD (coalesced while in
+    /// flight only, so no answer is older than the request that asked).
     async fn still_fresh(&self, key: &str, item: &Item) -> Result<bool> {
         if !self.cfg.derivatives.revalidate {
             return Ok(true);
         }
-        match self.store.head(key).await {
-            Ok(m) => Ok(m.etag == item.source_etag),
-            Err(StoreError::NotFound) => Ok(false),
-            Err(e) => Err(e.into()),
-        }
+        let store = self.store.clone();
+        let k = key.to_string();
+        let (etag, _) = self
+            .heads
+            .run(key, move || async move {
+                match store.head(&k).await {
+                    Ok(m) => Ok(Some(m.etag)),
+                    Err(StoreError::NotFound) => Ok(None),
+                    Err(e) => Err(e.into()),
+                }
+            })
+            .await;
+        Ok(etag?.is_some_and(|e| e == item.source_etag))
     }
 
     async fn l1_lookup(&self, lookup_key: &str, key: &str) -> Result<Option<Item>> {
