@@ -29,14 +29,8 @@ impl Pool {
         }
     }
 
-    /// Run `f` on a blocking thread once a slot is free. `f` receives the
-    /// deadline by which it should stop (checked between pipeline steps).
-    pub async fn run<T, F>(&self, f: F) -> Result<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(Instant) -> Result<T> + Send + 'static,
-    {
-        let deadline = Instant::now() + self.timeout;
+    /// No free slot: wait in the bounded queue, or refuse with `Busy` when it is full.
+    async fn wait_for_slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit> {
         if self.waiting.fetch_add(1, Ordering::SeqCst) >= self.queue {
             self.waiting.fetch_sub(1, Ordering::SeqCst);
             self.metrics.busy.inc();
@@ -48,14 +42,26 @@ impl Pool {
         let permit = tokio::time::timeout(self.timeout, self.slots.clone().acquire_owned()).await;
         self.waiting.fetch_sub(1, Ordering::SeqCst);
         self.metrics.pool_waiting.dec();
-        let permit = match permit {
-            Ok(Ok(p)) => p,
-            Ok(Err(_)) => return Err(Error::Internal("the processing pool is closed".into())),
-            Err(_) => {
-                return Err(Error::Timeout(
-                    "waited too long for a processing slot".into(),
-                ))
-            }
+        match permit {
+            Ok(Ok(p)) => Ok(p),
+            Ok(Err(_)) => Err(Error::Internal("the processing pool is closed".into())),
+            Err(_) => Err(Error::Timeout(
+                "waited too long for a processing slot".into(),
+            )),
+        }
+    }
+
+    /// Run `f` on a blocking thread once a slot is free. `f` receives the
+    /// deadline by which it should stop (checked between pipeline steps).
+    pub async fn run<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(Instant) -> Result<T> + Send + 'static,
+    {
+        let deadline = Instant::now() + self.timeout;
+        let permit = match self.slots.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => self.wait_for_slot().await?,
         };
         let metrics = self.metrics.clone();
         metrics.pool_in_use.inc();

@@ -588,3 +588,73 @@ fn cli_process_and_check_config() {
         .expect("run");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn overload_is_503_busy_with_retry_after() {
+    let env = Env::new(Backend::Fs, "busy").await;
+    let mut cfg = env.config();
+    cfg.process.workers = 1;
+    cfg.process.queue = 0;
+    let s = TestServer::start(cfg).await;
+    let urls: Vec<String> = (0..8)
+        .map(|i| {
+            s.url(&format!(
+                "{}?x-oss-process=image/resize,w_{}/format,avif",
+                env.key("dragonfly.jpg"),
+                700 + i
+            ))
+        })
+        .collect();
+    let tasks: Vec<_> = urls
+        .into_iter()
+        .map(|u| tokio::spawn(async move { get(&u).await }))
+        .collect();
+    let mut ok = 0;
+    let mut busy = 0;
+    for t in tasks {
+        let r = t.await.expect("task");
+        match r.status {
+            200 => ok += 1,
+            503 => {
+                assert_eq!(r.code(), "Busy");
+                assert_eq!(r.header("retry-after"), "1");
+                busy += 1;
+            }
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    assert!(ok >= 1 && busy >= 1, "ok {ok}, busy {busy}");
+    assert_eq!(s.app.metrics.busy.get(), busy);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_store_is_502_store_error() {
+    let env = Env::new(Backend::S3, "down").await;
+    let mut cfg = env.config();
+    // A port nothing listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = closed.local_addr().expect("addr").port();
+    drop(closed);
+    cfg.storage.endpoint = Some(format!("http://127.0.0.1:{port}"));
+    let s = TestServer::start(cfg).await;
+    for path in [
+        env.key("dragonfly.jpg"),
+        format!(
+            "{}?x-oss-process=image/resize,w_10",
+            env.key("dragonfly.jpg")
+        ),
+    ] {
+        let r = get(&s.url(&path)).await;
+        assert_eq!((r.status, r.code().as_str()), (502, "StoreError"), "{path}");
+        assert!(
+            !r.json()["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("127.0.0.1"),
+            "no internals"
+        );
+    }
+    assert_eq!(get(&format!("{}/readyz", s.admin)).await.status, 503);
+    s.stop().await;
+}
