@@ -117,7 +117,14 @@ impl FsStore {
         Ok((path, meta))
     }
 
-    async fn put_inner(&self, key: &str, obj: PutObject) -> StoreResult<()> {
+    /// Write the sidecar, then the object from `content` (temp file + rename).
+    async fn put_inner(
+        &self,
+        key: &str,
+        content: Content<'_>,
+        content_type: String,
+        metadata: BTreeMap<String, String>,
+    ) -> StoreResult<()> {
         let path = self.path(key)?;
         let sidecar = self.sidecar(key);
         for p in [&path, &sidecar] {
@@ -126,14 +133,14 @@ impl FsStore {
             }
         }
         let side = serde_json::to_vec(&Sidecar {
-            content_type: Some(obj.content_type),
-            metadata: obj.metadata,
+            content_type: Some(content_type),
+            metadata,
         })
         .map_err(|e| StoreError::Other(e.to_string()))?;
         // Sidecar first, then the object: a reader never sees an object with
         // stale metadata for long, and never a partial object (temp + rename).
-        write_atomic(&sidecar, &side).await?;
-        write_atomic(&path, &obj.bytes).await
+        write_atomic(&sidecar, Content::Bytes(&side)).await?;
+        write_atomic(&path, content).await
     }
 
     async fn list_inner(&self, prefix: &str) -> StoreResult<Vec<String>> {
@@ -168,10 +175,20 @@ impl FsStore {
     }
 }
 
-async fn write_atomic(path: &Path, bytes: &[u8]) -> StoreResult<()> {
+/// What an object is written from.
+enum Content<'a> {
+    Bytes(&'a [u8]),
+    File(&'a Path),
+}
+
+async fn write_atomic(path: &Path, content: Content<'_>) -> StoreResult<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = dir.join(format!(".tmp-{}-{:x}", std::process::id(), rand_u64()));
-    if let Err(e) = tokio::fs::write(&tmp, bytes).await {
+    let written = match content {
+        Content::Bytes(b) => tokio::fs::write(&tmp, b).await,
+        Content::File(src) => tokio::fs::copy(src, &tmp).await.map(|_| ()),
+    };
+    if let Err(e) = written {
         let _ = tokio::fs::remove_file(&tmp).await;
         return Err(io_err(e));
     }
@@ -213,7 +230,16 @@ impl Store for FsStore {
     }
 
     fn put<'a>(&'a self, key: &'a str, obj: PutObject) -> BoxFuture<'a, StoreResult<()>> {
-        self.put_inner(key, obj).boxed()
+        async move {
+            self.put_inner(
+                key,
+                Content::Bytes(&obj.bytes),
+                obj.content_type,
+                obj.metadata,
+            )
+            .await
+        }
+        .boxed()
     }
 
     fn put_file<'a>(
@@ -223,33 +249,8 @@ impl Store for FsStore {
         content_type: String,
         metadata: BTreeMap<String, String>,
     ) -> BoxFuture<'a, StoreResult<()>> {
-        async move {
-            let path = self.path(key)?;
-            let sidecar = self.sidecar(key);
-            for p in [&path, &sidecar] {
-                if let Some(dir) = p.parent() {
-                    tokio::fs::create_dir_all(dir).await.map_err(io_err)?;
-                }
-            }
-            let side = serde_json::to_vec(&Sidecar {
-                content_type: Some(content_type),
-                metadata,
-            })
-            .map_err(|e| StoreError::Other(e.to_string()))?;
-            write_atomic(&sidecar, &side).await?;
-            let dir = path.parent().unwrap_or(Path::new("."));
-            let tmp = dir.join(format!(".tmp-{}-{:x}", std::process::id(), rand_u64()));
-            if let Err(e) = tokio::fs::copy(src, &tmp).await {
-                let _ = tokio::fs::remove_file(&tmp).await;
-                return Err(io_err(e));
-            }
-            if let Err(e) = tokio::fs::rename(&tmp, &path).await {
-                let _ = tokio::fs::remove_file(&tmp).await;
-                return Err(io_err(e));
-            }
-            Ok(())
-        }
-        .boxed()
+        self.put_inner(key, Content::File(src), content_type, metadata)
+            .boxed()
     }
 
     fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, StoreResult<()>> {

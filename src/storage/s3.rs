@@ -110,6 +110,23 @@ fn body_stream(body: SdkStream) -> super::ByteStream {
     Box::pin(s)
 }
 
+/// The same fields of a HEAD and a GET response.
+fn meta(
+    len: Option<i64>,
+    etag: Option<&str>,
+    modified: Option<&aws_sdk_s3::primitives::DateTime>,
+    content_type: Option<&str>,
+    metadata: Option<&std::collections::HashMap<String, String>>,
+) -> ObjectMeta {
+    ObjectMeta {
+        size: len.unwrap_or(0).max(0) as u64,
+        etag: quote(etag),
+        last_modified: to_system_time(modified),
+        content_type: content_type.map(str::to_string),
+        metadata: metadata.cloned().unwrap_or_default().into_iter().collect(),
+    }
+}
+
 impl Store for S3Store {
     fn head<'a>(&'a self, key: &'a str) -> BoxFuture<'a, StoreResult<ObjectMeta>> {
         async move {
@@ -121,18 +138,13 @@ impl Store for S3Store {
                 .send()
                 .await
                 .map_err(classify)?;
-            Ok(ObjectMeta {
-                size: r.content_length().unwrap_or(0).max(0) as u64,
-                etag: quote(r.e_tag()),
-                last_modified: to_system_time(r.last_modified()),
-                content_type: r.content_type().map(str::to_string),
-                metadata: r
-                    .metadata()
-                    .cloned()
-                    .unwrap_or_default()
-                    .into_iter()
-                    .collect(),
-            })
+            Ok(meta(
+                r.content_length(),
+                r.e_tag(),
+                r.last_modified(),
+                r.content_type(),
+                r.metadata(),
+            ))
         }
         .boxed()
     }
@@ -147,18 +159,13 @@ impl Store for S3Store {
                 .send()
                 .await
                 .map_err(classify)?;
-            let meta = ObjectMeta {
-                size: r.content_length().unwrap_or(0).max(0) as u64,
-                etag: quote(r.e_tag()),
-                last_modified: to_system_time(r.last_modified()),
-                content_type: r.content_type().map(str::to_string),
-                metadata: r
-                    .metadata()
-                    .cloned()
-                    .unwrap_or_default()
-                    .into_iter()
-                    .collect(),
-            };
+            let meta = meta(
+                r.content_length(),
+                r.e_tag(),
+                r.last_modified(),
+                r.content_type(),
+                r.metadata(),
+            );
             Ok(Object {
                 meta,
                 body: body_stream(r.body),
