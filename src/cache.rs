@@ -94,17 +94,28 @@ type SharedResult<T> = Shared<BoxFuture<'static, Result<T>>>;
 /// result, error included (no retry storm).
 pub struct Coalescer<T: Clone + Send + Sync + 'static> {
     inflight: Mutex<HashMap<String, SharedResult<T>>>,
+    /// Counts callers that joined work in flight (`pixmirror_coalesced_total`).
+    joined: Option<prometheus::IntCounter>,
 }
 
 impl<T: Clone + Send + Sync + 'static> Default for Coalescer<T> {
     fn default() -> Self {
         Coalescer {
             inflight: Mutex::new(HashMap::new()),
+            joined: None,
         }
     }
 }
 
 impl<T: Clone + Send + Sync + 'static> Coalescer<T> {
+    /// A coalescer that counts joins in `counter` (at the moment of joining).
+    pub fn counting(counter: prometheus::IntCounter) -> Arc<Self> {
+        Arc::new(Coalescer {
+            inflight: Mutex::new(HashMap::new()),
+            joined: Some(counter),
+        })
+    }
+
     /// Run `work()` once for `key` among concurrent callers. Returns the
     /// result and whether this caller joined work already in flight.
     pub async fn run<F, W>(self: &Arc<Self>, key: &str, work: W) -> (Result<T>, bool)
@@ -118,6 +129,9 @@ impl<T: Clone + Send + Sync + 'static> Coalescer<T> {
                 Err(p) => p.into_inner(),
             };
             if let Some(f) = map.get(key) {
+                if let Some(c) = &self.joined {
+                    c.inc();
+                }
                 (f.clone(), true)
             } else {
                 let this = self.clone();

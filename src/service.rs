@@ -147,9 +147,9 @@ impl App {
                 cfg.cache.max_item_bytes.0,
             ),
             process_opts: Options::from_config(&cfg.process),
-            renditions: Arc::default(),
-            sources: Arc::default(),
-            mirrors: Arc::default(),
+            renditions: Coalescer::counting(metrics.coalesced.clone()),
+            sources: Coalescer::counting(metrics.coalesced.clone()),
+            mirrors: Coalescer::counting(metrics.coalesced.clone()),
             heads: Arc::default(),
             mirror,
             pool,
@@ -309,15 +309,12 @@ impl App {
         }
         let this = self.clone();
         let (key, query, headers) = (req.key.clone(), req.query.clone(), req.headers.clone());
-        let (r, joined) = self
+        let (r, _) = self
             .mirrors
             .run(&req.key, move || async move {
                 this.fetch_mirror(key, query, headers).await
             })
             .await;
-        if joined {
-            self.metrics.coalesced.inc();
-        }
         r
     }
 
@@ -384,16 +381,13 @@ impl App {
         }
         let this = self.clone();
         let (r2, dk) = (req.clone(), dkey.clone());
-        let (r, joined) = self
+        let (r, _) = self
             .renditions
             .run(
                 &dkey,
                 move || async move { this.render(r2, plan, dk).await },
             )
             .await;
-        if joined {
-            self.metrics.coalesced.inc();
-        }
         let (item, status) = r?;
         Ok(Reply::from_item(&item, status, req.vary_accept))
     }
@@ -501,13 +495,10 @@ impl App {
         }
         let this = self.clone();
         let r2 = req.clone();
-        let (r, joined) = self
+        let (r, _) = self
             .sources
             .run(key, move || async move { this.fetch_source(r2).await })
             .await;
-        if joined {
-            self.metrics.coalesced.inc();
-        }
         r
     }
 

@@ -6,6 +6,7 @@ mod common;
 
 use std::sync::Arc;
 
+use common::gated::GatedStore;
 use common::*;
 use futures_util::future::join_all;
 
@@ -310,80 +311,12 @@ async fn failing_store_writes_never_fail_responses() {
     }
 }
 
-/// A real bucket whose puts wait for a gate: lets the test hold write-backs
-/// in the queue while the server shuts down (timing control only).
-struct GatedStore {
-    inner: pixmirror::storage::DynStore,
-    gate: Arc<tokio::sync::Semaphore>,
-}
-
-impl pixmirror::storage::Store for GatedStore {
-    fn head<'a>(
-        &'a self,
-        key: &'a str,
-    ) -> futures_util::future::BoxFuture<
-        'a,
-        pixmirror::storage::StoreResult<pixmirror::storage::ObjectMeta>,
-    > {
-        self.inner.head(key)
-    }
-    fn get<'a>(
-        &'a self,
-        key: &'a str,
-    ) -> futures_util::future::BoxFuture<
-        'a,
-        pixmirror::storage::StoreResult<pixmirror::storage::Object>,
-    > {
-        self.inner.get(key)
-    }
-    fn put<'a>(
-        &'a self,
-        key: &'a str,
-        obj: pixmirror::storage::PutObject,
-    ) -> futures_util::future::BoxFuture<'a, pixmirror::storage::StoreResult<()>> {
-        Box::pin(async move {
-            let _permit = self
-                .gate
-                .acquire()
-                .await
-                .map_err(|e| pixmirror::storage::StoreError::Other(e.to_string()))?;
-            self.inner.put(key, obj).await
-        })
-    }
-    fn put_file<'a>(
-        &'a self,
-        key: &'a str,
-        path: &'a std::path::Path,
-        content_type: String,
-        metadata: std::collections::BTreeMap<String, String>,
-    ) -> futures_util::future::BoxFuture<'a, pixmirror::storage::StoreResult<()>> {
-        self.inner.put_file(key, path, content_type, metadata)
-    }
-    fn delete<'a>(
-        &'a self,
-        key: &'a str,
-    ) -> futures_util::future::BoxFuture<'a, pixmirror::storage::StoreResult<()>> {
-        self.inner.delete(key)
-    }
-    fn list<'a>(
-        &'a self,
-        prefix: &'a str,
-    ) -> futures_util::future::BoxFuture<'a, pixmirror::storage::StoreResult<Vec<String>>> {
-        self.inner.list(prefix)
-    }
-    fn ready(&self) -> futures_util::future::BoxFuture<'_, pixmirror::storage::StoreResult<()>> {
-        self.inner.ready()
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_drains_queued_write_backs() {
     let env = Env::new(Backend::S3, "drain").await;
-    let gate = Arc::new(tokio::sync::Semaphore::new(0));
-    let store: pixmirror::storage::DynStore = Arc::new(GatedStore {
-        inner: env.store.clone(),
-        gate: gate.clone(),
-    });
+    let gated = GatedStore::new(env.store.clone());
+    let gate = gated.puts.clone();
+    let store: pixmirror::storage::DynStore = Arc::new(gated);
     let s = TestServer::start_with_store(env.config(), store).await;
     let key = env.key("sunset.jpg");
     let urls: Vec<String> = (0..12)
@@ -480,4 +413,82 @@ async fn sigterm_drains_write_backs_of_the_binary() {
         20,
         "every write-back landed before exit\n{log}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn leader_disconnect_does_not_cancel_shared_work() {
+    let env = Env::new(Backend::Fs, "disconnect").await;
+    let gated = GatedStore::new(env.store.clone());
+    gated.gate_gets(true);
+    let gated = Arc::new(gated);
+    let store: pixmirror::storage::DynStore = gated.clone();
+    let s = TestServer::start_with_store(env.config(), store).await;
+    let url = derivative_url(&s, &env.key("sunset.jpg"), "resize,w_123");
+    // The leader's client: its request reaches the store (a get waits at the gate)...
+    let leader = tokio::spawn({
+        let url = url.clone();
+        async move { get(&url).await }
+    });
+    gated.wait_for_waiting_gets(1).await;
+    // ...a second client joins the shared work...
+    let follower = tokio::spawn({
+        let url = url.clone();
+        async move { get(&url).await }
+    });
+    wait_until(|| s.app.metrics.coalesced.get() >= 1).await;
+    // ...and the leader's client goes away.
+    leader.abort();
+    let _ = leader.await;
+    gated.gets.add_permits(1000);
+    let r = follower.await.expect("follower");
+    assert_eq!((r.status, r.cache()), (200, "processed"));
+    assert_eq!(r.dims().0, 123);
+    assert_eq!(
+        s.processed(),
+        1,
+        "the work went on without its first client"
+    );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failed_leader_fails_its_waiters_once() {
+    let env = Env::new(Backend::Fs, "leadfail").await;
+    let gated = GatedStore::new(env.store.clone());
+    gated.gate_gets(true);
+    gated.fail_gets(true);
+    let gated = Arc::new(gated);
+    let store: pixmirror::storage::DynStore = gated.clone();
+    let s = TestServer::start_with_store(env.config(), store).await;
+    let url = derivative_url(&s, &env.key("sunset.jpg"), "resize,w_77");
+    let tasks: Vec<_> = (0..10)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move { get(&url).await })
+        })
+        .collect();
+    gated.wait_for_waiting_gets(1).await;
+    wait_until(|| s.app.metrics.coalesced.get() >= 9).await;
+    gated.gets.add_permits(1000);
+    for t in tasks {
+        let r = t.await.expect("task");
+        assert_eq!((r.status, r.code().as_str()), (502, "StoreError"));
+    }
+    assert_eq!(
+        gated.get_calls(),
+        1,
+        "one store read for ten requests, no retry storm"
+    );
+    s.stop().await;
+}
+
+/// Wait (bounded) for a condition that another task makes true.
+async fn wait_until(cond: impl Fn() -> bool) {
+    for _ in 0..5000 {
+        if cond() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    panic!("condition not reached in 5 s");
 }

@@ -89,6 +89,15 @@ enum Failure {
     Fatal(Error),
 }
 
+/// A body read whole: in memory or in a temporary file, with its MD5 and first bytes.
+struct Spooled {
+    body: Body,
+    size: u64,
+    md5: [u8; 16],
+    /// The first 32 bytes, to sniff the format.
+    head: Vec<u8>,
+}
+
 type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Empty<Bytes>>;
 
 pub struct Mirror {
@@ -418,7 +427,7 @@ impl Mirror {
 
     /// Read a body with the size limit and an MD5, in memory up to
     /// `cache.max_item_bytes`, then in a temporary file.
-    async fn spool(&self, mut body: ByteStream) -> Result<(Body, u64, [u8; 16]), Failure> {
+    async fn spool(&self, mut body: ByteStream) -> Result<Spooled, Failure> {
         let io = |e: std::io::Error| {
             Failure::Retry(mirror_failed(&format!("reading the origin failed: {e}")))
         };
@@ -426,9 +435,13 @@ impl Mirror {
         let mut mem = BytesMut::new();
         let mut file: Option<(tempfile::NamedTempFile, tokio::fs::File)> = None;
         let mut size = 0u64;
+        let mut head = Vec::with_capacity(32);
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(io)?;
             size += chunk.len() as u64;
+            if head.len() < 32 {
+                head.extend_from_slice(&chunk[..chunk.len().min(32 - head.len())]);
+            }
             if size > self.max_bytes {
                 return Err(Failure::Fatal(crate::storage::too_large(self.max_bytes)));
             }
@@ -453,13 +466,23 @@ impl Mirror {
             }
             None => Body::Memory(mem.freeze()),
         };
-        Ok((body, size, md5.finalize().into()))
+        Ok(Spooled {
+            body,
+            size,
+            md5: md5.finalize().into(),
+            head,
+        })
     }
 
     /// The checks on a complete body: Content-MD5, content type.
     fn finish(
         &self,
-        (body, size, md5): (Body, u64, [u8; 16]),
+        Spooled {
+            body,
+            size,
+            md5,
+            head,
+        }: Spooled,
         content_type: Option<String>,
         etag: Option<String>,
         last_modified: Option<SystemTime>,
@@ -477,17 +500,6 @@ impl Mirror {
                 }
             }
         }
-        let head = match &body {
-            Body::Memory(b) => b.slice(..b.len().min(32)).to_vec(),
-            Body::File(f) => {
-                use std::io::Read;
-                let mut buf = [0u8; 32];
-                let n = std::fs::File::open(f.path())
-                    .and_then(|mut r| r.read(&mut buf))
-                    .unwrap_or(0);
-                buf[..n].to_vec()
-            }
-        };
         let sniffed = Format::sniff(&head).map(|f| f.content_type().to_string());
         let ct = match content_type {
             Some(ct)

@@ -2,6 +2,7 @@
 //! loopback, an HTTP client, the Garage bucket `make test` starts, decoders.
 #![allow(dead_code)]
 
+pub mod gated;
 pub mod origin;
 
 use std::collections::BTreeMap;

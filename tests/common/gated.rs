@@ -1,0 +1,111 @@
+//! A real store wrapped so that a test controls *when* its reads and writes
+//! happen (and can make reads fail): timing control only, every call that
+//! passes goes to the real store.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+use pixmirror::storage::{DynStore, Object, ObjectMeta, PutObject, Store, StoreError, StoreResult};
+use tokio::sync::Semaphore;
+
+pub struct GatedStore {
+    inner: DynStore,
+    /// Permits for `put`/`put_file` (starts closed).
+    pub puts: Arc<Semaphore>,
+    /// Permits for `get` when gated.
+    pub gets: Arc<Semaphore>,
+    gate_gets: AtomicBool,
+    fail_gets: AtomicBool,
+    get_calls: AtomicU64,
+    waiting_gets: AtomicU64,
+}
+
+impl GatedStore {
+    pub fn new(inner: DynStore) -> GatedStore {
+        GatedStore {
+            inner,
+            puts: Arc::new(Semaphore::new(0)),
+            gets: Arc::new(Semaphore::new(0)),
+            gate_gets: AtomicBool::new(false),
+            fail_gets: AtomicBool::new(false),
+            get_calls: AtomicU64::new(0),
+            waiting_gets: AtomicU64::new(0),
+        }
+    }
+    pub fn gate_gets(&self, on: bool) {
+        self.gate_gets.store(on, Ordering::SeqCst);
+    }
+    pub fn fail_gets(&self, on: bool) {
+        self.fail_gets.store(on, Ordering::SeqCst);
+    }
+    pub fn get_calls(&self) -> u64 {
+        self.get_calls.load(Ordering::SeqCst)
+    }
+    /// Wait until `n` gets are held at the gate.
+    pub async fn wait_for_waiting_gets(&self, n: u64) {
+        for _ in 0..5000 {
+            if self.waiting_gets.load(Ordering::SeqCst) >= n {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        panic!("no get reached the gate in 5 s");
+    }
+}
+
+impl Store for GatedStore {
+    fn head<'a>(&'a self, key: &'a str) -> BoxFuture<'a, StoreResult<ObjectMeta>> {
+        self.inner.head(key)
+    }
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, StoreResult<Object>> {
+        Box::pin(async move {
+            self.get_calls.fetch_add(1, Ordering::SeqCst);
+            if self.gate_gets.load(Ordering::SeqCst) {
+                self.waiting_gets.fetch_add(1, Ordering::SeqCst);
+                let permit = self.gets.acquire().await;
+                self.waiting_gets.fetch_sub(1, Ordering::SeqCst);
+                drop(permit);
+            }
+            if self.fail_gets.load(Ordering::SeqCst) {
+                return Err(StoreError::Other("injected read failure".into()));
+            }
+            self.inner.get(key).await
+        })
+    }
+    fn put<'a>(&'a self, key: &'a str, obj: PutObject) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(async move {
+            let _p = self
+                .puts
+                .acquire()
+                .await
+                .map_err(|e| StoreError::Other(e.to_string()))?;
+            self.inner.put(key, obj).await
+        })
+    }
+    fn put_file<'a>(
+        &'a self,
+        key: &'a str,
+        path: &'a std::path::Path,
+        content_type: String,
+        metadata: std::collections::BTreeMap<String, String>,
+    ) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(async move {
+            let _p = self
+                .puts
+                .acquire()
+                .await
+                .map_err(|e| StoreError::Other(e.to_string()))?;
+            self.inner.put_file(key, path, content_type, metadata).await
+        })
+    }
+    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, StoreResult<()>> {
+        self.inner.delete(key)
+    }
+    fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, StoreResult<Vec<String>>> {
+        self.inner.list(prefix)
+    }
+    fn ready(&self) -> BoxFuture<'_, StoreResult<()>> {
+        self.inner.ready()
+    }
+}
