@@ -109,7 +109,12 @@ impl Server {
     /// Serve until `shutdown` resolves, then drain (bounded by `server.shutdown_timeout`).
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), String> {
         let graceful = GracefulShutdown::new();
-        let builder = Builder::new(TokioExecutor::new());
+        let mut builder = Builder::new(TokioExecutor::new());
+        // A client that does not finish sending its headers in time is dropped (slowloris).
+        builder
+            .http1()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(std::time::Duration::from_secs(15));
         let app = self.app.clone();
         tokio::pin!(shutdown);
         loop {
