@@ -420,6 +420,7 @@ async fn leader_disconnect_does_not_cancel_shared_work() {
     let env = Env::new(Backend::Fs, "disconnect").await;
     let gated = GatedStore::new(env.store.clone());
     gated.gate_gets(true);
+    gated.puts.add_permits(1000);
     let gated = Arc::new(gated);
     let store: pixmirror::storage::DynStore = gated.clone();
     let s = TestServer::start_with_store(env.config(), store).await;
@@ -457,6 +458,7 @@ async fn a_failed_leader_fails_its_waiters_once() {
     let gated = GatedStore::new(env.store.clone());
     gated.gate_gets(true);
     gated.fail_gets(true);
+    gated.puts.add_permits(1000);
     let gated = Arc::new(gated);
     let store: pixmirror::storage::DynStore = gated.clone();
     let s = TestServer::start_with_store(env.config(), store).await;
