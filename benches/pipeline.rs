@@ -24,7 +24,10 @@ fn main() {
             PathBuf::from("tests/fixtures")
         }
     });
-    let rounds: usize = args.get(1).and_then(|r| r.parse().ok()).unwrap_or(3);
+    let rounds: usize = args
+        .get(1)
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(if bench { 3 } else { 1 });
     let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .filter_map(|e| e.ok())
