@@ -12,22 +12,24 @@ use std::time::Instant;
 use pixmirror::process::{grammar, pipeline};
 
 fn main() {
+    // `cargo bench` passes `--bench`; under `cargo test` this runs as a quick smoke test.
+    let full = std::env::args().any(|a| a == "--bench");
     let args: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with("--"))
         .collect();
     let dir = args.first().map(PathBuf::from).unwrap_or_else(|| {
         let shared = PathBuf::from("../shared/images");
-        if shared.is_dir() {
+        if full && shared.is_dir() {
             shared
         } else {
             PathBuf::from("tests/fixtures")
         }
     });
-    let rounds: usize = args
-        .get(1)
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(if bench { 3 } else { 1 });
+    let rounds: usize =
+        args.get(1)
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(if full { 3 } else { 1 });
     let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .filter_map(|e| e.ok())
