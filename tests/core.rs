@@ -658,3 +658,19 @@ async fn unreachable_store_is_502_store_error() {
     assert_eq!(get(&format!("{}/readyz", s.admin)).await.status, 503);
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processing_over_the_timeout_is_504() {
+    let env = Env::new(Backend::Fs, "timeout").await;
+    let mut cfg = env.config();
+    // Far shorter than decoding an 800x600 JPEG; checked between pipeline steps.
+    cfg.process.timeout = pixmirror::config::Dur(std::time::Duration::from_micros(1));
+    let s = TestServer::start(cfg).await;
+    let r = get(&s.url(&format!(
+        "{}?x-oss-process=image/resize,w_100/rotate,90/format,png",
+        env.key("dragonfly.jpg")
+    )))
+    .await;
+    assert_eq!((r.status, r.code().as_str()), (504, "Timeout"));
+    s.stop().await;
+}
