@@ -18,6 +18,7 @@ pub struct Metrics {
     pub l1_bytes: IntGauge,
     pub l1_items: IntGauge,
     pub writeback_queue_depth: IntGauge,
+    pub writeback_inline: IntCounter,
     pub busy: IntCounter,
     pub pool_in_use: IntGauge,
     pub pool_waiting: IntGauge,
@@ -91,6 +92,10 @@ impl Metrics {
             "pixmirror_writeback_queue_depth",
             "Derivative write-backs queued or in progress",
         ));
+        let writeback_inline = must(IntCounter::new(
+            "pixmirror_writeback_inline_total",
+            "Write-backs done inline because the queue was full (or closing)",
+        ));
         let busy = must(IntCounter::new(
             "pixmirror_busy_total",
             "Requests refused with 503 Busy",
@@ -114,6 +119,7 @@ impl Metrics {
             Box::new(l1_bytes.clone()),
             Box::new(l1_items.clone()),
             Box::new(writeback_queue_depth.clone()),
+            Box::new(writeback_inline.clone()),
             Box::new(busy.clone()),
             Box::new(pool_in_use.clone()),
             Box::new(pool_waiting.clone()),
@@ -139,6 +145,7 @@ impl Metrics {
             l1_bytes,
             l1_items,
             writeback_queue_depth,
+            writeback_inline,
             busy,
             pool_in_use,
             pool_waiting,

@@ -104,11 +104,15 @@ impl WriteBack {
                     Err(mpsc::error::TrySendError::Full(j))
                     | Err(mpsc::error::TrySendError::Closed(j)) => {
                         self.metrics.writeback_queue_depth.dec();
+                        self.metrics.writeback_inline.inc();
                         j
                     }
                 }
             }
-            None => job,
+            None => {
+                self.metrics.writeback_inline.inc();
+                job
+            }
         };
         put_with_retries(&self.store, &self.metrics, &job, self.attempts).await;
     }

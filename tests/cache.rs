@@ -484,6 +484,51 @@ async fn a_failed_leader_fails_its_waiters_once() {
     s.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_full_write_back_queue_writes_inline_never_drops() {
+    let env = Env::new(Backend::Fs, "qfull").await;
+    let gated = GatedStore::new(env.store.clone());
+    let gate = gated.puts.clone();
+    let store: pixmirror::storage::DynStore = Arc::new(gated);
+    let mut cfg = env.config();
+    cfg.derivatives.queue = 1;
+    let s = TestServer::start_with_store(cfg, store).await;
+    let key = env.key("sunset.jpg");
+    // Writes are held at the gate: the worker absorbs at most 4 running + 1 waiting
+    // + 1 queued, so at least 4 of these 10 must be written inline by their request.
+    let tasks: Vec<_> = (0..10)
+        .map(|i| {
+            let url = derivative_url(&s, &key, &format!("resize,w_{}", 60 + i));
+            tokio::spawn(async move { get(&url).await })
+        })
+        .collect();
+    let app = s.app.clone();
+    wait_until(|| app.metrics.writeback_inline.get() >= 4).await;
+    let pending = tasks.iter().filter(|t| !t.is_finished()).count();
+    assert!(
+        pending >= 4,
+        "requests writing inline wait for their write ({pending} pending)"
+    );
+    gate.add_permits(1000);
+    for t in tasks {
+        assert_eq!(t.await.expect("task").status, 200);
+    }
+    s.stop().await;
+    assert_eq!(
+        app.metrics.store_writes.with_label_values(&["ok"]).get(),
+        10
+    );
+    assert_eq!(
+        env.store
+            .list(&format!("{key}__op__"))
+            .await
+            .expect("list")
+            .len(),
+        10,
+        "none dropped"
+    );
+}
+
 /// Wait (bounded) for a condition that another task makes true.
 async fn wait_until(cond: impl Fn() -> bool) {
     for _ in 0..5000 {
