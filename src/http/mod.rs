@@ -121,7 +121,11 @@ impl Server {
             tokio::select! {
                 _ = &mut shutdown => break,
                 conn = self.listener.accept() => {
-                    let Ok((stream, _)) = conn else { continue };
+                    let Ok((stream, _)) = conn else {
+                        // Out of file descriptors or similar: do not spin.
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    };
                     let app = app.clone();
                     let svc = service_fn(move |req| {
                         let app = app.clone();
@@ -132,7 +136,11 @@ impl Server {
                     tokio::spawn(async move { let _ = c.await; });
                 }
                 conn = self.admin.accept() => {
-                    let Ok((stream, _)) = conn else { continue };
+                    let Ok((stream, _)) = conn else {
+                        // Out of file descriptors or similar: do not spin.
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    };
                     let app = app.clone();
                     let svc = service_fn(move |req| {
                         let app = app.clone();
