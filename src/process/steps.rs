@@ -340,8 +340,9 @@ fn rounded_mask(w: u32, h: u32, r: u32, step: &str) -> Result<Img> {
 
 pub fn circle(img: Img, r: u32) -> Result<Img> {
     let (w, h) = (img.width(), img.height());
-    let r = r.min(w / 2).min(h / 2).max(1);
-    let d = 2 * r;
+    // The circle fits the image: its diameter is at most the shorter side.
+    let d = r.saturating_mul(2).min(w).min(h).max(1);
+    let r = d / 2;
     let img = op(
         "circle",
         ops::extract_area(
