@@ -26,6 +26,24 @@ pub struct Entry {
 
 pub type Item = Arc<Entry>;
 
+impl Entry {
+    /// An original: its own ETag is the one later hits revalidate against.
+    pub fn original(
+        bytes: Bytes,
+        content_type: String,
+        etag: String,
+        last_modified: Option<SystemTime>,
+    ) -> Item {
+        Arc::new(Entry {
+            bytes,
+            content_type,
+            source_etag: etag.clone(),
+            etag,
+            last_modified,
+        })
+    }
+}
+
 pub struct L1 {
     cache: Option<moka::future::Cache<String, Item>>,
     max_item: u64,

@@ -19,7 +19,9 @@ use crate::mirror::{self, Fetched, Mirror};
 use crate::pool::Pool;
 use crate::process::pipeline::{self, Options};
 use crate::process::Plan;
-use crate::storage::{read_limited, too_large, ByteStream, DynStore, PutObject, StoreError};
+use crate::storage::{
+    read_limited, too_large, ByteStream, DynStore, Object, PutObject, StoreError,
+};
 use crate::writeback::{Job, WriteBack};
 
 /// User metadata recorded on stored derivatives.
@@ -117,6 +119,18 @@ pub struct App {
     process_opts: Options,
 }
 
+/// An original read whole from the store, at most `limit` bytes.
+async fn read_original(obj: Object, limit: u64) -> Result<Item> {
+    let bytes = read_limited(obj.body, limit, obj.meta.size as usize).await?;
+    let content_type = obj.meta.content_type_or_default();
+    Ok(Entry::original(
+        bytes,
+        content_type,
+        obj.meta.etag,
+        obj.meta.last_modified,
+    ))
+}
+
 /// The ETag of a derivative: stable across instances and tiers.
 pub fn derived_etag(source_etag: &str, canonical: &str) -> String {
     use sha2::{Digest, Sha256};
@@ -175,7 +189,7 @@ impl App {
     ///
     /// Concurrent checks of one original share one HEAD (coalesced while in
     /// flight only, so no answer is older than the request that asked).
-    async fn still_fresh(&self, key: &str, item: &Item) -> Result<bool> {
+    async fn still_fresh(&self, key: &str, source_etag: &str) -> Result<bool> {
         if !self.cfg.derivatives.revalidate {
             return Ok(true);
         }
@@ -191,12 +205,12 @@ impl App {
                 }
             })
             .await;
-        Ok(etag?.is_some_and(|e| e == item.source_etag))
+        Ok(etag?.is_some_and(|e| e == source_etag))
     }
 
     async fn l1_lookup(&self, lookup_key: &str, key: &str) -> Result<Option<Item>> {
         match self.l1.get(lookup_key).await {
-            Some(item) if self.still_fresh(key, &item).await? => Ok(Some(item)),
+            Some(item) if self.still_fresh(key, &item.source_etag).await? => Ok(Some(item)),
             Some(_) => {
                 self.l1.remove(lookup_key).await;
                 Ok(None)
@@ -219,9 +233,7 @@ impl App {
             return Ok(Reply {
                 body: ReplyBody::Empty,
                 len: m.size,
-                content_type: m
-                    .content_type
-                    .unwrap_or_else(|| "application/octet-stream".into()),
+                content_type: m.content_type_or_default(),
                 etag: m.etag,
                 last_modified: m.last_modified,
                 cache_status: CacheStatus::Store,
@@ -238,33 +250,17 @@ impl App {
             .source_fetches
             .with_label_values(&["store"])
             .inc();
-        let meta = obj.meta;
-        let content_type = meta
-            .content_type
-            .clone()
-            .unwrap_or_else(|| "application/octet-stream".into());
-        if self.l1.fits(meta.size) {
+        if self.l1.fits(obj.meta.size) {
             // Small: keep it in memory for the next request (and for derivatives).
-            let bytes = read_limited(
-                obj.body,
-                self.cfg.cache.max_item_bytes.0,
-                meta.size as usize,
-            )
-            .await?;
-            let item = Arc::new(Entry {
-                bytes,
-                content_type,
-                etag: meta.etag.clone(),
-                last_modified: meta.last_modified,
-                source_etag: meta.etag,
-            });
+            let item = read_original(obj, self.cfg.cache.max_item_bytes.0).await?;
             self.l1.insert(req.key.clone(), item.clone()).await;
             return Ok(Reply::from_item(&item, CacheStatus::Store, false));
         }
+        let meta = obj.meta;
         Ok(Reply {
             body: ReplyBody::Stream(obj.body),
             len: meta.size,
-            content_type,
+            content_type: meta.content_type_or_default(),
             etag: meta.etag,
             last_modified: meta.last_modified,
             cache_status: CacheStatus::Store,
@@ -277,13 +273,12 @@ impl App {
         let f = self.mirrored(req).await?;
         if let (mirror::Body::Memory(bytes), true) = (&f.body, self.l1.fits(f.size)) {
             if f.store {
-                let item = Arc::new(Entry {
-                    bytes: bytes.clone(),
-                    content_type: f.content_type.clone(),
-                    etag: f.etag.clone(),
-                    last_modified: f.last_modified,
-                    source_etag: f.etag.clone(),
-                });
+                let item = Entry::original(
+                    bytes.clone(),
+                    f.content_type.clone(),
+                    f.etag.clone(),
+                    f.last_modified,
+                );
                 self.l1.insert(req.key.clone(), item).await;
             }
         }
@@ -455,14 +450,7 @@ impl App {
             .metadata
             .get(META_SOURCE_MODIFIED)
             .and_then(|s| httpdate::parse_http_date(s).ok());
-        let probe = Entry {
-            bytes: Bytes::new(),
-            content_type: String::new(),
-            etag: String::new(),
-            last_modified,
-            source_etag: source_etag.clone(),
-        };
-        if source_etag.is_empty() || !self.still_fresh(key, &Arc::new(probe)).await? {
+        if source_etag.is_empty() || !self.still_fresh(key, &source_etag).await? {
             return Ok(None);
         }
         let bytes = read_limited(
@@ -473,10 +461,7 @@ impl App {
         .await?;
         Ok(Some(Arc::new(Entry {
             bytes,
-            content_type: obj
-                .meta
-                .content_type
-                .unwrap_or_else(|| "application/octet-stream".into()),
+            content_type: obj.meta.content_type_or_default(),
             etag: derived_etag(&source_etag, &canonical),
             last_modified,
             source_etag,
@@ -508,13 +493,12 @@ impl App {
         let obj = match self.store.get(&key).await {
             Err(StoreError::NotFound) if self.mirror.is_some() => {
                 let f = self.mirrored(&req).await?;
-                let item = Arc::new(Entry {
-                    bytes: f.body.bytes().await?,
-                    content_type: f.content_type.clone(),
-                    etag: f.etag.clone(),
-                    last_modified: f.last_modified,
-                    source_etag: f.etag.clone(),
-                });
+                let item = Entry::original(
+                    f.body.bytes().await?,
+                    f.content_type.clone(),
+                    f.etag.clone(),
+                    f.last_modified,
+                );
                 if f.store {
                     self.l1.insert(key, item.clone()).await;
                 }
@@ -533,17 +517,7 @@ impl App {
             .source_fetches
             .with_label_values(&["store"])
             .inc();
-        let bytes = read_limited(obj.body, limit, obj.meta.size as usize).await?;
-        let item = Arc::new(Entry {
-            bytes,
-            content_type: obj
-                .meta
-                .content_type
-                .unwrap_or_else(|| "application/octet-stream".into()),
-            etag: obj.meta.etag.clone(),
-            last_modified: obj.meta.last_modified,
-            source_etag: obj.meta.etag,
-        });
+        let item = read_original(obj, limit).await?;
         self.l1.insert(key, item.clone()).await;
         Ok(Source {
             item,

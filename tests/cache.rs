@@ -8,22 +8,9 @@ use std::sync::Arc;
 
 use common::gated::GatedStore;
 use common::*;
-use futures_util::future::join_all;
 
 fn derivative_url(s: &TestServer, key: &str, ops: &str) -> String {
     s.url(&format!("{key}?x-oss-process=image/{ops}"))
-}
-
-async fn burst(urls: Vec<String>) -> Vec<Resp> {
-    let tasks: Vec<_> = urls
-        .into_iter()
-        .map(|u| tokio::spawn(async move { get(&u).await }))
-        .collect();
-    join_all(tasks)
-        .await
-        .into_iter()
-        .map(|r| r.expect("task"))
-        .collect()
 }
 
 async fn identical_cold_requests(backend: Backend) {
@@ -64,7 +51,7 @@ async fn fifty_identical_cold_requests_fs() {
 async fn ten_sizes_one_source_read() {
     let env = Env::new(Backend::S3, "sizes").await;
     let s = TestServer::start(env.config()).await;
-    let urls = (0..10)
+    let urls: Vec<String> = (0..10)
         .map(|i| derivative_url(&s, &env.key("sunset.jpg"), &format!("resize,w_{}", 100 + i)))
         .collect();
     let rs = burst(urls).await;
@@ -418,24 +405,15 @@ async fn sigterm_drains_write_backs_of_the_binary() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn leader_disconnect_does_not_cancel_shared_work() {
     let env = Env::new(Backend::Fs, "disconnect").await;
-    let gated = GatedStore::new(env.store.clone());
-    gated.gate_gets(true);
-    gated.puts.add_permits(1000);
-    let gated = Arc::new(gated);
+    let gated = GatedStore::reads_held(env.store.clone());
     let store: pixmirror::storage::DynStore = gated.clone();
     let s = TestServer::start_with_store(env.config(), store).await;
     let url = derivative_url(&s, &env.key("sunset.jpg"), "resize,w_123");
     // The leader's client: its request reaches the store (a get waits at the gate)...
-    let leader = tokio::spawn({
-        let url = url.clone();
-        async move { get(&url).await }
-    });
+    let leader = spawn_gets([url.clone()]).remove(0);
     gated.wait_for_waiting_gets(1).await;
     // ...a second client joins the shared work...
-    let follower = tokio::spawn({
-        let url = url.clone();
-        async move { get(&url).await }
-    });
+    let follower = spawn_gets([url.clone()]).remove(0);
     wait_until(|| s.app.metrics.coalesced.get() >= 1).await;
     // ...and the leader's client goes away.
     leader.abort();
@@ -455,20 +433,12 @@ async fn leader_disconnect_does_not_cancel_shared_work() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_failed_leader_fails_its_waiters_once() {
     let env = Env::new(Backend::Fs, "leadfail").await;
-    let gated = GatedStore::new(env.store.clone());
-    gated.gate_gets(true);
+    let gated = GatedStore::reads_held(env.store.clone());
     gated.fail_gets(true);
-    gated.puts.add_permits(1000);
-    let gated = Arc::new(gated);
     let store: pixmirror::storage::DynStore = gated.clone();
     let s = TestServer::start_with_store(env.config(), store).await;
     let url = derivative_url(&s, &env.key("sunset.jpg"), "resize,w_77");
-    let tasks: Vec<_> = (0..10)
-        .map(|_| {
-            let url = url.clone();
-            tokio::spawn(async move { get(&url).await })
-        })
-        .collect();
+    let tasks = spawn_gets(vec![url; 10]);
     gated.wait_for_waiting_gets(1).await;
     wait_until(|| s.app.metrics.coalesced.get() >= 9).await;
     gated.gets.add_permits(1000);
@@ -496,12 +466,8 @@ async fn a_full_write_back_queue_writes_inline_never_drops() {
     let key = env.key("sunset.jpg");
     // Writes are held at the gate: the worker absorbs at most 4 running + 1 waiting
     // + 1 queued, so at least 4 of these 10 must be written inline by their request.
-    let tasks: Vec<_> = (0..10)
-        .map(|i| {
-            let url = derivative_url(&s, &key, &format!("resize,w_{}", 60 + i));
-            tokio::spawn(async move { get(&url).await })
-        })
-        .collect();
+    let tasks =
+        spawn_gets((0..10).map(|i| derivative_url(&s, &key, &format!("resize,w_{}", 60 + i))));
     let app = s.app.clone();
     wait_until(|| app.metrics.writeback_inline.get() >= 4).await;
     let pending = tasks.iter().filter(|t| !t.is_finished()).count();

@@ -605,14 +605,9 @@ async fn overload_is_503_busy_with_retry_after() {
             ))
         })
         .collect();
-    let tasks: Vec<_> = urls
-        .into_iter()
-        .map(|u| tokio::spawn(async move { get(&u).await }))
-        .collect();
     let mut ok = 0;
     let mut busy = 0;
-    for t in tasks {
-        let r = t.await.expect("task");
+    for r in burst(urls).await {
         match r.status {
             200 => ok += 1,
             503 => {

@@ -5,7 +5,6 @@ mod common;
 
 use common::origin::Origin;
 use common::*;
-use futures_util::future::join_all;
 use pixmirror::config::{Config, MirrorRule, S3Config};
 
 fn rule(prefix: &str, origin: String) -> MirrorRule {
@@ -236,12 +235,7 @@ async fn thirty_concurrent_requests_one_origin_fetch() {
     let key = format!("{p}hot.jpg");
     let mut urls: Vec<String> = (0..20).map(|_| s.url(&key)).collect();
     urls.extend((0..10).map(|i| s.url(&format!("{key}?x-oss-process=image/resize,w_{}", 50 + i))));
-    let tasks: Vec<_> = urls
-        .into_iter()
-        .map(|u| tokio::spawn(async move { get(&u).await }))
-        .collect();
-    for r in join_all(tasks).await {
-        let r = r.expect("task");
+    for r in burst(urls).await {
         assert_eq!(r.status, 200);
     }
     assert_eq!(

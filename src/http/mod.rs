@@ -16,7 +16,7 @@ use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 
 use crate::config::Config;
 use crate::error::Error;
@@ -64,6 +64,43 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
         .observe(start.elapsed().as_secs_f64());
     tracing::debug!(uri = %req.uri(), status = %code, cache = cache_status, ms = start.elapsed().as_millis() as u64, "request");
     resp
+}
+
+/// The accepted stream; on an accept error (out of file descriptors or similar)
+/// wait a little instead of spinning.
+async fn accepted(conn: std::io::Result<(TcpStream, SocketAddr)>) -> Option<TcpStream> {
+    match conn {
+        Ok((stream, _)) => Some(stream),
+        Err(e) => {
+            tracing::warn!(error = %e, "accept failed");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            None
+        }
+    }
+}
+
+/// Serve one connection with `handler`, watched by the graceful shutdown.
+fn serve_connection<F>(
+    builder: &Builder<TokioExecutor>,
+    graceful: &GracefulShutdown,
+    stream: TcpStream,
+    app: Arc<App>,
+    handler: fn(Arc<App>, Request<Incoming>) -> F,
+) where
+    F: Future<Output = Response<Body>> + Send + 'static,
+{
+    let svc = service_fn(move |req| {
+        let fut = handler(app.clone(), req);
+        async move { Ok::<_, std::convert::Infallible>(fut.await) }
+    });
+    let conn = graceful.watch(
+        builder
+            .serve_connection(TokioIo::new(stream), svc)
+            .into_owned(),
+    );
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
 }
 
 pub struct Server {
@@ -121,34 +158,14 @@ impl Server {
             tokio::select! {
                 _ = &mut shutdown => break,
                 conn = self.listener.accept() => {
-                    let Ok((stream, _)) = conn else {
-                        // Out of file descriptors or similar: do not spin.
-                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                        continue;
-                    };
-                    let app = app.clone();
-                    let svc = service_fn(move |req| {
-                        let app = app.clone();
-                        async move { Ok::<_, std::convert::Infallible>(handle(app, req).await) }
-                    });
-                    let c = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc).into_owned();
-                    let c = graceful.watch(c);
-                    tokio::spawn(async move { let _ = c.await; });
+                    if let Some(stream) = accepted(conn).await {
+                        serve_connection(&builder, &graceful, stream, app.clone(), handle);
+                    }
                 }
                 conn = self.admin.accept() => {
-                    let Ok((stream, _)) = conn else {
-                        // Out of file descriptors or similar: do not spin.
-                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                        continue;
-                    };
-                    let app = app.clone();
-                    let svc = service_fn(move |req| {
-                        let app = app.clone();
-                        async move { Ok::<_, std::convert::Infallible>(admin::handle(app, req).await) }
-                    });
-                    let c = builder.serve_connection(TokioIo::new(stream), svc).into_owned();
-                    let c = graceful.watch(c);
-                    tokio::spawn(async move { let _ = c.await; });
+                    if let Some(stream) = accepted(conn).await {
+                        serve_connection(&builder, &graceful, stream, app.clone(), admin::handle);
+                    }
                 }
             }
         }

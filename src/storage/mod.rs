@@ -55,6 +55,15 @@ pub struct ObjectMeta {
     pub metadata: BTreeMap<String, String>,
 }
 
+impl ObjectMeta {
+    /// The stored content type, or `application/octet-stream`.
+    pub fn content_type_or_default(&self) -> String {
+        self.content_type
+            .clone()
+            .unwrap_or_else(|| "application/octet-stream".into())
+    }
+}
+
 pub type ByteStream = Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>>;
 
 pub struct Object {

@@ -33,6 +33,13 @@ impl GatedStore {
             waiting_gets: AtomicU64::new(0),
         }
     }
+    /// Reads wait at the gate (`gets`), writes pass.
+    pub fn reads_held(inner: DynStore) -> Arc<GatedStore> {
+        let g = GatedStore::new(inner);
+        g.gate_gets(true);
+        g.puts.add_permits(Semaphore::MAX_PERMITS / 2);
+        Arc::new(g)
+    }
     pub fn gate_gets(&self, on: bool) {
         self.gate_gets.store(on, Ordering::SeqCst);
     }
@@ -51,6 +58,15 @@ impl GatedStore {
             tokio::time::sleep(std::time::Duration::from_millis(1)).await;
         }
         panic!("no get reached the gate in 5 s");
+    }
+}
+
+impl GatedStore {
+    async fn pass_put_gate(&self) -> StoreResult<tokio::sync::SemaphorePermit<'_>> {
+        self.puts
+            .acquire()
+            .await
+            .map_err(|e| StoreError::Other(e.to_string()))
     }
 }
 

@@ -227,6 +227,22 @@ pub async fn get(url: &str) -> Resp {
     request("GET", url, &[]).await
 }
 
+/// Start a GET per URL, all at once; await the handles when the test is ready.
+pub fn spawn_gets(urls: impl IntoIterator<Item = String>) -> Vec<tokio::task::JoinHandle<Resp>> {
+    urls.into_iter()
+        .map(|u| tokio::spawn(async move { get(&u).await }))
+        .collect()
+}
+
+/// Concurrent GETs of every URL; the responses in order.
+pub async fn burst(urls: impl IntoIterator<Item = String>) -> Vec<Resp> {
+    futures_util::future::join_all(spawn_gets(urls))
+        .await
+        .into_iter()
+        .map(|r| r.expect("task"))
+        .collect()
+}
+
 pub async fn post(url: &str) -> Resp {
     request("POST", url, &[]).await
 }
