@@ -22,6 +22,9 @@ pub struct Entry {
     pub last_modified: Option<SystemTime>,
     /// The ETag of the original this was made from (for revalidation).
     pub source_etag: String,
+    /// That original is in the bucket (false: a mirror rule with `store = false`),
+    /// so its ETag can be checked there.
+    pub source_in_bucket: bool,
 }
 
 pub type Item = Arc<Entry>;
@@ -33,6 +36,7 @@ impl Entry {
         content_type: String,
         etag: String,
         last_modified: Option<SystemTime>,
+        in_bucket: bool,
     ) -> Item {
         Arc::new(Entry {
             bytes,
@@ -40,6 +44,7 @@ impl Entry {
             source_etag: etag.clone(),
             etag,
             last_modified,
+            source_in_bucket: in_bucket,
         })
     }
 }

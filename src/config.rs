@@ -197,6 +197,9 @@ pub struct DerivativesConfig {
     pub separator: String,
     pub write: WriteMode,
     pub revalidate: bool,
+    /// An original checked less than this long ago is taken as unchanged
+    /// without asking the bucket again (0: check on every hit).
+    pub revalidate_after: Dur,
     /// Capacity of the asynchronous write-back queue.
     pub queue: usize,
     /// Attempts per write-back (first try included).
@@ -330,6 +333,7 @@ impl Default for DerivativesConfig {
             separator: "__op__".into(),
             write: WriteMode::Async,
             revalidate: true,
+            revalidate_after: Dur(Duration::from_secs(60)),
             queue: 1024,
             write_attempts: 3,
         }

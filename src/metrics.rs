@@ -14,6 +14,7 @@ pub struct Metrics {
     pub process_seconds: Histogram,
     pub source_fetches: IntCounterVec,
     pub store_writes: IntCounterVec,
+    pub store_requests: IntCounterVec,
     pub coalesced: IntCounter,
     pub l1_bytes: IntGauge,
     pub l1_items: IntGauge,
@@ -76,6 +77,13 @@ impl Metrics {
             ),
             &["result"],
         ));
+        let store_requests = must(IntCounterVec::new(
+            Opts::new(
+                "pixmirror_store_requests_total",
+                "Requests to the bucket, by operation (GET, HEAD, PUT, DELETE, LIST) and result (ok, not_found, denied, error): the billed S3 requests",
+            ),
+            &["op", "result"],
+        ));
         let coalesced = must(IntCounter::new(
             "pixmirror_coalesced_total",
             "Requests that joined work already in flight instead of doing it again",
@@ -115,6 +123,7 @@ impl Metrics {
             Box::new(process_seconds.clone()),
             Box::new(source_fetches.clone()),
             Box::new(store_writes.clone()),
+            Box::new(store_requests.clone()),
             Box::new(coalesced.clone()),
             Box::new(l1_bytes.clone()),
             Box::new(l1_items.clone()),
@@ -133,6 +142,9 @@ impl Metrics {
         for r in ["ok", "error"] {
             store_writes.with_label_values(&[r]);
         }
+        for op in ["GET", "HEAD", "PUT", "DELETE", "LIST"] {
+            store_requests.with_label_values(&[op, "ok"]);
+        }
         Metrics {
             registry,
             requests,
@@ -141,6 +153,7 @@ impl Metrics {
             process_seconds,
             source_fetches,
             store_writes,
+            store_requests,
             coalesced,
             l1_bytes,
             l1_items,
@@ -150,6 +163,14 @@ impl Metrics {
             pool_in_use,
             pool_waiting,
         }
+    }
+
+    /// Requests made to the bucket with operation `op` (every result).
+    pub fn store_requests_of(&self, op: &str) -> u64 {
+        ["ok", "not_found", "denied", "error"]
+            .iter()
+            .map(|r| self.store_requests.with_label_values(&[op, r]).get())
+            .sum()
     }
 
     /// The Prometheus text exposition.

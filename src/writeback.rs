@@ -34,7 +34,7 @@ pub async fn put_with_retries(
     let mut delay = Duration::from_millis(50);
     for attempt in 1..=attempts {
         match store.put(&job.key, job.obj.clone()).await {
-            Ok(()) => {
+            Ok(_) => {
                 metrics.store_writes.with_label_values(&["ok"]).inc();
                 return true;
             }

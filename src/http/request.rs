@@ -86,15 +86,22 @@ pub fn parse<B>(req: &Request<B>, cfg: &Config) -> Result<ImageRequest> {
             .unwrap_or("");
         vary_accept = negotiate::resolve(p, accept, &cfg.process.auto_formats);
     }
-    // A plan that changes nothing serves the original as stored.
+    // A plan that changes nothing serves the original as stored (still with
+    // `Vary: Accept` when it came from `format,auto`).
     if plan.as_ref().is_some_and(|p| p.is_identity()) {
         plan = None;
     }
+    let if_none_match = req
+        .headers()
+        .get(http::header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     Ok(ImageRequest {
         key,
         plan,
         vary_accept,
         head,
+        if_none_match,
         query,
         headers: req.headers().clone(),
     })

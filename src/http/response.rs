@@ -7,7 +7,7 @@ use http::{Response, StatusCode};
 use http_body_util::{BodyExt, Empty, Full, StreamBody};
 
 use crate::error::Error;
-use crate::service::{Reply, ReplyBody};
+use crate::service::{etag_matches, Reply, ReplyBody};
 
 pub type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, std::io::Error>;
 
@@ -19,15 +19,6 @@ pub fn full(b: impl Into<Bytes>) -> Body {
 
 pub fn empty() -> Body {
     Empty::new().map_err(|never| match never {}).boxed_unsync()
-}
-
-/// Does `If-None-Match` match this ETag (weak comparison, lists and `*`)?
-pub fn etag_matches(if_none_match: &str, etag: &str) -> bool {
-    let strip = |s: &str| s.trim().trim_start_matches("W/").to_string();
-    let etag = strip(etag);
-    if_none_match
-        .split(',')
-        .any(|t| t.trim() == "*" || strip(t) == etag)
 }
 
 fn hv(s: &str) -> HeaderValue {

@@ -5,6 +5,7 @@
 //! HTTP or storage, so `pixmirror process` runs exactly what the server runs.
 
 pub mod grammar;
+pub mod icc;
 pub mod negotiate;
 pub mod pipeline;
 pub mod plan;

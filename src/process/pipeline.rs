@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use libvips::ops;
 
+use super::icc;
 use super::plan::{Format, FormatSpec, Op, Plan, Quality, Report};
 use super::steps::{self, ResizeTarget};
 use super::vips::{self, decode_err, op, Img};
@@ -50,6 +51,8 @@ pub struct Header {
     pub width: u32,
     pub height: u32,
     pub orientation: i32,
+    /// The embedded colour profile, read from the container's bytes.
+    pub profile: icc::Profile,
 }
 
 impl Header {
@@ -83,6 +86,7 @@ pub fn probe(src: &[u8], max_pixels: u64) -> Result<Header> {
         width,
         height,
         orientation,
+        profile: icc::sniff(src, format),
     })
 }
 
@@ -124,32 +128,29 @@ pub fn output_format(plan: &Plan, source: Format) -> Format {
     }
 }
 
-/// Decode with shrink-on-load: when the plan starts with a resize, libvips
-/// decodes straight to (near) the target size; colours are converted to sRGB
-/// from the embedded ICC profile; EXIF orientation is applied unless disabled.
+/// Decode with shrink-on-load, then bring the pixels to 8-bit sRGB and upright.
+///
+/// When the plan starts with a resize, the decoder itself shrinks by the
+/// largest power of two (up to 8) that keeps the image at least as large as the
+/// target (JPEG DCT scaling, WebP scaled decoding), as sharp and imgproxy do;
+/// the resize step does the rest with Lanczos3. Colours: an ICC transform only
+/// when the source carries a profile that is not sRGB (see `icc`), else
+/// libvips' colourspace maths (a no-op for sRGB and grey).
 fn load(src: &[u8], header: &Header, plan: &Plan) -> Result<(Img, Option<ResizeTarget>)> {
     let (w, h) = header.oriented(plan.auto_orient);
     let target = match plan.ops.first() {
         Some(Op::Resize(r)) => Some(steps::resize_target(w, h, r)?),
         _ => None,
     };
-    let (bw, bh) = target.map(|t| t.scaled).unwrap_or((w, h));
-    let opts = ops::ThumbnailBufferOptions {
-        height: bh as i32,
-        size: if target.is_some() {
-            ops::Size::Force
-        } else {
-            ops::Size::Down
-        },
-        no_rotate: !plan.auto_orient,
-        import_profile: "sRGB".into(),
-        export_profile: "sRGB".into(),
-        fail_on: ops::FailOn::Truncated,
-        option_string: "fail_on=truncated".into(),
-        ..Default::default()
+    let shrink = target.map_or(1, |t| load_shrink((w, h), t.scaled));
+    let options = match (header.format, shrink) {
+        (Format::Jpg, n) if n > 1 => format!("shrink={n},access=sequential,fail_on=truncated"),
+        (Format::Webp, n) if n > 1 => format!("scale={},access=sequential", 1.0 / n as f64),
+        (Format::Jpg | Format::Png, _) => "access=sequential,fail_on=truncated".to_string(),
+        _ => "access=sequential".to_string(),
     };
-    let img =
-        ops::thumbnail_buffer_with_opts(src, bw as i32, &opts).map_err(|_| decode_err("load"))?;
+    let img = libvips::VipsImage::new_from_buffer(src, &options).map_err(|_| decode_err("load"))?;
+    let mut img = to_srgb(Img::new(img), header.profile)?;
     // The loaded image can be read once, top to bottom. Steps that read
     // elsewhere (rotations, masks, several passes) need it decoded to memory.
     let sequential_ok = plan.ops.iter().enumerate().all(|(i, o)| match o {
@@ -157,12 +158,52 @@ fn load(src: &[u8], header: &Header, plan: &Plan) -> Result<(Img, Option<ResizeT
         Op::Crop(_) | Op::IndexCrop { .. } => true,
         _ => false,
     });
-    let img = if sequential_ok {
-        img
+    let rotate = plan.auto_orient && (2..=8).contains(&header.orientation);
+    if rotate || !sequential_ok {
+        img = Img::new(
+            libvips::VipsImage::image_copy_memory(img.into_inner())
+                .map_err(|_| decode_err("load"))?,
+        );
+    }
+    if rotate {
+        img = op("auto-orient", ops::autorot(img.get()))?;
+    }
+    Ok((img, target))
+}
+
+/// The decoder's shrink factor for an image of `from` pixels that will be
+/// resized to `to`: 8, 4, 2 or 1, never below the target on either side.
+pub fn load_shrink(from: (u32, u32), to: (u32, u32)) -> u32 {
+    let s = (from.0 as f64 / to.0.max(1) as f64).min(from.1 as f64 / to.1.max(1) as f64);
+    [8, 4, 2].into_iter().find(|&n| s >= n as f64).unwrap_or(1)
+}
+
+/// 8-bit sRGB (or grey) for processing. The ICC transform (an lcms transform per
+/// image) runs only for a profile that is not sRGB.
+fn to_srgb(img: Img, profile: icc::Profile) -> Result<Img> {
+    if profile == icc::Profile::Other {
+        let o = ops::IccTransformOptions {
+            embedded: true,
+            input_profile: "sRGB".into(),
+            intent: ops::Intent::Relative,
+            depth: 8,
+            ..Default::default()
+        };
+        return op("load", ops::icc_transform_with_opts(img.get(), "sRGB", &o));
+    }
+    let srgb_like = matches!(
+        img.get().get_interpretation(),
+        Ok(ops::Interpretation::Srgb) | Ok(ops::Interpretation::BW)
+    ) && matches!(img.get().get_format(), Ok(ops::BandFormat::Uchar));
+    if srgb_like {
+        return Ok(img);
+    }
+    let target = if img.bands() < 3 {
+        ops::Interpretation::BW
     } else {
-        libvips::VipsImage::image_copy_memory(img).map_err(|_| decode_err("load"))?
+        ops::Interpretation::Srgb
     };
-    Ok((Img::new(img), target))
+    op("load", ops::colourspace(img.get(), target))
 }
 
 fn apply(img: Img, step: &Op, preshrunk: Option<ResizeTarget>) -> Result<Img> {

@@ -129,10 +129,7 @@ pub fn resize(img: Img, t: &ResizeTarget, color: [u8; 3]) -> Result<Img> {
             kernel: ops::Kernel::Lanczos3,
             ..Default::default()
         };
-        img = op(
-            "resize",
-            ops::resize_with_opts(img.get(), t.scaled.0 as f64 / cw as f64, &opts),
-        )?;
+        img = scale(img, t.scaled.0 as f64 / cw as f64, &opts)?;
         img = exact(img, t.scaled)?;
     }
     match t.frame {
@@ -153,6 +150,19 @@ pub fn resize(img: Img, t: &ResizeTarget, color: [u8; 3]) -> Result<Img> {
             )
         }
     }
+}
+
+/// Lanczos3 scaling; an alpha channel is premultiplied first so that transparent
+/// pixels do not bleed their colour into the edges.
+fn scale(img: Img, hscale: f64, opts: &ops::ResizeOptions) -> Result<Img> {
+    if !img.has_alpha() {
+        return op("resize", ops::resize_with_opts(img.get(), hscale, opts));
+    }
+    let format = img.get().get_format().unwrap_or(ops::BandFormat::Uchar);
+    let pre = op("resize", ops::premultiply(img.get()))?;
+    let scaled = op("resize", ops::resize_with_opts(pre.get(), hscale, opts))?;
+    let un = op("resize", ops::unpremultiply(scaled.get()))?;
+    op("resize", ops::cast(un.get(), format))
 }
 
 /// Force exact dimensions after a scale whose rounding may be off by a pixel.

@@ -13,7 +13,9 @@ use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 use serde::{Deserialize, Serialize};
 
-use super::{guess_content_type, Object, ObjectMeta, PutObject, Store, StoreError, StoreResult};
+use super::{
+    guess_content_type, Object, ObjectMeta, PutObject, Store, StoreError, StoreResult, Written,
+};
 
 const META_DIR: &str = ".pixmirror";
 
@@ -124,7 +126,7 @@ impl FsStore {
         content: Content<'_>,
         content_type: String,
         metadata: BTreeMap<String, String>,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<Written> {
         let path = self.path(key)?;
         let sidecar = self.sidecar(key);
         for p in [&path, &sidecar] {
@@ -140,7 +142,14 @@ impl FsStore {
         // Sidecar first, then the object: a reader never sees an object with
         // stale metadata for long, and never a partial object (temp + rename).
         write_atomic(&sidecar, Content::Bytes(&side)).await?;
-        write_atomic(&path, content).await
+        write_atomic(&path, content).await?;
+        // The ETag a later HEAD reports (size and mtime of the renamed file).
+        let md = tokio::fs::metadata(&path).await.map_err(io_err)?;
+        let meta = self.meta_of(key, &md).await;
+        Ok(Written {
+            etag: Some(meta.etag),
+            last_modified: meta.last_modified,
+        })
     }
 
     async fn list_inner(&self, prefix: &str) -> StoreResult<Vec<String>> {
@@ -229,7 +238,7 @@ impl Store for FsStore {
         .boxed()
     }
 
-    fn put<'a>(&'a self, key: &'a str, obj: PutObject) -> BoxFuture<'a, StoreResult<()>> {
+    fn put<'a>(&'a self, key: &'a str, obj: PutObject) -> BoxFuture<'a, StoreResult<Written>> {
         async move {
             self.put_inner(
                 key,
@@ -248,7 +257,7 @@ impl Store for FsStore {
         src: &'a Path,
         content_type: String,
         metadata: BTreeMap<String, String>,
-    ) -> BoxFuture<'a, StoreResult<()>> {
+    ) -> BoxFuture<'a, StoreResult<Written>> {
         self.put_inner(key, Content::File(src), content_type, metadata)
             .boxed()
     }

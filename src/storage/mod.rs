@@ -2,6 +2,7 @@
 //! S3-compatible store). Backends tell not-found, access-denied and other
 //! failures apart; bodies are streams so originals are never buffered whole.
 
+pub mod counted;
 pub mod fs;
 pub mod s3;
 
@@ -81,11 +82,20 @@ pub struct PutObject {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// What the store says about an object it has just written (S3: the PUT's
+/// answer), so that no HEAD is needed after a PUT.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Written {
+    /// Quoted, as a later HEAD would report it; None when the store gave none.
+    pub etag: Option<String>,
+    pub last_modified: Option<SystemTime>,
+}
+
 pub trait Store: Send + Sync {
     fn head<'a>(&'a self, key: &'a str) -> BoxFuture<'a, StoreResult<ObjectMeta>>;
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, StoreResult<Object>>;
     /// Atomic: readers see the old object or the whole new one, never a part.
-    fn put<'a>(&'a self, key: &'a str, obj: PutObject) -> BoxFuture<'a, StoreResult<()>>;
+    fn put<'a>(&'a self, key: &'a str, obj: PutObject) -> BoxFuture<'a, StoreResult<Written>>;
     /// Like `put`, from a file (large mirrored originals are never held in memory).
     fn put_file<'a>(
         &'a self,
@@ -93,7 +103,7 @@ pub trait Store: Send + Sync {
         path: &'a std::path::Path,
         content_type: String,
         metadata: BTreeMap<String, String>,
-    ) -> BoxFuture<'a, StoreResult<()>>;
+    ) -> BoxFuture<'a, StoreResult<Written>>;
     fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, StoreResult<()>>;
     /// Every key starting with `prefix`.
     fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, StoreResult<Vec<String>>>;

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 
-use super::{Object, ObjectMeta, PutObject, Store, StoreError, StoreResult};
+use super::{Object, ObjectMeta, PutObject, Store, StoreError, StoreResult, Written};
 use crate::config::S3Config;
 
 pub struct S3Store {
@@ -174,7 +174,7 @@ impl Store for S3Store {
         .boxed()
     }
 
-    fn put<'a>(&'a self, key: &'a str, obj: PutObject) -> BoxFuture<'a, StoreResult<()>> {
+    fn put<'a>(&'a self, key: &'a str, obj: PutObject) -> BoxFuture<'a, StoreResult<Written>> {
         async move {
             let mut req = self
                 .client
@@ -186,8 +186,8 @@ impl Store for S3Store {
             for (k, v) in obj.metadata {
                 req = req.metadata(k, v);
             }
-            req.send().await.map_err(classify)?;
-            Ok(())
+            let r = req.send().await.map_err(classify)?;
+            Ok(written(r.e_tag()))
         }
         .boxed()
     }
@@ -198,7 +198,7 @@ impl Store for S3Store {
         path: &'a std::path::Path,
         content_type: String,
         metadata: std::collections::BTreeMap<String, String>,
-    ) -> BoxFuture<'a, StoreResult<()>> {
+    ) -> BoxFuture<'a, StoreResult<Written>> {
         async move {
             let body = SdkStream::from_path(path)
                 .await
@@ -213,8 +213,8 @@ impl Store for S3Store {
             for (k, v) in metadata {
                 req = req.metadata(k, v);
             }
-            req.send().await.map_err(classify)?;
-            Ok(())
+            let r = req.send().await.map_err(classify)?;
+            Ok(written(r.e_tag()))
         }
         .boxed()
     }
@@ -273,5 +273,14 @@ impl Store for S3Store {
             Ok(())
         }
         .boxed()
+    }
+}
+
+/// The PUT's answer: S3 returns the new object's ETag (quoted); its
+/// Last-Modified is the time of the write.
+fn written(etag: Option<&str>) -> Written {
+    Written {
+        etag: etag.map(str::to_string),
+        last_modified: Some(std::time::SystemTime::now()),
     }
 }

@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
-use pixmirror::storage::{DynStore, Object, ObjectMeta, PutObject, Store, StoreError, StoreResult};
+use pixmirror::storage::{
+    DynStore, Object, ObjectMeta, PutObject, Store, StoreError, StoreResult, Written,
+};
 use tokio::sync::Semaphore;
 
 pub struct GatedStore {
@@ -89,7 +91,7 @@ impl Store for GatedStore {
             self.inner.get(key).await
         })
     }
-    fn put<'a>(&'a self, key: &'a str, obj: PutObject) -> BoxFuture<'a, StoreResult<()>> {
+    fn put<'a>(&'a self, key: &'a str, obj: PutObject) -> BoxFuture<'a, StoreResult<Written>> {
         Box::pin(async move {
             let _p = self
                 .puts
@@ -105,7 +107,7 @@ impl Store for GatedStore {
         path: &'a std::path::Path,
         content_type: String,
         metadata: std::collections::BTreeMap<String, String>,
-    ) -> BoxFuture<'a, StoreResult<()>> {
+    ) -> BoxFuture<'a, StoreResult<Written>> {
         Box::pin(async move {
             let _p = self
                 .puts

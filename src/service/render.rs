@@ -1,0 +1,160 @@
+//! Derivatives: the shared work behind one derivative key. A stored copy that
+//! is still fresh, else the source processed by libvips, then published (L1,
+//! write-back to the bucket).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use super::fresh::Check;
+use super::source::Source;
+use super::{derivative_metadata, App, CacheStatus, Ctx, Derived, Reply};
+use super::{META_CANONICAL, META_SOURCE_ETAG, META_SOURCE_MODIFIED};
+use crate::cache::{Entry, Item};
+use crate::config::WriteMode;
+use crate::error::{Error, Result};
+use crate::storage::{read_limited, Object, PutObject, StoreError};
+use crate::writeback::Job;
+
+/// The result of a render, shared by every request that waited for it.
+pub type Rendered = (Item, CacheStatus);
+
+/// The ETag of a derivative: stable across instances and tiers.
+pub fn derived_etag(source_etag: &str, canonical: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let d = Sha256::digest(format!("{source_etag}\n{canonical}").as_bytes());
+    format!("\"{}\"", &hex::encode(d)[..32])
+}
+
+fn derived(ctx: &Ctx) -> Result<&Derived> {
+    ctx.derived
+        .as_ref()
+        .ok_or_else(|| Error::Internal("a derivative stage got a request without a plan".into()))
+}
+
+impl App {
+    /// Stage `derivative`: one shared render per derivative key.
+    pub(super) async fn derivative(self: &Arc<Self>, ctx: &Arc<Ctx>) -> Result<Reply> {
+        let (this, c) = (self.clone(), ctx.clone());
+        let (r, _) = self
+            .flights
+            .renders
+            .run(ctx.cache_key(), move || this.render(c))
+            .await;
+        let (item, status) = r?;
+        Ok(Reply::from_item(&item, status, ctx.req.vary_accept))
+    }
+
+    /// The shared work: bucket → source → process → publish.
+    async fn render(self: Arc<Self>, ctx: Arc<Ctx>) -> Result<Rendered> {
+        if let Some(item) = self.bucket_derivative(&ctx).await? {
+            self.l1
+                .insert(ctx.cache_key().to_string(), item.clone())
+                .await;
+            return Ok((item, CacheStatus::Store));
+        }
+        let source = self.source(&ctx).await?;
+        let item = self.process(&ctx, &source).await?;
+        self.publish(&ctx, &item).await?;
+        let status = match source.status {
+            CacheStatus::Mirrored => CacheStatus::Mirrored,
+            _ => CacheStatus::Processed,
+        };
+        Ok((item, status))
+    }
+
+    /// Stage `bucket_derivative`: the stored derivative, read while the original
+    /// is checked (both at once), served if it was made from the current original.
+    async fn bucket_derivative(&self, ctx: &Ctx) -> Result<Option<Item>> {
+        if !self.cfg.derivatives.store {
+            return Ok(None);
+        }
+        let d = derived(ctx)?;
+        let (obj, check) = tokio::join!(self.store.get(&d.key), self.fresh.check(&ctx.req.key));
+        let obj = match obj {
+            Ok(o) => o,
+            Err(StoreError::NotFound) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        self.read_derivative(obj, &check).await
+    }
+
+    /// A stored derivative's bytes and headers, if `check` allows what it records.
+    async fn read_derivative(&self, obj: Object, check: &Check) -> Result<Option<Item>> {
+        let meta = &obj.meta.metadata;
+        let source_etag = meta.get(META_SOURCE_ETAG).cloned().unwrap_or_default();
+        if source_etag.is_empty() || !check.allows(&source_etag) {
+            return Ok(None);
+        }
+        let canonical = meta.get(META_CANONICAL).cloned().unwrap_or_default();
+        let last_modified = meta
+            .get(META_SOURCE_MODIFIED)
+            .and_then(|s| httpdate::parse_http_date(s).ok());
+        let content_type = obj.meta.content_type_or_default();
+        let limit = self.cfg.process.max_source_bytes.0;
+        let bytes = read_limited(obj.body, limit, obj.meta.size as usize).await?;
+        Ok(Some(Arc::new(Entry {
+            bytes,
+            content_type,
+            etag: derived_etag(&source_etag, &canonical),
+            last_modified,
+            source_etag,
+            source_in_bucket: true,
+        })))
+    }
+
+    /// Stage `process`: libvips on the bounded blocking pool.
+    async fn process(&self, ctx: &Ctx, source: &Source) -> Result<Item> {
+        let d = derived(ctx)?;
+        let (src, plan) = (source.item.bytes.clone(), d.plan.clone());
+        let mut opts = self.process_opts.clone();
+        let metrics = self.metrics.clone();
+        let out = self
+            .pool
+            .run(move |deadline| {
+                opts.deadline = Some(deadline);
+                let start = Instant::now();
+                let r = crate::process::pipeline::run(&src, &plan, &opts);
+                metrics.processed.inc();
+                metrics
+                    .process_seconds
+                    .observe(start.elapsed().as_secs_f64());
+                r
+            })
+            .await?;
+        let s = &source.item;
+        Ok(Arc::new(Entry {
+            bytes: Bytes::from(out.bytes),
+            content_type: out.content_type.to_string(),
+            etag: derived_etag(&s.source_etag, &d.canonical),
+            last_modified: s.last_modified,
+            source_etag: s.source_etag.clone(),
+            source_in_bucket: s.source_in_bucket,
+        }))
+    }
+
+    /// Stage `publish`: into L1 (before the flight ends, so there is no gap),
+    /// then written back to the bucket. A derivative of an original that is not
+    /// in the bucket is not stored: it could never be checked.
+    async fn publish(&self, ctx: &Ctx, item: &Item) -> Result<()> {
+        let d = derived(ctx)?;
+        self.l1.insert(d.key.clone(), item.clone()).await;
+        if !(self.cfg.derivatives.store && item.source_in_bucket) {
+            return Ok(());
+        }
+        let job = Job {
+            key: d.key.clone(),
+            obj: PutObject {
+                bytes: item.bytes.clone(),
+                content_type: item.content_type.clone(),
+                metadata: derivative_metadata(item, &d.canonical),
+            },
+        };
+        match self.cfg.derivatives.write {
+            WriteMode::Sync => self.writeback.write_now(job).await,
+            WriteMode::Async => self.writeback.submit(job).await,
+        }
+        Ok(())
+    }
+}

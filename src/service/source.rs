@@ -1,0 +1,237 @@
+//! Originals: where one comes from (`locate`: the bucket, and only on "not
+//! found" the mirror origin), serving one as it is (`original`), and holding one
+//! whole in memory for processing (`source`).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use super::{App, CacheStatus, Ctx, Reply, ReplyBody};
+use crate::cache::{Entry, Item};
+use crate::error::{Error, Result};
+use crate::mirror::{self, Fetched};
+use crate::storage::{read_limited, too_large, Object, PutObject, StoreError, StoreResult};
+
+/// An original whole in memory, for processing.
+#[derive(Clone)]
+pub struct Source {
+    pub item: Item,
+    /// `store`, `memory` or `mirrored`.
+    pub status: CacheStatus,
+}
+
+/// Where an original was found.
+pub enum Found<T> {
+    /// In the bucket: what the store call returned.
+    Bucket(T),
+    /// Fetched from a mirror origin (and stored when the rule says so).
+    Mirror(Arc<Fetched>),
+}
+
+fn no_such_key() -> Error {
+    Error::NoSuchKey("the specified key does not exist".into())
+}
+
+impl App {
+    /// The one place that decides where an original comes from: `read` is the
+    /// bucket's answer (a HEAD or a GET); on "not found", and only then, the
+    /// mirror origin (one coalesced fetch per key).
+    pub(super) async fn locate<T>(
+        self: &Arc<Self>,
+        ctx: &Arc<Ctx>,
+        read: StoreResult<T>,
+    ) -> Result<Found<T>> {
+        match read {
+            Ok(t) => Ok(Found::Bucket(t)),
+            Err(StoreError::NotFound) if self.mirror.is_some() => {
+                let (this, c) = (self.clone(), ctx.clone());
+                let (r, _) = self
+                    .flights
+                    .mirrors
+                    .run(&ctx.req.key, move || this.fetch_mirror(c))
+                    .await;
+                r.map(Found::Mirror)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Stage `original`: the object as stored (streamed, or buffered into L1
+    /// when small), or from the mirror.
+    pub(super) async fn original(self: &Arc<Self>, ctx: &Arc<Ctx>) -> Result<Reply> {
+        let (key, vary) = (&ctx.req.key, ctx.req.vary_accept);
+        if ctx.req.head {
+            return match self.locate(ctx, self.store.head(key).await).await? {
+                Found::Bucket(meta) => Ok(Reply::from_meta(
+                    meta,
+                    ReplyBody::Empty,
+                    CacheStatus::Store,
+                    vary,
+                )),
+                Found::Mirror(f) => self.mirrored_reply(ctx, &f).await,
+            };
+        }
+        let obj = match self.locate(ctx, self.store.get(key).await).await? {
+            Found::Bucket(obj) => obj,
+            Found::Mirror(f) => return self.mirrored_reply(ctx, &f).await,
+        };
+        if self.l1.fits(obj.meta.size) {
+            let item = self
+                .read_stored(key, obj, self.cfg.cache.max_item_bytes.0)
+                .await?;
+            return Ok(Reply::from_item(&item, CacheStatus::Store, vary));
+        }
+        self.count_store_read(key, &obj.meta.etag);
+        let body = ReplyBody::Stream(obj.body);
+        Ok(Reply::from_meta(obj.meta, body, CacheStatus::Store, vary))
+    }
+
+    /// An original fetched from a mirror origin, as the response.
+    async fn mirrored_reply(&self, ctx: &Ctx, f: &Fetched) -> Result<Reply> {
+        if let (mirror::Body::Memory(bytes), true) = (&f.body, f.store && self.l1.fits(f.size)) {
+            let item = Entry::original(
+                bytes.clone(),
+                f.content_type.clone(),
+                f.etag.clone(),
+                f.last_modified,
+                true,
+            );
+            self.l1.insert(ctx.req.key.clone(), item).await;
+        }
+        Ok(Reply {
+            body: if ctx.req.head {
+                ReplyBody::Empty
+            } else {
+                ReplyBody::Stream(f.body.stream().await?)
+            },
+            len: f.size,
+            content_type: f.content_type.clone(),
+            etag: f.etag.clone(),
+            last_modified: f.last_modified,
+            cache_status: CacheStatus::Mirrored,
+            vary_accept: ctx.req.vary_accept,
+        })
+    }
+
+    /// Stage `source`: the original whole in memory: L1, else one shared read.
+    pub(super) async fn source(self: &Arc<Self>, ctx: &Arc<Ctx>) -> Result<Source> {
+        let key = &ctx.req.key;
+        if let Some(item) = self.l1.get(key).await {
+            if self.fresh.is_fresh(key, &item).await {
+                let status = CacheStatus::Memory;
+                return Ok(Source { item, status });
+            }
+        }
+        let (this, c) = (self.clone(), ctx.clone());
+        let (r, _) = self
+            .flights
+            .sources
+            .run(key, move || this.read_source(c))
+            .await;
+        r
+    }
+
+    /// The shared read of an original for processing, at most `process.max_source_bytes`.
+    async fn read_source(self: Arc<Self>, ctx: Arc<Ctx>) -> Result<Source> {
+        let key = &ctx.req.key;
+        let limit = self.cfg.process.max_source_bytes.0;
+        match self.locate(&ctx, self.store.get(key).await).await? {
+            Found::Bucket(obj) if obj.meta.size > limit => Err(too_large(limit)),
+            Found::Bucket(obj) => Ok(Source {
+                item: self.read_stored(key, obj, limit).await?,
+                status: CacheStatus::Store,
+            }),
+            Found::Mirror(f) => {
+                let bytes = f.body.bytes().await?;
+                let (ct, etag) = (f.content_type.clone(), f.etag.clone());
+                let item = Entry::original(bytes, ct, etag, f.last_modified, f.store);
+                if f.store {
+                    self.l1.insert(key.clone(), item.clone()).await;
+                }
+                let status = CacheStatus::Mirrored;
+                Ok(Source { item, status })
+            }
+        }
+    }
+
+    /// Read an original from the bucket whole (at most `limit` bytes) and keep
+    /// it in L1; the bucket has just told its ETag.
+    async fn read_stored(&self, key: &str, obj: Object, limit: u64) -> Result<Item> {
+        self.count_store_read(key, &obj.meta.etag);
+        let bytes = read_limited(obj.body, limit, obj.meta.size as usize).await?;
+        let ct = obj.meta.content_type_or_default();
+        let (etag, modified) = (obj.meta.etag, obj.meta.last_modified);
+        let item = Entry::original(bytes, ct, etag, modified, true);
+        self.l1.insert(key.to_string(), item.clone()).await;
+        Ok(item)
+    }
+
+    fn count_store_read(&self, key: &str, etag: &str) {
+        self.fresh.remember(key, etag);
+        self.metrics
+            .source_fetches
+            .with_label_values(&["store"])
+            .inc();
+    }
+
+    /// The shared fetch of a missing original from its mirror origin; stored in
+    /// the bucket when the rule says so.
+    async fn fetch_mirror(self: Arc<Self>, ctx: Arc<Ctx>) -> Result<Arc<Fetched>> {
+        let m = self.mirror.as_ref().ok_or_else(no_such_key)?;
+        let key = &ctx.req.key;
+        let mut f = m
+            .fetch(key, ctx.req.query.as_deref(), &ctx.req.headers)
+            .await?;
+        self.metrics
+            .source_fetches
+            .with_label_values(&["mirror"])
+            .inc();
+        if f.store {
+            self.store_mirrored(key, &mut f).await;
+        }
+        Ok(Arc::new(f))
+    }
+
+    /// Put a mirrored original into the bucket. Its ETag becomes the bucket's,
+    /// taken from the PUT's answer, so later checks match without a HEAD.
+    async fn store_mirrored(&self, key: &str, f: &mut Fetched) {
+        let ct = f.content_type.clone();
+        let put = match &f.body {
+            mirror::Body::Memory(b) => {
+                let obj = PutObject {
+                    bytes: b.clone(),
+                    content_type: ct,
+                    metadata: BTreeMap::new(),
+                };
+                self.store.put(key, obj).await
+            }
+            mirror::Body::File(tmp) => {
+                let path = tmp.path();
+                self.store.put_file(key, path, ct, BTreeMap::new()).await
+            }
+        };
+        let written = match put {
+            Ok(w) => w,
+            Err(e) => {
+                self.metrics
+                    .store_writes
+                    .with_label_values(&["error"])
+                    .inc();
+                tracing::warn!(key, error = %e, "storing a mirrored original failed");
+                f.store = false;
+                return;
+            }
+        };
+        self.metrics.store_writes.with_label_values(&["ok"]).inc();
+        f.last_modified = written.last_modified.or(f.last_modified);
+        match written.etag {
+            Some(etag) => f.etag = etag,
+            // A store that does not answer a PUT with its ETag: ask once.
+            None => {
+                if let Ok(meta) = self.store.head(key).await {
+                    f.etag = meta.etag;
+                }
+            }
+        }
+        self.fresh.remember(key, &f.etag);
+    }
+}

@@ -1,0 +1,78 @@
+//! A [`Store`] that counts every request it passes to the backend, by operation
+//! and result (`pixmirror_store_requests_total`): what the bucket bills.
+
+use std::collections::BTreeMap;
+
+use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
+use prometheus::IntCounterVec;
+
+use super::{DynStore, Object, ObjectMeta, PutObject, Store, StoreError, StoreResult, Written};
+
+pub struct Counted {
+    inner: DynStore,
+    requests: IntCounterVec,
+}
+
+impl Counted {
+    pub fn new(inner: DynStore, requests: IntCounterVec) -> Counted {
+        Counted { inner, requests }
+    }
+
+    fn count<T>(&self, op: &str, r: &StoreResult<T>) {
+        let result = match r {
+            Ok(_) => "ok",
+            Err(StoreError::NotFound) => "not_found",
+            Err(StoreError::AccessDenied(_)) => "denied",
+            Err(StoreError::InvalidKey(_)) => return, // refused before any request
+            Err(StoreError::Other(_)) => "error",
+        };
+        self.requests.with_label_values(&[op, result]).inc();
+    }
+
+    fn counted<'a, T: Send + 'a>(
+        &'a self,
+        op: &'static str,
+        f: BoxFuture<'a, StoreResult<T>>,
+    ) -> BoxFuture<'a, StoreResult<T>> {
+        async move {
+            let r = f.await;
+            self.count(op, &r);
+            r
+        }
+        .boxed()
+    }
+}
+
+impl Store for Counted {
+    fn head<'a>(&'a self, key: &'a str) -> BoxFuture<'a, StoreResult<ObjectMeta>> {
+        self.counted("HEAD", self.inner.head(key))
+    }
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, StoreResult<Object>> {
+        self.counted("GET", self.inner.get(key))
+    }
+    fn put<'a>(&'a self, key: &'a str, obj: PutObject) -> BoxFuture<'a, StoreResult<Written>> {
+        self.counted("PUT", self.inner.put(key, obj))
+    }
+    fn put_file<'a>(
+        &'a self,
+        key: &'a str,
+        path: &'a std::path::Path,
+        content_type: String,
+        metadata: BTreeMap<String, String>,
+    ) -> BoxFuture<'a, StoreResult<Written>> {
+        self.counted(
+            "PUT",
+            self.inner.put_file(key, path, content_type, metadata),
+        )
+    }
+    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, StoreResult<()>> {
+        self.counted("DELETE", self.inner.delete(key))
+    }
+    fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, StoreResult<Vec<String>>> {
+        self.counted("LIST", self.inner.list(prefix))
+    }
+    fn ready(&self) -> BoxFuture<'_, StoreResult<()>> {
+        self.inner.ready()
+    }
+}
