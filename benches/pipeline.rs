@@ -1,7 +1,9 @@
-//! Throughput of the processing pipeline: a 300-px-wide WebP thumbnail of every
-//! image in a folder (default `../shared/images` when it exists, else
-//! `tests/fixtures`), first on one thread (images/s per core), then on one
-//! thread per core.
+//! Throughput of the processing pipeline against the in-process libvips
+//! ceiling: for every image in a folder (default `../shared/images` when it
+//! exists, else `tests/fixtures`), WebP q80 thumbnails at widths 250..349 (as
+//! the peers benchmark asks), made by `pipeline::run` and by the bare minimum
+//! libvips needs for the same result (`thumbnail_buffer` + `webpsave`, one
+//! thread, no HTTP). Then the pipeline on one thread per core.
 //!
 //!     cargo bench --bench pipeline [-- DIR [ROUNDS]]
 
@@ -48,35 +50,58 @@ fn main() {
         })
         .collect();
     files.sort();
-    let plan =
-        grammar::parse_process("image/resize,w_300/format,webp", &BTreeMap::new()).expect("plan");
+    let widths: Vec<u32> = (0..20).map(|i| 250 + i * 5).collect();
+    let plans: Vec<_> = widths
+        .iter()
+        .map(|w| {
+            grammar::parse_process(
+                &format!("image/resize,w_{w}/format,webp/quality,Q_80"),
+                &BTreeMap::new(),
+            )
+            .expect("plan")
+        })
+        .collect();
     let opts = pipeline::Options::from_config(&pixmirror::config::ProcessConfig::default());
+    pixmirror::process::vips::init().expect("libvips");
     // Warm up libvips.
     for (_, bytes) in &files {
-        let _ = pipeline::run(bytes, &plan, &opts);
+        let _ = pipeline::run(bytes, &plans[0], &opts);
     }
     println!(
-        "pipeline: 300-px WebP thumbnail, {} images from {}, {rounds} rounds",
+        "pipeline vs ceiling: WebP q80 at widths 250..349, {} images from {}, {rounds} rounds",
         files.len(),
         dir.display()
     );
     println!(
-        "{:<42} {:>10} {:>10} {:>12}",
-        "image", "bytes", "ms/image", "output bytes"
+        "{:<40} {:>9} {:>10} {:>10} {:>8} {:>9} {:>9}",
+        "image", "bytes", "ceiling ms", "ours ms", "ours/ceil", "ceil out", "ours out"
     );
     let mut total_ms = 0.0;
     for (name, bytes) in &files {
+        let (mut ceil_out, mut out) = (0, 0);
         let start = Instant::now();
-        let mut out = 0;
         for _ in 0..rounds {
-            match pipeline::run(bytes, &plan, &opts) {
-                Ok(o) => out = o.bytes.len(),
-                Err(e) => println!("{name}: {e}"),
+            for w in &widths {
+                ceil_out = ceiling(bytes, *w);
             }
         }
-        let ms = start.elapsed().as_secs_f64() * 1000.0 / rounds as f64;
+        let ceil_ms = start.elapsed().as_secs_f64() * 1000.0 / (rounds * widths.len()) as f64;
+        let start = Instant::now();
+        for _ in 0..rounds {
+            for plan in &plans {
+                match pipeline::run(bytes, plan, &opts) {
+                    Ok(o) => out = o.bytes.len(),
+                    Err(e) => println!("{name}: {e}"),
+                }
+            }
+        }
+        let ms = start.elapsed().as_secs_f64() * 1000.0 / (rounds * widths.len()) as f64;
         total_ms += ms;
-        println!("{name:<42} {:>10} {ms:>10.1} {out:>12}", bytes.len());
+        println!(
+            "{name:<40} {:>9} {ceil_ms:>10.1} {ms:>10.1} {:>8.2}x {ceil_out:>9} {out:>9}",
+            bytes.len(),
+            ceil_ms / ms
+        );
     }
     let per_core = files.len() as f64 / (total_ms / 1000.0);
     println!(
@@ -91,13 +116,13 @@ fn main() {
     std::thread::scope(|s| {
         for t in 0..cores {
             let files = &files;
-            let plan = &plan;
+            let plans = &plans;
             let opts = &opts;
             s.spawn(move || {
                 for _ in 0..rounds {
                     for (i, (_, bytes)) in files.iter().enumerate() {
                         if i % cores == t {
-                            let _ = pipeline::run(bytes, plan, opts);
+                            let _ = pipeline::run(bytes, &plans[i % plans.len()], opts);
                         }
                     }
                 }
@@ -111,4 +136,15 @@ fn main() {
         n / secs,
         n / secs / cores as f64
     );
+}
+
+/// The in-process ceiling: what libvips needs at least for the same output
+/// (thumbnail with its own shrink-on-load, WebP q80, metadata stripped).
+fn ceiling(bytes: &[u8], width: u32) -> usize {
+    let Ok(img) = libvips::ops::thumbnail_buffer(bytes, width as i32) else {
+        return 0;
+    };
+    img.image_write_to_buffer(".webp[Q=80,strip]")
+        .map(|b| b.len())
+        .unwrap_or(0)
 }

@@ -9,6 +9,7 @@ pub mod icc;
 pub mod negotiate;
 pub mod pipeline;
 pub mod plan;
+pub mod pngload;
 mod steps;
 pub mod vips;
 

@@ -6,10 +6,10 @@ use std::time::Instant;
 
 use libvips::ops;
 
-use super::icc;
 use super::plan::{Format, FormatSpec, Op, Plan, Quality, Report};
 use super::steps::{self, ResizeTarget};
 use super::vips::{self, decode_err, op, Img};
+use super::{icc, pngload};
 use crate::error::{Error, Result};
 
 /// Limits and encoder defaults of one run.
@@ -100,7 +100,10 @@ pub fn run(src: &[u8], plan: &Plan, opts: &Options) -> Result<Output> {
         };
     }
     let format = output_format(plan, header.format);
-    let (mut img, mut preshrunk) = load(src, &header, plan)?;
+    // Pixels decoded outside libvips, which the images below borrow: declared
+    // before them, so it is dropped after them.
+    let mut decoded: Option<Vec<u8>> = None;
+    let (mut img, mut preshrunk) = load(src, &header, plan, &mut decoded)?;
     for (i, step) in plan.ops.iter().enumerate() {
         check_deadline(opts)?;
         img = apply(img, step, if i == 0 { preshrunk.take() } else { None })?;
@@ -136,13 +139,34 @@ pub fn output_format(plan: &Plan, source: Format) -> Format {
 /// the resize step does the rest with Lanczos3. Colours: an ICC transform only
 /// when the source carries a profile that is not sRGB (see `icc`), else
 /// libvips' colourspace maths (a no-op for sRGB and grey).
-fn load(src: &[u8], header: &Header, plan: &Plan) -> Result<(Img, Option<ResizeTarget>)> {
+///
+/// `decoded` receives pixels decoded outside libvips (PNG shrink-on-load); the
+/// returned image borrows them, so the caller keeps it alive longer than the image.
+fn load(
+    src: &[u8],
+    header: &Header,
+    plan: &Plan,
+    decoded: &mut Option<Vec<u8>>,
+) -> Result<(Img, Option<ResizeTarget>)> {
     let (w, h) = header.oriented(plan.auto_orient);
     let target = match plan.ops.first() {
         Some(Op::Resize(r)) => Some(steps::resize_target(w, h, r)?),
         _ => None,
     };
     let shrink = target.map_or(1, |t| load_shrink((w, h), t.scaled));
+    if header.format == Format::Png
+        && shrink > 1
+        && header.profile != icc::Profile::Other
+        && header.orientation <= 1
+        && pngload::suitable(src)
+    {
+        let s = pngload::decode_shrunk(src, shrink)?;
+        let pixels: &[u8] = decoded.insert(s.pixels);
+        let (w, h, b) = (s.width as i32, s.height as i32, s.bands as i32);
+        let img = libvips::VipsImage::new_from_memory(pixels, w, h, b, ops::BandFormat::Uchar)
+            .map_err(|_| decode_err("load"))?;
+        return Ok((to_srgb(Img::new(img), header.profile)?, target));
+    }
     let options = match (header.format, shrink) {
         (Format::Jpg, n) if n > 1 => format!("shrink={n},access=sequential,fail_on=truncated"),
         (Format::Webp, n) if n > 1 => format!("scale={},access=sequential", 1.0 / n as f64),
@@ -348,7 +372,8 @@ fn average_hue(src: &[u8], header: &Header, plan: &Plan) -> Result<Output> {
         })],
         ..plan.clone()
     };
-    let (img, _) = load(src, header, &small)?;
+    let mut decoded = None;
+    let (img, _) = load(src, header, &small, &mut decoded)?;
     let img = prepare_for(img, Format::Jpg)?;
     let img = Img::new(
         libvips::VipsImage::image_copy_memory(img.into_inner())
