@@ -392,10 +392,11 @@ def nginx_proc(ctx, tag, listen, upstream):
     conf = os.path.join(d, "nginx.conf")
     t = os.path.join(d, "tmp")
     with open(conf, "w") as f:
-        f.write(f"""daemon off;
+        # as root, nginx's workers would switch to nobody, who cannot write under $HOME
+        f.write(("user root;\n" if os.geteuid() == 0 else "") + f"""daemon off;
 worker_processes {ctx.a.nginx_workers};
 pid {d}/nginx.pid;
-error_log {d}/error.log warn;
+error_log {ctx.logfile(f"nginx-{tag}-error")} warn;
 events {{ worker_connections 1024; }}
 http {{
   access_log off;
@@ -421,7 +422,7 @@ http {{
   }}
 }}
 """)
-    return Proc("nginx", [ctx.a.nginx, "-p", d, "-c", conf, "-e", os.path.join(d, "error.log")],
+    return Proc("nginx", [ctx.a.nginx, "-p", d, "-c", conf, "-e", ctx.logfile(f"nginx-{tag}-error")],
                 ctx.logfile(f"nginx-{tag}"))
 
 
@@ -545,14 +546,20 @@ def wrk(ctx, server, script, args):
 
 
 def warm(server, paths):
-    """A few requests, 3 at a time (so every worker process of the server sees some)."""
+    """A few requests, 3 at a time (so every worker process of the server sees some).
+    Fails when none succeeds: a server that only answers errors is not benchmarked."""
     def one(p):
         try:
-            return http_get(server.base() + p, timeout=120)[0]
-        except OSError:
-            return 0
+            st, _, body = http_get(server.base() + p, timeout=120)
+            return st, body
+        except OSError as e:
+            return 0, str(e).encode()
     with cf.ThreadPoolExecutor(3) as ex:
-        return list(ex.map(one, paths))
+        res = list(ex.map(one, paths))
+    if not any(200 <= st < 300 for st, _ in res):
+        st, body = res[0]
+        raise RuntimeError(f"warm-up: GET {paths[0]} -> {st}: {body[:300]!r}")
+    return [st for st, _ in res]
 
 
 def measured_run(ctx, server, script, args, extra_pids=()):
@@ -816,9 +823,11 @@ def report(a, meta, cold, zipf, zinfo):
             sr = m.get("store_requests")
             n = pm[0]["requests"] + len(pm[0].get("warm_codes", []))
             if sr:
-                p("- pixmirror store requests per 1000 client requests (pixmirror_store_requests_total): " +
-                  ", ".join(f"{op} {v * 1000 / n:.1f}" for op, v in sorted(sr.items())) +
-                  "; counts seen: " + ", ".join(f"{op} {v}" for op, v in sorted(sr.items())))
+                sr = {op: v for op, v in sorted(sr.items()) if v or op in ("GET", "HEAD", "PUT")}
+                p(f"- pixmirror store requests per 1000 client requests (pixmirror_store_requests_total, "
+                  f"{n} client requests incl. warm-up): " +
+                  ", ".join(f"{op} {v * 1000 / n:.1f}" for op, v in sr.items()) +
+                  "; counts seen: " + ", ".join(f"{op} {v}" for op, v in sr.items()))
             else:
                 p("- pixmirror store requests per 1000 client requests: n/a "
                   "(pixmirror_store_requests_total not exported by this build)")
@@ -876,6 +885,7 @@ def main():
     ap.add_argument("--wrk", default="wrk")
     ap.add_argument("--nginx", default="nginx")
     ap.add_argument("--garage", default="")
+    ap.add_argument("--keep-work", action="store_true", help="keep configs, caches and Garage data")
     a = ap.parse_args()
     a.threads = max(1, min(a.threads, a.connections))
     servers = [s.strip() for s in a.servers.split(",") if s.strip()]
@@ -942,7 +952,8 @@ def main():
             w.writerow(r)
     with open(os.path.join(a.results, "tables.md"), "w") as f:
         f.write(text + "\n")
-    shutil.rmtree(work, ignore_errors=True)
+    if not a.keep_work:
+        shutil.rmtree(work, ignore_errors=True)
     log(f"raw results: {a.results}/results.json, results.csv, tables.md; server logs in {a.results}/logs")
 
 

@@ -2,7 +2,7 @@
 # Side-by-side benchmark: pixmirror vs ipx (sharp), sharp on node:http and thumbor, one
 # server at a time on 127.0.0.1, driven by wrk. See README.md beside this file.
 #
-#   bash benches/peers/run.sh                 # everything (cold on 4 images + zipf), ~10 min
+#   bash benches/peers/run.sh                 # everything (cold on 4 images + zipf), ~6 min
 #   bash benches/peers/run.sh --quick         # smoke test: 3 s runs, 2 images
 #   bash benches/peers/run.sh --scenario cold --duration 30 --images photo-1200.jpg
 #
@@ -17,6 +17,7 @@
 #   --quick           QUICK=1       3 s runs, 2 images
 #   --results DIR     RESULTS_DIR   where results go ($PIXMIRROR_PEERS_DIR/results/<date>)
 #   --no-install      NO_INSTALL=1  fail instead of installing what is missing
+#                     KEEP_WORK=1   keep configs, caches and Garage data under the results dir
 # Peers are installed once into ${PIXMIRROR_PEERS_DIR:-$HOME/.cache/pixmirror-peers}.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -38,7 +39,7 @@ IPX_VERSION=${IPX_VERSION:-3.1.1}
 SHARP_VERSION=${SHARP_VERSION:-0.34.5}     # the sharp ipx 3.1 depends on: one libvips for both
 THUMBOR_VERSION=${THUMBOR_VERSION:-7.8.0}
 
-usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit "${1:-0}"; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --duration) DURATION=$2; shift 2 ;;
@@ -66,10 +67,10 @@ IMAGE_DIR=$(cd "$IMAGE_DIR" && pwd)
 if [ -z "$IMAGES" ]; then
   want="photo-1200.jpg Kleiber_by_Lukas_Baubkus.jpg Dragonfly_by_Bolly.jpg Kay_5120x2880.png"
   [ "$QUICK" = 1 ] && want="photo-1200.jpg Dragonfly_by_Bolly.jpg"
-  for f in $want; do [ -f "$IMAGE_DIR/$f" ] && IMAGES="${IMAGES:+$IMAGES,}$f"; done
+  for f in $want; do if [ -f "$IMAGE_DIR/$f" ]; then IMAGES="${IMAGES:+$IMAGES,}$f"; fi; done
   if [ -z "$IMAGES" ]; then   # e.g. tests/fixtures
     want="dragonfly.jpg sunset.jpg gulp.png"; [ "$QUICK" = 1 ] && want="dragonfly.jpg sunset.jpg"
-    for f in $want; do [ -f "$IMAGE_DIR/$f" ] && IMAGES="${IMAGES:+$IMAGES,}$f"; done
+    for f in $want; do if [ -f "$IMAGE_DIR/$f" ]; then IMAGES="${IMAGES:+$IMAGES,}$f"; fi; done
   fi
 fi
 [ -n "$IMAGES" ] || { echo "no images found in $IMAGE_DIR; pass --images" >&2; exit 2; }
@@ -92,7 +93,8 @@ apt_install() {
   done
   echo "could not install $*" >&2; exit 1
 }
-NGINX=$(command -v nginx || true); [ -n "$NGINX" ] || { [ -x /usr/sbin/nginx ] && NGINX=/usr/sbin/nginx; }
+NGINX=$(command -v nginx || true)
+if [ -z "$NGINX" ] && [ -x /usr/sbin/nginx ]; then NGINX=/usr/sbin/nginx; fi
 pkgs=()
 command -v wrk >/dev/null || pkgs+=(wrk)
 [ -n "$NGINX" ] || pkgs+=(nginx-light)
@@ -179,6 +181,7 @@ trap 'exit 130' INT TERM
 "$PY" "$HERE/bench.py" \
   --peers-dir "$PEERS" --results "$RESULTS_DIR" --image-dir "$IMAGE_DIR" --images "$IMAGES" \
   --duration "$DURATION" --connections "$CONNECTIONS" --threads "$THREADS" --scenario "$SCENARIO" \
-  --servers "$SERVERS" --pixmirror "$BIN" --wrk "$(command -v wrk)" --nginx "$NGINX" --garage "$GARAGE" &
+  --servers "$SERVERS" --pixmirror "$BIN" --wrk "$(command -v wrk)" --nginx "$NGINX" --garage "$GARAGE" \
+  ${KEEP_WORK:+--keep-work} &
 child=$!
 wait "$child"
