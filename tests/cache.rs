@@ -104,7 +104,11 @@ async fn reuploaded_original_is_never_served_stale() {
     let env = Env::new(Backend::S3, "reupload").await;
     let key = env.key("photo.jpg");
     put(&env.store, &key, fixture("dragonfly.jpg"), "image/jpeg").await; // 800x600
-    let s = TestServer::start(env.config()).await;
+    // Every hit asks the bucket (the default trusts an answer for 60 s: see
+    // tests/freshness.rs and the README's freshness model).
+    let mut cfg = env.config();
+    cfg.derivatives.revalidate_after = pixmirror::config::Dur(std::time::Duration::ZERO);
+    let s = TestServer::start(cfg.clone()).await;
     let url = derivative_url(&s, &key, "resize,w_100");
     assert_eq!(get(&url).await.dims(), (100, 75));
     assert_eq!(get(&url).await.cache(), "memory");
@@ -130,7 +134,7 @@ async fn reuploaded_original_is_never_served_stale() {
 
     // Another instance: the stored derivative is from the second upload; upload a third.
     put(&env.store, &key, fixture("dragonfly.jpg"), "image/jpeg").await;
-    let s = TestServer::start(env.config()).await;
+    let s = TestServer::start(cfg).await;
     let r = get(&derivative_url(&s, &key, "resize,w_100")).await;
     assert_eq!(
         (r.dims(), r.cache()),
