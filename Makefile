@@ -30,5 +30,7 @@ lint:
 	cargo fmt --check
 	cargo clippy --all-targets --locked -- -D warnings
 
+## Benchmarks: the pipeline against the libvips ceiling, then pixmirror against its peers.
 bench: release
-	bash benches/pipeline.sh
+	cargo bench --locked --bench pipeline
+	bash benches/peers/run.sh
