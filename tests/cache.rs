@@ -104,6 +104,7 @@ async fn reuploaded_original_is_never_served_stale() {
     let env = Env::new(Backend::S3, "reupload").await;
     let key = env.key("photo.jpg");
     put(&env.store, &key, fixture("dragonfly.jpg"), "image/jpeg").await; // 800x600
+
     // Every hit asks the bucket (the default trusts an answer for 60 s: see
     // tests/freshness.rs and the README's freshness model).
     let mut cfg = env.config();
