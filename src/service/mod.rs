@@ -187,7 +187,7 @@ pub fn etag_matches(if_none_match: &str, etag: &str) -> bool {
 struct Flights {
     renders: Arc<Coalescer<Rendered>>,
     sources: Arc<Coalescer<Source>>,
-    mirrors: Arc<Coalescer<Arc<Fetched>>>,
+    mirrors: Arc<Coalescer<Option<Arc<Fetched>>>>,
 }
 
 pub struct App {

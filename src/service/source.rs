@@ -35,12 +35,16 @@ impl App {
     /// The one place that decides where an original comes from: `read` is the
     /// bucket's answer (a HEAD or a GET); on "not found", and only then, the
     /// mirror origin (one coalesced fetch per key).
-    pub(super) async fn locate<T>(
+    pub(super) async fn locate<T, F, Fut>(
         self: &Arc<Self>,
         ctx: &Arc<Ctx>,
-        read: StoreResult<T>,
-    ) -> Result<Found<T>> {
-        match read {
+        read: F,
+    ) -> Result<Found<T>>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = StoreResult<T>>,
+    {
+        match read().await {
             Ok(t) => Ok(Found::Bucket(t)),
             Err(StoreError::NotFound) if self.mirror.is_some() => {
                 let (this, c) = (self.clone(), ctx.clone());
@@ -49,7 +53,11 @@ impl App {
                     .mirrors
                     .run(&ctx.req.key, move || this.fetch_mirror(c))
                     .await;
-                r.map(Found::Mirror)
+                match r? {
+                    Some(f) => Ok(Found::Mirror(f)),
+                    // A flight that ended after our read stored it: read it now.
+                    None => Ok(Found::Bucket(read().await?)),
+                }
             }
             Err(e) => Err(e.into()),
         }
@@ -60,7 +68,7 @@ impl App {
     pub(super) async fn original(self: &Arc<Self>, ctx: &Arc<Ctx>) -> Result<Reply> {
         let (key, vary) = (&ctx.req.key, ctx.req.vary_accept);
         if ctx.req.head {
-            return match self.locate(ctx, self.store.head(key).await).await? {
+            return match self.locate(ctx, || self.store.head(key)).await? {
                 Found::Bucket(meta) => Ok(Reply::from_meta(
                     meta,
                     ReplyBody::Empty,
@@ -70,7 +78,7 @@ impl App {
                 Found::Mirror(f) => self.mirrored_reply(ctx, &f).await,
             };
         }
-        let obj = match self.locate(ctx, self.store.get(key).await).await? {
+        let obj = match self.locate(ctx, || self.store.get(key)).await? {
             Found::Bucket(obj) => obj,
             Found::Mirror(f) => return self.mirrored_reply(ctx, &f).await,
         };
@@ -134,7 +142,7 @@ impl App {
     async fn read_source(self: Arc<Self>, ctx: Arc<Ctx>) -> Result<Source> {
         let key = &ctx.req.key;
         let limit = self.cfg.process.max_source_bytes.0;
-        match self.locate(&ctx, self.store.get(key).await).await? {
+        match self.locate(&ctx, || self.store.get(key)).await? {
             Found::Bucket(obj) if obj.meta.size > limit => Err(too_large(limit)),
             Found::Bucket(obj) => Ok(Source {
                 item: self.read_stored(key, obj, limit).await?,
@@ -175,9 +183,14 @@ impl App {
 
     /// The shared fetch of a missing original from its mirror origin; stored in
     /// the bucket when the rule says so.
-    async fn fetch_mirror(self: Arc<Self>, ctx: Arc<Ctx>) -> Result<Arc<Fetched>> {
+    /// `None`: the bucket holds it now (stored by a flight that ended between
+    /// the caller's read and this one), so the origin is not asked again.
+    async fn fetch_mirror(self: Arc<Self>, ctx: Arc<Ctx>) -> Result<Option<Arc<Fetched>>> {
         let m = self.mirror.as_ref().ok_or_else(no_such_key)?;
         let key = &ctx.req.key;
+        if self.store.head(key).await.is_ok() {
+            return Ok(None);
+        }
         let mut f = m
             .fetch(key, ctx.req.query.as_deref(), &ctx.req.headers)
             .await?;
@@ -188,7 +201,7 @@ impl App {
         if f.store {
             self.store_mirrored(key, &mut f).await;
         }
-        Ok(Arc::new(f))
+        Ok(Some(Arc::new(f)))
     }
 
     /// Put a mirrored original into the bucket. Its ETag becomes the bucket's,
