@@ -103,8 +103,9 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    pub fn new(req: ImageRequest, separator: &str) -> Ctx {
-        let derived = req.plan.clone().map(|plan| Derived {
+    /// The plan moves into `derived` (the one copy the stages read).
+    pub fn new(mut req: ImageRequest, separator: &str) -> Ctx {
+        let derived = req.plan.take().map(|plan| Derived {
             canonical: plan.canonical(),
             key: plan.derivative_key(&req.key, separator),
             plan,

@@ -48,15 +48,14 @@ impl App {
 
     /// The shared work: bucket → source → process → publish.
     async fn render(self: Arc<Self>, ctx: Arc<Ctx>) -> Result<Rendered> {
-        if let Some(item) = self.bucket_derivative(&ctx).await? {
-            self.l1
-                .insert(ctx.cache_key().to_string(), item.clone())
-                .await;
+        let d = derived(&ctx)?;
+        if let Some(item) = self.bucket_derivative(&ctx.req.key, d).await? {
+            self.l1.insert(d.key.clone(), item.clone()).await;
             return Ok((item, CacheStatus::Store));
         }
         let source = self.source(&ctx).await?;
-        let item = self.process(&ctx, &source).await?;
-        self.publish(&ctx, &item).await?;
+        let item = self.process(d, &source).await?;
+        self.publish(d, &item).await;
         let status = match source.status {
             CacheStatus::Mirrored => CacheStatus::Mirrored,
             _ => CacheStatus::Processed,
@@ -66,12 +65,11 @@ impl App {
 
     /// Stage `bucket_derivative`: the stored derivative, read while the original
     /// is checked (both at once), served if it was made from the current original.
-    async fn bucket_derivative(&self, ctx: &Ctx) -> Result<Option<Item>> {
+    async fn bucket_derivative(&self, key: &str, d: &Derived) -> Result<Option<Item>> {
         if !self.cfg.derivatives.store {
             return Ok(None);
         }
-        let d = derived(ctx)?;
-        let (obj, check) = tokio::join!(self.store.get(&d.key), self.fresh.check(&ctx.req.key));
+        let (obj, check) = tokio::join!(self.store.get(&d.key), self.fresh.check(key));
         let obj = match obj {
             Ok(o) => o,
             Err(StoreError::NotFound) => return Ok(None),
@@ -105,8 +103,7 @@ impl App {
     }
 
     /// Stage `process`: libvips on the bounded blocking pool.
-    async fn process(&self, ctx: &Ctx, source: &Source) -> Result<Item> {
-        let d = derived(ctx)?;
+    async fn process(&self, d: &Derived, source: &Source) -> Result<Item> {
         let (src, plan) = (source.item.bytes.clone(), d.plan.clone());
         let mut opts = self.process_opts.clone();
         let metrics = self.metrics.clone();
@@ -137,11 +134,10 @@ impl App {
     /// Stage `publish`: into L1 (before the flight ends, so there is no gap),
     /// then written back to the bucket. A derivative of an original that is not
     /// in the bucket is not stored: it could never be checked.
-    async fn publish(&self, ctx: &Ctx, item: &Item) -> Result<()> {
-        let d = derived(ctx)?;
+    async fn publish(&self, d: &Derived, item: &Item) {
         self.l1.insert(d.key.clone(), item.clone()).await;
         if !(self.cfg.derivatives.store && item.source_in_bucket) {
-            return Ok(());
+            return;
         }
         let job = Job {
             key: d.key.clone(),
@@ -155,6 +151,5 @@ impl App {
             WriteMode::Sync => self.writeback.write_now(job).await,
             WriteMode::Async => self.writeback.submit(job).await,
         }
-        Ok(())
     }
 }

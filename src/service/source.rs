@@ -88,7 +88,7 @@ impl App {
                 .await?;
             return Ok(Reply::from_item(&item, CacheStatus::Store, vary));
         }
-        self.count_store_read(key, &obj.meta.etag);
+        self.note_bucket_read(key, &obj.meta.etag);
         let body = ReplyBody::Stream(obj.body);
         Ok(Reply::from_meta(obj.meta, body, CacheStatus::Store, vary))
     }
@@ -164,7 +164,7 @@ impl App {
     /// Read an original from the bucket whole (at most `limit` bytes) and keep
     /// it in L1; the bucket has just told its ETag.
     async fn read_stored(&self, key: &str, obj: Object, limit: u64) -> Result<Item> {
-        self.count_store_read(key, &obj.meta.etag);
+        self.note_bucket_read(key, &obj.meta.etag);
         let bytes = read_limited(obj.body, limit, obj.meta.size as usize).await?;
         let ct = obj.meta.content_type_or_default();
         let (etag, modified) = (obj.meta.etag, obj.meta.last_modified);
@@ -173,7 +173,8 @@ impl App {
         Ok(item)
     }
 
-    fn count_store_read(&self, key: &str, etag: &str) {
+    /// An original read from the bucket: its ETag is now known (freshness), and counted.
+    fn note_bucket_read(&self, key: &str, etag: &str) {
         self.fresh.remember(key, etag);
         self.metrics
             .source_fetches
