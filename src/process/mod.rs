@@ -12,5 +12,6 @@ pub mod plan;
 pub mod pngload;
 mod steps;
 pub mod vips;
+mod webpmeta;
 
 pub use plan::{Format, FormatSpec, Plan};

@@ -9,7 +9,7 @@ use libvips::ops;
 use super::plan::{Format, FormatSpec, Op, Plan, Quality, Report};
 use super::steps::{self, ResizeTarget};
 use super::vips::{self, decode_err, op, Img};
-use super::{icc, pngload};
+use super::{icc, pngload, webpmeta};
 use crate::error::{Error, Result};
 
 /// Limits and encoder defaults of one run.
@@ -312,8 +312,12 @@ fn encode(img: Img, format: Format, plan: &Plan, opts: &Options) -> Result<Vec<u
         Format::Tiff => ".tiff[compression=deflate,strip,profile=none]".to_string(),
         Format::Bmp => return encode_bmp(&img),
     };
-    img.get().image_write_to_buffer(&suffix).map_err(|_| {
+    let bytes = img.get().image_write_to_buffer(&suffix).map_err(|_| {
         Error::unprocessable(format!("encode {}: {}", format.name(), vips::take_error()))
+    })?;
+    Ok(match format {
+        Format::Webp => webpmeta::strip(bytes),
+        _ => bytes,
     })
 }
 
