@@ -217,6 +217,8 @@ pub struct HttpConfig {
 pub struct ProcessConfig {
     pub max_source_bytes: ByteSize,
     pub max_source_pixels: u64,
+    /// Output pixels: checked from the plan before decoding and after every step.
+    pub max_output_pixels: u64,
     pub auto_formats: Vec<String>,
     /// libvips slots of the blocking pool; 0 = one per core, plus one.
     pub workers: usize,
@@ -353,6 +355,7 @@ impl Default for ProcessConfig {
         ProcessConfig {
             max_source_bytes: ByteSize(50 << 20),
             max_source_pixels: 100_000_000,
+            max_output_pixels: 40_000_000,
             auto_formats: vec!["avif".into(), "webp".into()],
             workers: 0,
             queue: 256,
@@ -418,6 +421,11 @@ impl Config {
         }
         if self.storage.kind == StorageKind::S3 && self.storage.bucket.is_empty() {
             return Err("storage.bucket: required when storage.kind = \"s3\"".into());
+        }
+        if self.process.max_output_pixels == 0 || self.process.max_source_pixels == 0 {
+            return Err(
+                "process.max_source_pixels, process.max_output_pixels: must be above 0".into(),
+            );
         }
         for f in &self.process.auto_formats {
             if f != "avif" && f != "webp" {

@@ -52,7 +52,7 @@ impl Metrics {
         ));
         let processed = must(IntCounter::new(
             "pixmirror_processed_total",
-            "libvips pipeline runs",
+            "images processed (libvips runs that produced an output)",
         ));
         let process_seconds = must(Histogram::with_opts(
             HistogramOpts::new(

@@ -16,6 +16,7 @@ use crate::error::{Error, Result};
 #[derive(Clone, Debug)]
 pub struct Options {
     pub max_source_pixels: u64,
+    pub max_output_pixels: u64,
     pub jpeg_quality: u8,
     pub webp_quality: u8,
     pub avif_quality: u8,
@@ -28,6 +29,7 @@ impl Options {
     pub fn from_config(c: &crate::config::ProcessConfig) -> Options {
         Options {
             max_source_pixels: c.max_source_pixels,
+            max_output_pixels: c.max_output_pixels,
             jpeg_quality: c.jpeg_quality,
             webp_quality: c.webp_quality,
             avif_quality: c.avif_quality,
@@ -100,6 +102,11 @@ pub fn run(src: &[u8], plan: &Plan, opts: &Options) -> Result<Output> {
         };
     }
     let format = output_format(plan, header.format);
+    output_geometry(
+        plan,
+        header.oriented(plan.auto_orient),
+        opts.max_output_pixels,
+    )?;
     // Pixels decoded outside libvips, which the images below borrow: declared
     // before them, so it is dropped after them.
     let mut decoded: Option<Vec<u8>> = None;
@@ -107,6 +114,11 @@ pub fn run(src: &[u8], plan: &Plan, opts: &Options) -> Result<Output> {
     for (i, step) in plan.ops.iter().enumerate() {
         check_deadline(opts)?;
         img = apply(img, step, if i == 0 { preshrunk.take() } else { None })?;
+        within_output_cap(
+            step.action(),
+            (img.width(), img.height()),
+            opts.max_output_pixels,
+        )?;
     }
     check_deadline(opts)?;
     let bytes = encode(img, format, plan, opts)?;
@@ -114,6 +126,27 @@ pub fn run(src: &[u8], plan: &Plan, opts: &Options) -> Result<Output> {
         bytes,
         content_type: format.content_type(),
     })
+}
+
+/// The size each step of `plan` makes of a `from` image, each checked against
+/// `process.max_output_pixels` (and 16384 a side): the geometry alone, before
+/// any pixel is decoded. Returns the final size.
+pub fn output_geometry(plan: &Plan, from: (u32, u32), cap: u64) -> Result<(u32, u32)> {
+    plan.ops.iter().try_fold(from, |size, step| {
+        let next = steps::output_size(step, size)?;
+        within_output_cap(step.action(), next, cap)?;
+        Ok(next)
+    })
+}
+
+fn within_output_cap(step: &str, (w, h): (u32, u32), cap: u64) -> Result<()> {
+    let pixels = w as u64 * h as u64;
+    if pixels > cap {
+        return Err(Error::invalid(format!(
+            "{step}: the output would be {w}x{h} = {pixels} pixels, over process.max_output_pixels ({cap})"
+        )));
+    }
+    Ok(())
 }
 
 fn check_deadline(opts: &Options) -> Result<()> {

@@ -248,6 +248,22 @@ impl Default for Plan {
 }
 
 impl Op {
+    /// The OSS action name, for messages.
+    pub fn action(&self) -> &'static str {
+        match self {
+            Op::Resize(_) => "resize",
+            Op::Crop(_) => "crop",
+            Op::IndexCrop { .. } => "indexcrop",
+            Op::Circle { .. } => "circle",
+            Op::RoundedCorners { .. } => "rounded-corners",
+            Op::Rotate(_) => "rotate",
+            Op::Blur { .. } => "blur",
+            Op::Bright(_) => "bright",
+            Op::Contrast(_) => "contrast",
+            Op::Sharpen(_) => "sharpen",
+        }
+    }
+
     pub fn canonical(&self) -> String {
         let mut s = String::new();
         match self {

@@ -3,7 +3,7 @@
 
 use libvips::ops;
 
-use super::plan::{Axis, Crop, Gravity, Resize, ResizeMode};
+use super::plan::{Axis, Crop, Gravity, Op, Resize, ResizeMode};
 use super::vips::{op, Img};
 use crate::error::{Error, Result};
 use crate::process::grammar::MAX_SIDE;
@@ -116,6 +116,68 @@ pub fn resize_target(w: u32, h: u32, r: &Resize) -> Result<ResizeTarget> {
         frame,
         pad: r.mode == ResizeMode::Pad,
     })
+}
+
+/// The size `step` turns a `w`×`h` image into, computed without pixels: the
+/// plan's geometry, checked against the output cap before anything is decoded.
+pub fn output_size(step: &Op, (w, h): (u32, u32)) -> Result<(u32, u32)> {
+    Ok(match step {
+        Op::Resize(r) => {
+            let t = resize_target(w, h, r)?;
+            let (sw, sh) = t.scaled;
+            match t.frame {
+                None => t.scaled,
+                Some((fw, fh)) if t.pad => (fw.max(sw), fh.max(sh)),
+                Some((fw, fh)) => (fw.min(sw), fh.min(sh)),
+            }
+        }
+        Op::Crop(c) => {
+            let (_, _, cw, ch) = crop_rect(w, h, c)?;
+            (cw, ch)
+        }
+        Op::IndexCrop { axis, len, i } => {
+            let total = if *axis == Axis::X { w } else { h };
+            let start = (*i as u64) * (*len as u64);
+            if start >= total as u64 {
+                (w, h)
+            } else {
+                let size = (*len).min(total - start as u32);
+                if *axis == Axis::X {
+                    (size, h)
+                } else {
+                    (w, size)
+                }
+            }
+        }
+        Op::Circle { r } => {
+            let d = r.saturating_mul(2).min(w).min(h).max(1);
+            (d, d)
+        }
+        Op::Rotate(deg) => rotated_size((w, h), *deg),
+        Op::RoundedCorners { .. }
+        | Op::Blur { .. }
+        | Op::Bright(_)
+        | Op::Contrast(_)
+        | Op::Sharpen(_) => (w, h),
+    })
+}
+
+/// The canvas of a rotation by `deg` degrees: the bounding box of the turned
+/// rectangle (libvips' `rotate` may round it one pixel either way).
+fn rotated_size((w, h): (u32, u32), deg: u32) -> (u32, u32) {
+    match deg % 360 {
+        0 | 180 => (w, h),
+        90 | 270 => (h, w),
+        d => {
+            let (s, c) = (d as f64).to_radians().sin_cos();
+            let (s, c) = (s.abs(), c.abs());
+            let (fw, fh) = (w as f64, h as f64);
+            (
+                (fw * c + fh * s).ceil() as u32,
+                (fw * s + fh * c).ceil() as u32,
+            )
+        }
+    }
 }
 
 /// Apply a resize whose target was computed for this image (or that the load
@@ -385,9 +447,20 @@ pub fn rotate(img: Img, deg: u32) -> Result<Img> {
         return op("rotate", ops::rot(img.get(), a));
     }
     // Arbitrary angles grow the canvas; the corners are white (transparent with alpha).
+    // Every field is written out: the crate's `RotateOptions::default()` wraps
+    // libvips' *static* nearest interpolator and unrefs it on drop, so each
+    // default (even one `..Default::default()` only partly uses) frees a shared
+    // object a little more; concurrent rotations then crashed in libvips.
+    // `new_from_name` returns a reference of our own, bilinear as libvips' default.
+    let interpolate = libvips::VipsInterpolate::new_from_name("bilinear")
+        .map_err(|_| Error::Internal("rotate: no bilinear interpolator".into()))?;
     let opts = ops::RotateOptions {
+        interpolate,
         background: background(&img, [255, 255, 255], 0.0),
-        ..Default::default()
+        odx: 0.0,
+        ody: 0.0,
+        idx: 0.0,
+        idy: 0.0,
     };
     op(
         "rotate",
@@ -524,5 +597,24 @@ mod tests {
             (810, 610, 190, 190)
         );
         assert!(crop_rect(1000, 800, &c(0, 0, 1000, 0, Gravity::Nw)).is_err());
+    }
+
+    /// The static interpolators belong to libvips; a rotation must not drop
+    /// a reference it never took (before the fix: one per rotation, then a
+    /// use-after-free in `vips_interpolate_get_window_size` under load).
+    #[test]
+    fn rotate_leaves_libvips_static_interpolators_alone() {
+        crate::process::vips::init().expect("libvips");
+        let refs = || unsafe {
+            let p = libvips::bindings::vips_interpolate_nearest_static();
+            (*p).parent_object.parent_instance.ref_count
+        };
+        let before = refs();
+        for deg in [33, 45, 271] {
+            let img = Img::new(ops::black(40, 30).expect("black"));
+            let out = rotate(img, deg).expect("rotate");
+            assert!(out.get().image_write_to_buffer(".png").is_ok());
+        }
+        assert_eq!(refs(), before);
     }
 }

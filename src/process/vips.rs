@@ -1,6 +1,9 @@
 //! The thin, safe edge around the `libvips` crate (see ../shared/notes/libvips.md):
 //! one `VipsApp` per process, the global error buffer read right after a failure,
 //! images that cannot be cloned (the crate's `Clone` double-frees).
+//! The crate's option structs whose `Default` holds a `VipsInterpolate` (rotate,
+//! affine, mapim, similarity) wrap libvips' *static* interpolator and unref it
+//! on drop: write every field with an interpolator of our own (`steps::rotate`).
 
 use std::ffi::CStr;
 use std::sync::OnceLock;

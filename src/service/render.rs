@@ -113,7 +113,9 @@ impl App {
                 opts.deadline = Some(deadline);
                 let start = Instant::now();
                 let r = crate::process::pipeline::run(&src, &plan, &opts);
-                metrics.processed.inc();
+                if r.is_ok() {
+                    metrics.processed.inc();
+                }
                 metrics
                     .process_seconds
                     .observe(start.elapsed().as_secs_f64());

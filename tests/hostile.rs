@@ -1,0 +1,118 @@
+//! Attacks on the real server (issue 9): every resource bounded, every hostile
+//! input refused early with its documented status. Fs store: these are about
+//! the request path, not the bucket.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::{get, put, Backend, Env, TestServer};
+use pixmirror::process::{grammar, pipeline};
+
+/// A 1200x900 JPEG, the size of the photo in the issue's attack.
+fn photo_1200() -> Vec<u8> {
+    common::encode(&common::quadrants(1200, 900), image::ImageFormat::Jpeg)
+}
+
+fn message(r: &common::Resp) -> String {
+    r.json()["message"].as_str().unwrap_or("").to_string()
+}
+
+/// The issue's URL answered 200 with 661 MB after 9 s; now it is refused from
+/// the plan's geometry before a pixel is decoded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_pixel_cap_refuses_growth_before_decoding() {
+    let env = Env::new(Backend::Fs, "outcap").await;
+    put(&env.store, &env.key("p.jpg"), photo_1200(), "image/jpeg").await;
+    let s = TestServer::start(env.config()).await;
+    let url = |ops: &str| s.url(&format!("/{}?x-oss-process=image/{ops}", env.key("p.jpg")));
+
+    let r = get(&url("resize,p_1000,limit_0/rotate,45/format,bmp")).await;
+    assert_eq!((r.status, r.code().as_str()), (400, "InvalidArgument"));
+    let m = message(&r);
+    assert!(m.starts_with("resize:") && m.contains("12000x9000"), "{m}");
+    assert!(m.contains("max_output_pixels"), "{m}");
+    assert_eq!(s.processed(), 0, "nothing was processed");
+    s.stop().await;
+
+    // A lower cap shows each growing step named: rotate by any angle, pad.
+    let mut cfg = env.config();
+    cfg.process.max_output_pixels = 2_000_000;
+    let s = TestServer::start(cfg).await;
+    let url = |ops: &str| s.url(&format!("/{}?x-oss-process=image/{ops}", env.key("p.jpg")));
+    for (ops, step) in [
+        ("rotate,45", "rotate:"),
+        ("rotate,90/rotate,45", "rotate:"),
+        ("resize,m_pad,w_2000,h_1100,limit_0", "resize:"),
+        ("resize,p_200,limit_0/format,tiff", "resize:"),
+        (
+            "resize,w_1000/resize,m_fixed,w_16384,h_200,limit_0",
+            "resize:",
+        ),
+    ] {
+        let r = get(&url(ops)).await;
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (400, "InvalidArgument"),
+            "{ops}"
+        );
+        assert!(message(&r).starts_with(step), "{ops}: {}", message(&r));
+    }
+    // Inside the cap: served, at the predicted size.
+    let r = get(&url("rotate,10/format,png")).await;
+    assert_eq!(r.status, 200);
+    let (w, h) = r.dims();
+    assert!(w.abs_diff(1339) <= 1 && h.abs_diff(1095) <= 1, "{w}x{h}");
+    assert_eq!(s.processed(), 1);
+    s.stop().await;
+}
+
+/// The geometry the cap is checked on is the geometry the pipeline produces.
+#[test]
+fn predicted_geometry_is_the_output_geometry() {
+    let opts = pipeline::Options::from_config(&pixmirror::config::ProcessConfig::default());
+    let sources = [
+        ("dragonfly.jpg", common::fixture("dragonfly.jpg")),
+        ("gulp.png", common::fixture("gulp.png")),
+        ("rotated-exif6.jpg", common::fixture("rotated-exif6.jpg")),
+    ];
+    let plans = [
+        "resize,w_300",
+        "resize,m_fill,w_100,h_100",
+        "resize,m_pad,w_500,h_100,limit_0",
+        "resize,m_fixed,w_77,h_300,limit_0",
+        "resize,l_90/crop,g_se,w_50,h_40",
+        "resize,p_35/rotate,33",
+        "resize,s_64/rotate,271",
+        "crop,x_10,y_10/circle,r_40",
+        "indexcrop,x_70,i_2/rotate,90",
+        "indexcrop,y_1000,i_0/rounded-corners,r_10",
+        "auto-orient,0/resize,w_50",
+        "resize,w_120/rotate,359/resize,m_mfit,w_80,h_80",
+    ];
+    for (name, src) in &sources {
+        let header = pipeline::probe(src, u64::MAX).expect("probe");
+        for ops in plans {
+            let plan = grammar::parse_process(&format!("image/{ops}/format,png"), &BTreeMap::new())
+                .expect("valid");
+            let from = if plan.auto_orient && (5..=8).contains(&header.orientation) {
+                (header.height, header.width)
+            } else {
+                (header.width, header.height)
+            };
+            let (pw, ph) = pipeline::output_geometry(&plan, from, u64::MAX).expect("geometry");
+            let out = pipeline::run(src, &plan, &opts).expect("run");
+            let img = image::load_from_memory(&out.bytes).expect("decodes");
+            let rot = ops.contains("rotate,33")
+                || ops.contains("rotate,271")
+                || ops.contains("rotate,359");
+            let tol = if rot { 1 } else { 0 };
+            assert!(
+                img.width().abs_diff(pw) <= tol && img.height().abs_diff(ph) <= tol,
+                "{name} {ops}: predicted {pw}x{ph}, got {}x{}",
+                img.width(),
+                img.height()
+            );
+        }
+    }
+}
