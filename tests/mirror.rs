@@ -519,3 +519,43 @@ async fn access_denied_never_mirrors() {
     );
     s.stop().await;
 }
+
+/// Keys that a web server in front of the business API would normalise into
+/// another path never reach the origin (issue 9, item 7): 400, zero requests
+/// at the origin, whatever path they would have reached.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_that_escape_the_rule_never_reach_the_origin() {
+    let env = Env::new(Backend::S3, "escape").await;
+    let o = Origin::start().await;
+    let p = format!("{}/avatars/", env.prefix);
+    let s = TestServer::start(with_rules(&env, vec![rule(&p, o.template("render"))])).await;
+    for attack in [
+        "../../admin/x.jpg",
+        "%2e%2e/%2e%2e/admin/x.jpg",
+        "%2E%2E%2F%2E%2E%2Fadmin/x.jpg",
+        "a%5C..%5C..%5Cadmin%5Cx.jpg",
+        "./x.jpg",
+        "a//x.jpg",
+        "x.jpg%0d%0aHost:%20evil",
+    ] {
+        for q in ["", "?x-oss-process=image/resize,w_10"] {
+            let r = get(&s.url(&format!("{p}{attack}{q}"))).await;
+            assert_eq!(
+                (r.status, r.code().as_str()),
+                (400, "InvalidArgument"),
+                "{attack}{q}"
+            );
+            assert!(!r.json()["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("127.0.0.1"));
+        }
+    }
+    assert_eq!(o.total_hits(), 0, "the origin saw none of them");
+    // The same rule still mirrors an ordinary key.
+    let r = get(&s.url(&format!("{p}ok.jpg"))).await;
+    assert_eq!((r.status, r.cache()), (200, "mirrored"));
+    assert_eq!(o.hits(&format!("/render/{p}ok.jpg")), 1);
+    assert_eq!(o.total_hits(), 1);
+    s.stop().await;
+}

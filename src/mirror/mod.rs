@@ -177,6 +177,11 @@ impl Mirror {
         let Some((idx, rule)) = rules::find(&self.rules, key) else {
             return Err(not_found());
         };
+        if let Err(why) = rules::check_origin_key(key) {
+            return Err(Error::invalid(format!(
+                "this key cannot be fetched from the mirror origin: it contains {why}"
+            )));
+        }
         if self.negative.contains_key(key) {
             return Err(not_found());
         }

@@ -19,6 +19,29 @@ pub fn origin_key(rule: &MirrorRule, key: &str) -> String {
     }
 }
 
+/// Can `key` be asked of an origin without reaching a path the rule does not
+/// intend? Dot segments (`.`, `..`, also as `%2e%2e` or behind an encoded
+/// slash, which arrive here decoded), backslashes (a path separator to some
+/// servers), empty segments and control characters are refused: web servers and
+/// proxies in front of a business API normalise them, so
+/// `avatars/../../admin/x.jpg` would reach `/admin/x.jpg` with the rule's API key.
+pub fn check_origin_key(key: &str) -> Result<(), &'static str> {
+    if key.chars().any(|c| c.is_control()) {
+        return Err("control characters");
+    }
+    if key.contains('\\') {
+        return Err("a backslash");
+    }
+    for seg in key.split('/') {
+        match seg {
+            "" => return Err("an empty path segment"),
+            "." | ".." => return Err("a dot segment"),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Fill `{key}` in a URL template (path segments percent-encoded, `/` kept) and
 /// append the client's query when `pass_query`.
 pub fn origin_url(template: &str, origin_key: &str, query: Option<&str>) -> String {
@@ -101,6 +124,31 @@ mod tests {
             origin_url("https://cdn.old.com", "a.jpg", None),
             "https://cdn.old.com/a.jpg"
         );
+    }
+
+    #[test]
+    fn origin_keys_that_could_escape_are_refused() {
+        for k in [
+            "avatars/../../admin/x.jpg",
+            "avatars/./x.jpg",
+            "..",
+            "avatars/..",
+            "avatars//x.jpg",
+            "/x.jpg",
+            "avatars/a\\..\\admin.jpg",
+            "avatars/x.jpg\n",
+            "avatars/x\u{7f}.jpg",
+        ] {
+            assert!(check_origin_key(k).is_err(), "{k:?}");
+        }
+        for k in [
+            "avatars/x.jpg",
+            "a/..b/c..d/.e.jpg",
+            "猫/图片.jpg",
+            "a/b%2e%2e.jpg",
+        ] {
+            assert_eq!(check_origin_key(k), Ok(()), "{k:?}");
+        }
     }
 
     #[test]
