@@ -408,10 +408,12 @@ async fn rule_options() {
     );
     let r = get(&s.url(&k("oh", "a.jpg"))).await;
     assert_eq!((r.status, r.code().as_str()), (502, "MirrorFailed"));
-    assert!(r.json()["message"]
-        .as_str()
-        .unwrap_or("")
-        .contains("not allowed"));
+    let msg = r.json()["message"].as_str().unwrap_or("").to_string();
+    assert!(msg.contains("does not allow"), "{msg}");
+    assert!(
+        !msg.contains("localhost"),
+        "no host names in error bodies: {msg}"
+    );
     let r = get(&s.url(&k("ok", "a.jpg"))).await;
     assert_eq!(
         r.status,
@@ -444,22 +446,91 @@ async fn rule_options() {
     s.stop().await;
 }
 
+/// Issue 9, item 8: the configured origin (and a redirect back to its host) is
+/// trusted, even on a private address; any other host is connected to only on
+/// public addresses (checked by the resolver on what it connects to), gets
+/// neither the rule's headers nor credentials, and a redirect may not change
+/// the port unless `allowed_hosts` names it. Refusals say nothing internal.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn private_redirect_targets_are_refused() {
+async fn redirects_leave_the_origin_only_as_allowed() {
     let env = Env::new(Backend::Fs, "private").await;
     let o = Origin::start().await;
-    let p = format!("{}/r/", env.prefix);
-    let mut cfg = with_rules(&env, vec![rule(&p, o.template("redirect"))]);
+    let other = Origin::start().await;
+    let port = o.addr.port();
+    let k = |dir: &str, name: &str| format!("{}/{dir}/{name}", env.prefix);
+    let r = |dir: &str, tpl: String| rule(&format!("{}/{dir}/", env.prefix), tpl);
+    let same_host = r("same", o.template("redirect"));
+    let mut to_localhost = r("lh", o.template(&format!("goto/localhost:{port}")));
+    to_localhost.allowed_hosts = vec!["localhost".into()];
+    let other_port = format!("127.0.0.1:{}", other.addr.port());
+    let new_port = r("port", o.template(&format!("goto/{other_port}")));
+    let mut named_port = r("named", o.template(&format!("goto/{other_port}")));
+    named_port.allowed_hosts = vec![other_port.clone()];
+    let mut keyed = r("keyed", o.template("redirect-abs"));
+    keyed.allowed_hosts = vec!["localhost".into()];
+    keyed.headers.pass = vec!["Authorization".into()];
+    keyed
+        .headers
+        .set
+        .insert("X-Api-Key".into(), "secret-k".into());
+    let rules = vec![same_host, to_localhost, new_port, named_port, keyed.clone()];
+    let mut cfg = with_rules(&env, rules);
     cfg.mirror.allow_private_networks = false;
     let s = TestServer::start(cfg).await;
-    let r = get(&s.url(&format!("{p}a.jpg"))).await;
-    assert_eq!((r.status, r.code().as_str()), (502, "MirrorFailed"));
-    assert!(r.json()["message"]
-        .as_str()
-        .unwrap_or("")
-        .contains("private"));
-    assert_eq!(o.hits(&format!("/img/{p}a.jpg")), 0);
-    // The configured origin itself may be private (a business API in the VPC).
+
+    // The configured origin is on 127.0.0.1: trusted, and so is its own redirect.
+    let resp = get(&s.url(&k("same", "a.jpg"))).await;
+    assert_eq!((resp.status, resp.cache()), (200, "mirrored"));
+    assert_eq!(o.hits(&format!("/img/{}", k("same", "a.jpg"))), 1);
+
+    // `localhost` is allowed by name but resolves to loopback: refused by the resolver.
+    let resp = get(&s.url(&k("lh", "a.jpg"))).await;
+    assert_eq!((resp.status, resp.code().as_str()), (502, "MirrorFailed"));
+    let msg = resp.json()["message"].as_str().unwrap_or("").to_string();
+    assert!(
+        !msg.contains("localhost") && !msg.contains("127.0.0.1"),
+        "{msg}"
+    );
+    assert_eq!(o.hits(&format!("/img/{}", k("lh", "a.jpg"))), 0);
+
+    // Same host, another port: only when allowed_hosts names host:port.
+    let resp = get(&s.url(&k("port", "a.jpg"))).await;
+    assert_eq!((resp.status, resp.code().as_str()), (502, "MirrorFailed"));
+    let msg = resp.json()["message"].as_str().unwrap_or("").to_string();
+    assert!(
+        !msg.contains("127.0.0.1") && !msg.contains(&other_port),
+        "{msg}"
+    );
+    assert_eq!(other.total_hits(), 0);
+    let resp = get(&s.url(&k("named", "a.jpg"))).await;
+    assert_eq!((resp.status, resp.cache()), (200, "mirrored"));
+    assert_eq!(other.total_hits(), 1);
+    s.stop().await;
+
+    // With private networks allowed, a redirect to an allowed host carries
+    // neither the rule's key nor the client's credentials.
+    let mut cfg = with_rules(&env, vec![keyed]);
+    cfg.mirror.allow_private_networks = true;
+    let s = TestServer::start(cfg).await;
+    let key = k("keyed", "a.jpg");
+    let resp = common::request("GET", &s.url(&key), &[("authorization", "Bearer t")]).await;
+    assert_eq!((resp.status, resp.cache()), (200, "mirrored"));
+    let first = o.headers(&format!("/redirect-abs/{key}"));
+    assert_eq!(
+        first.get("x-api-key").map(|v| v.as_bytes()),
+        Some(&b"secret-k"[..])
+    );
+    assert_eq!(
+        first.get("authorization").map(|v| v.as_bytes()),
+        Some(&b"Bearer t"[..])
+    );
+    let second = o.headers(&format!("/img/{key}"));
+    assert_eq!(o.hits(&format!("/img/{key}")), 1);
+    assert!(
+        second.get("x-api-key").is_none(),
+        "the rule's key stays with the origin"
+    );
+    assert!(second.get("authorization").is_none());
     s.stop().await;
 }
 

@@ -4,13 +4,12 @@
 //! type, size, Content-MD5) and hands it back, spooled to disk past
 //! `cache.max_item_bytes` so memory stays bounded.
 //!
-//! Origins come only from config. Redirects go only to the origin's own host or
-//! the rule's `allowed_hosts`, and never to private, loopback or link-local
-//! addresses unless `mirror.allow_private_networks`.
+//! Origins come only from config. Where redirects may go, which addresses may be
+//! connected to and where a rule's headers may be sent: `guard`.
 
+pub mod guard;
 pub mod rules;
 
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -98,11 +97,15 @@ struct Spooled {
     head: Vec<u8>,
 }
 
-type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Empty<Bytes>>;
+type HttpClient =
+    Client<hyper_rustls::HttpsConnector<HttpConnector<guard::GuardedResolver>>, Empty<Bytes>>;
 
 pub struct Mirror {
     rules: Vec<MirrorRule>,
     s3: Vec<Option<S3Store>>,
+    /// For the configured origin's host: resolved and connected as configured.
+    origin_client: HttpClient,
+    /// For every other host (redirects): the address guard applies.
     client: HttpClient,
     negative: moka::future::Cache<String, ()>,
     allow_private: bool,
@@ -137,16 +140,8 @@ impl Mirror {
                 None => None,
             });
         }
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_connect_timeout(Some(Duration::from_secs(5)));
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_webpki_roots(rustls::crypto::aws_lc_rs::default_provider())
-            .map_err(|e| format!("tls: {e}"))?
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new()).build(https);
+        let origin_client = http_client(true)?;
+        let client = http_client(cfg.mirror.allow_private_networks)?;
         let negative = moka::future::Cache::builder()
             .max_capacity(100_000)
             .time_to_live(cfg.mirror.negative_ttl.0.max(Duration::from_millis(1)))
@@ -154,6 +149,7 @@ impl Mirror {
         Ok(Mirror {
             rules: cfg.mirror.rules.clone(),
             s3,
+            origin_client,
             client,
             negative,
             allow_private: cfg.mirror.allow_private_networks,
@@ -302,21 +298,10 @@ impl Mirror {
         let mut uri: Uri = url
             .parse()
             .map_err(|_| Failure::Fatal(mirror_failed("the origin URL is invalid")))?;
-        let origin_host = uri.host().unwrap_or("").to_ascii_lowercase();
-        let headers = forward_headers(rule, client_headers);
+        let origin = uri.clone();
         let mut hops = 0;
         loop {
-            let mut req = http::Request::builder().method("GET").uri(uri.clone());
-            if let Some(h) = req.headers_mut() {
-                h.extend(headers.clone());
-            }
-            let req = req
-                .body(Empty::new())
-                .map_err(|e| Failure::Fatal(Error::Internal(e.to_string())))?;
-            let resp = self.client.request(req).await.map_err(|e| {
-                tracing::warn!(error = %e, host = %uri.host().unwrap_or(""), "mirror origin unreachable");
-                Failure::Retry(mirror_failed("the origin is unreachable"))
-            })?;
+            let resp = self.send(&origin, &uri, rule, client_headers).await?;
             let status = resp.status();
             if status.is_redirection() && rule.follow_redirects {
                 let loc = resp
@@ -333,7 +318,12 @@ impl Mirror {
                 let next = resolve(&uri, loc).ok_or_else(|| {
                     Failure::Fatal(mirror_failed("the origin sent a bad redirect"))
                 })?;
-                self.check_redirect(&next, &origin_host, rule).await?;
+                if let Err(why) = guard::check_redirect(&origin, &uri, &next, &rule.allowed_hosts) {
+                    tracing::warn!(%why, "mirror redirect refused");
+                    return Err(Failure::Fatal(mirror_failed(
+                        "the origin redirected where the rule does not allow",
+                    )));
+                }
                 uri = next;
                 continue;
             }
@@ -380,61 +370,56 @@ impl Mirror {
         }
     }
 
-    async fn check_redirect(
+    /// One GET to `uri`: the address guard for IP literals (names are checked
+    /// by the connector's resolver), and the rule's headers only when `uri` is
+    /// the origin's own scheme, host and port.
+    async fn send(
         &self,
-        next: &Uri,
-        origin_host: &str,
+        origin: &Uri,
+        uri: &Uri,
         rule: &MirrorRule,
-    ) -> Result<(), Failure> {
-        let host = next
-            .host()
-            .unwrap_or("")
-            .trim_matches(|c| c == '[' || c == ']')
-            .to_ascii_lowercase();
-        let allowed = host == origin_host
-            || rule
-                .allowed_hosts
-                .iter()
-                .any(|h| h.eq_ignore_ascii_case(&host));
-        if !allowed {
-            return Err(Failure::Fatal(mirror_failed(&format!(
-                "redirect to host {host} is not allowed"
-            ))));
-        }
-        if !matches!(next.scheme_str(), Some("http") | Some("https")) {
-            return Err(Failure::Fatal(mirror_failed("redirect to a non-HTTP URL")));
-        }
-        if self.allow_private {
-            return Ok(());
-        }
-        let port = next
-            .port_u16()
-            .unwrap_or(if next.scheme_str() == Some("https") {
-                443
-            } else {
-                80
-            });
-        let addrs: Vec<IpAddr> = match host.parse::<IpAddr>() {
-            Ok(ip) => vec![ip],
-            Err(_) => tokio::net::lookup_host((host.as_str(), port))
-                .await
-                .map_err(|_| Failure::Retry(mirror_failed("the redirect target does not resolve")))?
-                .map(|a| a.ip())
-                .collect(),
+        client_headers: &HeaderMap,
+    ) -> Result<http::Response<hyper::body::Incoming>, Failure> {
+        let refused = || {
+            Failure::Fatal(mirror_failed(
+                "the origin's address is not public and mirror.allow_private_networks is off",
+            ))
         };
-        if addrs.is_empty() || addrs.iter().any(|ip| is_private(*ip)) {
-            return Err(Failure::Fatal(mirror_failed(&format!(
-                "redirect to {host}: private, loopback and link-local addresses are refused"
-            ))));
+        let trusted = guard::same_host(origin, uri);
+        if let Err(e) = guard::check_literal(uri, self.allow_private || trusted) {
+            tracing::warn!(error = %e, "mirror origin refused");
+            return Err(refused());
         }
-        Ok(())
+        let headers = forward_headers(rule, client_headers, guard::same_origin(origin, uri));
+        let mut req = http::Request::builder().method("GET").uri(uri.clone());
+        if let Some(h) = req.headers_mut() {
+            h.extend(headers);
+        }
+        let req = req
+            .body(Empty::new())
+            .map_err(|e| Failure::Fatal(Error::Internal(e.to_string())))?;
+        let client = if trusted {
+            &self.origin_client
+        } else {
+            &self.client
+        };
+        client.request(req).await.map_err(|e| {
+            let host = uri.host().unwrap_or("");
+            if guard::is_refusal(&e) {
+                tracing::warn!(error = %e, %host, "mirror origin refused");
+                return refused();
+            }
+            tracing::warn!(error = %e, %host, "mirror origin unreachable");
+            Failure::Retry(mirror_failed("the origin is unreachable"))
+        })
     }
 
     /// Read a body with the size limit and an MD5, in memory up to
     /// `cache.max_item_bytes`, then in a temporary file.
     async fn spool(&self, mut body: ByteStream) -> Result<Spooled, Failure> {
         let io = |e: std::io::Error| {
-            Failure::Retry(mirror_failed(&format!("reading the origin failed: {e}")))
+            tracing::warn!(error = %e, "reading a mirror origin failed");
+            Failure::Retry(mirror_failed("reading the origin failed"))
         };
         let mut md5 = Md5::new();
         let mut mem = BytesMut::new();
@@ -545,11 +530,33 @@ fn mirror_failed(msg: &str) -> Error {
 
 /// Headers sent to an HTTP origin: the client's headers named in `pass` (`*`:
 /// all), minus `remove`, never hop-by-hop or `Host`, then `set`.
-fn forward_headers(rule: &MirrorRule, client: &HeaderMap) -> HeaderMap {
+/// The HTTP(S) client of the mirror; `allow_private` off puts the address
+/// guard into its resolver.
+fn http_client(allow_private: bool) -> Result<HttpClient, String> {
+    let mut http = HttpConnector::new_with_resolver(guard::GuardedResolver { allow_private });
+    http.enforce_http(false);
+    http.set_connect_timeout(Some(Duration::from_secs(5)));
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_provider_and_webpki_roots(rustls::crypto::aws_lc_rs::default_provider())
+        .map_err(|e| format!("tls: {e}"))?
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
+    Ok(Client::builder(TokioExecutor::new()).build(https))
+}
+
+/// The headers of a request to an origin: the client's that the rule passes,
+/// then the rule's own. Away from the origin (`to_origin == false`, a redirect
+/// to an allowed host) neither the rule's headers nor credentials go along.
+fn forward_headers(rule: &MirrorRule, client: &HeaderMap, to_origin: bool) -> HeaderMap {
+    const CREDENTIALS: &[&str] = &["authorization", "cookie"];
     let mut out = HeaderMap::new();
     let all = rule.headers.pass.iter().any(|p| p == "*");
     for (name, value) in client {
         let n = name.as_str();
+        if !to_origin && CREDENTIALS.contains(&n) {
+            continue;
+        }
         let passed = all || rule.headers.pass.iter().any(|p| p.eq_ignore_ascii_case(n));
         let removed = rule
             .headers
@@ -560,7 +567,7 @@ fn forward_headers(rule: &MirrorRule, client: &HeaderMap) -> HeaderMap {
             out.append(name.clone(), value.clone());
         }
     }
-    for (k, v) in &rule.headers.set {
+    for (k, v) in rule.headers.set.iter().filter(|_| to_origin) {
         if let (Ok(name), Ok(value)) = (
             HeaderName::try_from(k.as_str()),
             HeaderValue::try_from(v.as_str()),
@@ -598,57 +605,9 @@ fn resolve(base: &Uri, loc: &str) -> Option<Uri> {
     format!("{scheme}://{auth}{path}").parse().ok()
 }
 
-/// Private, loopback, link-local, unspecified and other non-public addresses.
-pub fn is_private(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            let o = v4.octets();
-            v4.is_private()
-                || v4.is_loopback()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || (o[0] == 100 && (o[1] & 0xC0) == 64)
-                || o[0] == 0
-        }
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_private(IpAddr::V4(v4));
-            }
-            let s = v6.segments();
-            v6.is_loopback()
-                || v6.is_unspecified()
-                || (s[0] & 0xfe00) == 0xfc00
-                || (s[0] & 0xffc0) == 0xfe80
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn private_addresses() {
-        for ip in [
-            "127.0.0.1",
-            "10.1.2.3",
-            "172.16.0.1",
-            "192.168.1.1",
-            "169.254.169.254",
-            "0.0.0.0",
-            "100.64.0.1",
-            "::1",
-            "fe80::1",
-            "fd00::1",
-            "::ffff:127.0.0.1",
-        ] {
-            assert!(is_private(ip.parse().expect("ip")), "{ip}");
-        }
-        for ip in ["8.8.8.8", "1.1.1.1", "2606:4700::1111"] {
-            assert!(!is_private(ip.parse().expect("ip")), "{ip}");
-        }
-    }
 
     #[test]
     fn redirects_resolve() {
@@ -682,7 +641,7 @@ mod tests {
         h.insert("cookie", HeaderValue::from_static("s=1"));
         h.insert("host", HeaderValue::from_static("img.example.com"));
         h.insert("x-other", HeaderValue::from_static("o"));
-        let out = forward_headers(&rule, &h);
+        let out = forward_headers(&rule, &h, true);
         assert_eq!(
             out.get("authorization").map(|v| v.as_bytes()),
             Some(&b"Bearer t"[..])
@@ -691,5 +650,10 @@ mod tests {
         assert!(out.get("host").is_none());
         assert!(out.get("x-other").is_none());
         assert_eq!(out.get("x-api-key").map(|v| v.as_bytes()), Some(&b"k"[..]));
+        // Away from the origin: neither the rule's key nor credentials.
+        let away = forward_headers(&rule, &h, false);
+        assert!(away.get("x-api-key").is_none());
+        assert!(away.get("authorization").is_none());
+        assert!(away.get("user-agent").is_some());
     }
 }

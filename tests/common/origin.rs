@@ -177,6 +177,11 @@ async fn handle(
         "redirect" => redirect(format!("/img/{rest}")),
         "redirect-abs" => redirect(format!("http://localhost:{}/img/{rest}", addr.port())),
         "redirect-loop" => redirect(format!("/redirect-loop/{rest}")),
+        // /goto/<host:port>/<key> → http://<host:port>/img/<key>
+        "goto" => {
+            let (authority, key) = rest.split_once('/').unwrap_or((rest, ""));
+            redirect(format!("http://{authority}/img/{key}"))
+        }
         "html" => Response::builder()
             .header("content-type", "text/html")
             .body(Full::new(Bytes::from_static(b"<html>not an image</html>")))
