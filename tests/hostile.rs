@@ -1,11 +1,12 @@
 //! Attacks on the real server (issue 9): every resource bounded, every hostile
-//! input refused early with its documented status. Fs store: these are about
-//! the request path, not the bucket.
+//! input refused early with its documented status, every store fault answered
+//! correctly. Fs store where the bucket does not matter, Garage where it does.
 
 mod common;
 
 use std::collections::BTreeMap;
 
+use common::origin::Origin;
 use common::{get, put, Backend, Env, TestServer};
 use pixmirror::process::{grammar, pipeline};
 
@@ -115,4 +116,61 @@ fn predicted_geometry_is_the_output_geometry() {
             );
         }
     }
+}
+
+/// A misspelt bucket is a store failure (502), never "missing": the mirror is
+/// not asked, for GET, HEAD and derivatives alike, and `/readyz` fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_bucket_is_a_store_error_and_never_fires_the_mirror() {
+    let env = Env::new(Backend::S3, "nobucket").await;
+    let o = Origin::start().await;
+    let mut cfg = env.config();
+    cfg.storage.bucket = format!("{}-misspelt", cfg.storage.bucket);
+    cfg.mirror.allow_private_networks = true;
+    cfg.mirror.rules = vec![pixmirror::config::MirrorRule {
+        origin: Some(o.template("img")),
+        retries: 0,
+        ..Default::default()
+    }];
+    let s = TestServer::start(cfg).await;
+    let key = env.key("sunset.jpg");
+    for (method, q) in [
+        ("GET", ""),
+        ("HEAD", ""),
+        ("GET", "?x-oss-process=image/resize,w_10"),
+    ] {
+        let r = common::request(method, &s.url(&format!("{key}{q}")), &[]).await;
+        assert_eq!(r.status, 502, "{method} {q}");
+        if method == "GET" {
+            assert_eq!(r.code(), "StoreError");
+            assert!(
+                !message(&r).contains("misspelt"),
+                "no bucket names: {}",
+                message(&r)
+            );
+        }
+    }
+    assert_eq!(o.total_hits(), 0, "the mirror never fired");
+    assert_eq!(get(&format!("{}/readyz", s.admin)).await.status, 503);
+    s.stop().await;
+}
+
+/// `SlowDown` is retried by the SDK with backoff (3 attempts), then answered
+/// 503 `Busy` with `Retry-After`, not 502 and not "missing". Garage never
+/// throttles, so the endpoint here is a loopback stand-in (tests/common/fake_s3.rs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_down_is_retried_then_busy() {
+    let fake = common::fake_s3::FakeS3::start(503, "SlowDown").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cfg = common::config(Backend::Fs, dir.path());
+    fake.configure(&mut cfg);
+    let s = TestServer::start(cfg).await;
+    let r = get(&s.url("a/b.jpg?x-oss-process=image/resize,w_10")).await;
+    assert_eq!((r.status, r.code().as_str()), (503, "Busy"));
+    assert!(!r.header("retry-after").is_empty());
+    let before = fake.requests();
+    let r = get(&s.url("a/c.jpg")).await;
+    assert_eq!((r.status, r.code().as_str()), (503, "Busy"));
+    assert_eq!(fake.requests() - before, 3, "one request, three attempts");
+    s.stop().await;
 }

@@ -189,8 +189,10 @@ impl App {
     async fn fetch_mirror(self: Arc<Self>, ctx: Arc<Ctx>) -> Result<Option<Arc<Fetched>>> {
         let m = self.mirror.as_ref().ok_or_else(no_such_key)?;
         let key = &ctx.req.key;
-        if self.store.head(key).await.is_ok() {
-            return Ok(None);
+        match self.store.head(key).await {
+            Ok(_) => return Ok(None),
+            Err(StoreError::NotFound) => {}
+            Err(e) => return Err(e.into()),
         }
         let mut f = m
             .fetch(key, ctx.req.query.as_deref(), &ctx.req.headers)

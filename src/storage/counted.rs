@@ -19,13 +19,25 @@ impl Counted {
         Counted { inner, requests }
     }
 
+    /// Count the request, and log the failures that become a 502/503/403 (their
+    /// detail never reaches the client).
     fn count<T>(&self, op: &str, r: &StoreResult<T>) {
         let result = match r {
             Ok(_) => "ok",
             Err(StoreError::NotFound) => "not_found",
-            Err(StoreError::AccessDenied(_)) => "denied",
             Err(StoreError::InvalidKey(_)) => return, // refused before any request
-            Err(StoreError::Other(_)) => "error",
+            Err(e @ StoreError::AccessDenied(_)) => {
+                tracing::warn!(op, error = %e, "store denied access");
+                "denied"
+            }
+            Err(e @ StoreError::Throttled(_)) => {
+                tracing::warn!(op, error = %e, "store throttled");
+                "throttled"
+            }
+            Err(e @ StoreError::Other(_)) => {
+                tracing::warn!(op, error = %e, "store failure");
+                "error"
+            }
         };
         self.requests.with_label_values(&[op, result]).inc();
     }

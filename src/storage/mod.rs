@@ -27,6 +27,10 @@ pub enum StoreError {
     AccessDenied(String),
     #[error("invalid key: {0}")]
     InvalidKey(String),
+    /// The store asked us to slow down (S3 `SlowDown`, 503) and the SDK's
+    /// retries with backoff did not get through.
+    #[error("throttled: {0}")]
+    Throttled(String),
     #[error("store error: {0}")]
     Other(String),
 }
@@ -37,10 +41,11 @@ impl From<StoreError> for Error {
             StoreError::NotFound => Error::NoSuchKey("the specified key does not exist".into()),
             StoreError::AccessDenied(_) => Error::AccessDenied("the store denied access".into()),
             StoreError::InvalidKey(m) => Error::InvalidArgument(m),
-            StoreError::Other(m) => {
-                tracing::warn!(error = %m, "store failure");
-                Error::StoreError("the store failed".into())
+            StoreError::Throttled(_) => {
+                Error::Busy("the store is throttling requests; retry shortly".into())
             }
+            // The detail was logged where the request failed (`storage::counted`).
+            StoreError::Other(_) => Error::StoreError("the store failed".into()),
         }
     }
 }

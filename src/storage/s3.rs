@@ -1,9 +1,10 @@
 //! Any S3-compatible bucket through aws-sdk-s3: endpoint, region, path-style,
 //! static keys or the default credential chain (env, profile, IMDS, IRSA).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
-use aws_sdk_s3::error::SdkError;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream as SdkStream;
 use aws_sdk_s3::Client;
 use bytes::Bytes;
@@ -16,21 +17,36 @@ use crate::config::S3Config;
 pub struct S3Store {
     client: Client,
     bucket: String,
+    /// When HeadBucket last confirmed the bucket (Unix seconds; 0 = never).
+    bucket_seen: AtomicU64,
 }
 
-/// Classify an SDK error by HTTP status: 404 missing, 403 denied, anything else a failure.
+/// Classify an SDK error by S3's error code, the status where there is none
+/// (HEAD answers have no body):
+/// - `NoSuchKey` (or a 404 without a code) is missing; `NoSuchBucket` is a
+///   store failure, never "missing", so a misspelt bucket does not fire the mirror;
+/// - `AccessDenied` (or a 403 without a code) is denied; other 403 codes
+///   (`SignatureDoesNotMatch`, `InvalidAccessKeyId`, ...) are our configuration
+///   failing, a store failure;
+/// - `SlowDown` and other throttling (503) is `Throttled`: the SDK has already
+///   retried it with backoff (standard retry mode, 3 attempts).
 fn classify<E, R>(e: SdkError<E, R>) -> StoreError
 where
-    E: std::error::Error + Send + Sync + 'static,
+    E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
     R: std::fmt::Debug,
     SdkError<E, R>: HasStatus,
 {
-    match e.status() {
-        Some(404) => StoreError::NotFound,
-        Some(403) => {
-            StoreError::AccessDenied(format!("{}", aws_sdk_s3::error::DisplayErrorContext(&e)))
-        }
-        _ => StoreError::Other(format!("{}", aws_sdk_s3::error::DisplayErrorContext(&e))),
+    let code = e
+        .as_service_error()
+        .and_then(|s| s.code())
+        .map(str::to_string);
+    let detail = || format!("{}", aws_sdk_s3::error::DisplayErrorContext(&e));
+    match (code.as_deref(), e.status()) {
+        (Some("NoSuchKey" | "NotFound"), _) | (None, Some(404)) => StoreError::NotFound,
+        (Some("AccessDenied"), _) | (None, Some(403)) => StoreError::AccessDenied(detail()),
+        (Some("SlowDown" | "RequestLimitExceeded" | "Throttling" | "ThrottlingException"), _)
+        | (_, Some(503)) => StoreError::Throttled(detail()),
+        _ => StoreError::Other(detail()),
     }
 }
 
@@ -62,9 +78,38 @@ impl S3Store {
         Ok(S3Store {
             client,
             bucket: cfg.bucket.clone(),
+            bucket_seen: AtomicU64::new(0),
         })
     }
+
+    /// A HEAD's 404 has no body to say whether the key or the bucket is missing.
+    /// The bucket is confirmed with HeadBucket, at most once a minute while it
+    /// exists; a missing bucket is a store failure (502), never "missing".
+    async fn missing_key_or_bucket(&self) -> StoreError {
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        if now.saturating_sub(self.bucket_seen.load(Ordering::Relaxed)) < BUCKET_RECHECK_SECS {
+            return StoreError::NotFound;
+        }
+        match self.client.head_bucket().bucket(&self.bucket).send().await {
+            Ok(_) => {
+                self.bucket_seen.store(now, Ordering::Relaxed);
+                StoreError::NotFound
+            }
+            Err(e) => match classify(e) {
+                StoreError::NotFound => StoreError::Other(format!(
+                    "NoSuchBucket: the bucket `{}` does not exist",
+                    self.bucket
+                )),
+                other => other,
+            },
+        }
+    }
 }
+
+const BUCKET_RECHECK_SECS: u64 = 60;
 
 /// A client for one bucket's settings (also used for mirror `origin_s3`).
 pub async fn build_client(cfg: &S3Config, timeout: Duration) -> Client {
@@ -130,14 +175,19 @@ fn meta(
 impl Store for S3Store {
     fn head<'a>(&'a self, key: &'a str) -> BoxFuture<'a, StoreResult<ObjectMeta>> {
         async move {
-            let r = self
+            let r = match self
                 .client
                 .head_object()
                 .bucket(&self.bucket)
                 .key(key)
                 .send()
                 .await
-                .map_err(classify)?;
+                .map_err(classify)
+            {
+                Ok(r) => r,
+                Err(StoreError::NotFound) => return Err(self.missing_key_or_bucket().await),
+                Err(e) => return Err(e),
+            };
             Ok(meta(
                 r.content_length(),
                 r.e_tag(),

@@ -2,6 +2,7 @@
 //! loopback, an HTTP client, the Garage bucket `make test` starts, decoders.
 #![allow(dead_code)]
 
+pub mod fake_s3;
 pub mod gated;
 pub mod origin;
 
