@@ -174,3 +174,51 @@ async fn slow_down_is_retried_then_busy() {
     assert_eq!(fake.requests() - before, 3, "one request, three attempts");
     s.stop().await;
 }
+
+/// An original whose key is so long that even the hashed derivative key
+/// (`<key><sep>h_<64 hex>`) passes S3's 1024 bytes: the derivative is served
+/// and kept in L1, and the bucket never gets a request with a key it refuses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn derivatives_of_very_long_keys_are_not_stored() {
+    let env = Env::new(Backend::S3, "longkey").await;
+    let key = format!("{}/{}.jpg", env.prefix, "k".repeat(1010 - env.prefix.len()));
+    let plain = format!("{key}__op__resize,w_40");
+    assert!(key.len() <= 1024 && plain.len() > 1024 && key.len() + 6 + 66 > 1024);
+    put(
+        &env.store,
+        &key,
+        common::fixture("sunset.jpg"),
+        "image/jpeg",
+    )
+    .await;
+    let mut cfg = env.config();
+    cfg.derivatives.write = pixmirror::config::WriteMode::Sync;
+    let s = TestServer::start(cfg).await;
+    let url = s.url(&format!("{key}?x-oss-process=image/resize,w_40"));
+    let first = get(&url).await;
+    assert_eq!((first.status, first.cache()), (200, "processed"));
+    assert_eq!(first.dims().0, 40);
+    let second = get(&url).await;
+    assert_eq!((second.status, second.cache()), (200, "memory"));
+    let m = &s.app.metrics;
+    assert_eq!(m.store_requests_of("PUT"), 0, "no write-back");
+    assert_eq!(m.store_requests_of("GET"), 1, "the original only");
+    s.stop().await;
+}
+
+/// 405 names the methods that are allowed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn method_not_allowed_carries_allow() {
+    let env = Env::new(Backend::Fs, "allow").await;
+    let s = TestServer::start(env.config()).await;
+    for method in ["POST", "PUT", "DELETE", "OPTIONS"] {
+        let r = common::request(method, &s.url(&env.key("sunset.jpg")), &[]).await;
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (405, "MethodNotAllowed"),
+            "{method}"
+        );
+        assert_eq!(r.header("allow"), "GET, HEAD", "{method}");
+    }
+    s.stop().await;
+}

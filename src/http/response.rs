@@ -77,8 +77,10 @@ pub fn error(e: &Error, head: bool) -> Response<Body> {
         .header(header::CONTENT_TYPE, "application/json")
         .header(header::CONTENT_LENGTH, len)
         .header(header::CACHE_CONTROL, "no-store");
-    if matches!(e, Error::Busy(_)) {
-        b = b.header(header::RETRY_AFTER, "1");
+    match e {
+        Error::Busy(_) => b = b.header(header::RETRY_AFTER, "1"),
+        Error::MethodNotAllowed(_) => b = b.header(header::ALLOW, "GET, HEAD"),
+        _ => {}
     }
     b.body(if head { empty() } else { full(body) })
         .unwrap_or_else(|_| Response::new(empty()))

@@ -4,6 +4,9 @@
 use std::fmt::Write as _;
 
 /// Output (and source) image formats.
+
+/// The longest object key S3 accepts, in bytes.
+pub const MAX_KEY_BYTES: usize = 1024;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Format {
     Jpg,
@@ -397,14 +400,16 @@ impl Plan {
         s
     }
 
-    /// The stored derivative's key: `<key><sep><action>...`, or a hashed form past 1024 bytes.
+    /// The stored derivative's key: `<key><sep><action>...`, or a hashed form past
+    /// [`MAX_KEY_BYTES`]. With an original's key near the limit even the hashed
+    /// form is longer: such a derivative is never stored (see `Derived::storable`).
     pub fn derivative_key(&self, key: &str, sep: &str) -> String {
         let mut k = String::from(key);
         for a in self.canonical_actions() {
             k.push_str(sep);
             k.push_str(&a);
         }
-        if k.len() > 1024 {
+        if k.len() > MAX_KEY_BYTES {
             use sha2::{Digest, Sha256};
             let digest = Sha256::digest(self.canonical().as_bytes());
             k = format!("{key}{sep}h_{}", hex::encode(digest));

@@ -94,6 +94,14 @@ pub struct Derived {
     pub key: String,
 }
 
+impl Derived {
+    /// Can the bucket hold it? Not when the original's own key is so long that
+    /// even the hashed derivative key passes S3's limit: then it lives in L1 only.
+    pub fn storable(&self) -> bool {
+        self.key.len() <= crate::process::plan::MAX_KEY_BYTES
+    }
+}
+
 /// One request as it passes through the stages.
 #[derive(Debug)]
 pub struct Ctx {

@@ -66,7 +66,7 @@ impl App {
     /// Stage `bucket_derivative`: the stored derivative, read while the original
     /// is checked (both at once), served if it was made from the current original.
     async fn bucket_derivative(&self, key: &str, d: &Derived) -> Result<Option<Item>> {
-        if !self.cfg.derivatives.store {
+        if !self.stores(d) {
             return Ok(None);
         }
         let (obj, check) = tokio::join!(self.store.get(&d.key), self.fresh.check(key));
@@ -133,12 +133,18 @@ impl App {
         }))
     }
 
+    /// Are derivatives like `d` kept in the bucket? (`derivatives.store`, and a
+    /// key the bucket accepts.)
+    fn stores(&self, d: &Derived) -> bool {
+        self.cfg.derivatives.store && d.storable()
+    }
+
     /// Stage `publish`: into L1 (before the flight ends, so there is no gap),
     /// then written back to the bucket. A derivative of an original that is not
     /// in the bucket is not stored: it could never be checked.
     async fn publish(&self, d: &Derived, item: &Item) {
         self.l1.insert(d.key.clone(), item.clone()).await;
-        if !(self.cfg.derivatives.store && item.source_in_bucket) {
+        if !(self.stores(d) && item.source_in_bucket) {
             return;
         }
         let job = Job {
