@@ -526,11 +526,20 @@ mod tests {
             p.derivative_key("photos/cat.jpg", "__op__"),
             "photos/cat.jpg__op__resize,w_300__op__format,webp"
         );
-        let long_key = "k".repeat(900);
-        let d = p.derivative_key(&long_key, "__op__");
+        // Past 1024 bytes: the hashed form, which fits when the key leaves room...
+        let many = parse_process(
+            "image/resize,w_300/crop,w_100,h_100,x_5,y_5/rotate,90/blur,r_3,s_2/bright,10/contrast,-10/format,webp",
+            &BTreeMap::new(),
+        )
+        .expect("parse");
+        let long_key = "k".repeat(950);
+        let d = many.derivative_key(&long_key, "__op__");
         assert!(d.starts_with(&format!("{long_key}__op__h_")));
-        assert_eq!(d.len(), 900 + 6 + 2 + 64);
+        assert_eq!(d.len(), 950 + 6 + 2 + 64);
         assert!(d.len() <= crate::process::plan::MAX_KEY_BYTES);
+        // ...and is still too long when it does not (such derivatives are not stored).
+        let d = p.derivative_key(&"k".repeat(1000), "__op__");
+        assert_eq!(d.len(), 1072);
         // The path form of a canonical request names the stored object itself.
         let actions = "resize,w_300__op__format,webp";
         let q = parse_path_actions(actions.split("__op__")).expect("path form");

@@ -3,10 +3,10 @@
 
 use std::fmt::Write as _;
 
-/// Output (and source) image formats.
-
 /// The longest object key S3 accepts, in bytes.
 pub const MAX_KEY_BYTES: usize = 1024;
+
+/// Output (and source) image formats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Format {
     Jpg,
