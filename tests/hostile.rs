@@ -222,3 +222,36 @@ async fn method_not_allowed_carries_allow() {
     }
     s.stop().await;
 }
+
+/// `process.timeout` stops a single long libvips operation, not only the gaps
+/// between steps: a huge blur is evaluated while encoding, in one step. Before,
+/// it ran to the end and answered 200; now libvips is told to stop (its image
+/// kill flag, set from the eval signal): 504, and the one slot serves the next.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_deadline_stops_a_long_libvips_operation() {
+    let env = Env::new(Backend::Fs, "deadline").await;
+    let big = common::encode(&common::quadrants(2400, 1800), image::ImageFormat::Jpeg);
+    put(&env.store, &env.key("big.jpg"), big, "image/jpeg").await;
+    let mut cfg = env.config();
+    cfg.process.workers = 1;
+    cfg.process.timeout = pixmirror::config::Dur(std::time::Duration::from_millis(150));
+    let s = TestServer::start(cfg).await;
+    let url = |ops: &str| s.url(&format!("{}?x-oss-process=image/{ops}", env.key("big.jpg")));
+    for ops in [
+        "blur,r_50,s_50/format,png",
+        "blur,r_50,s_50/format,bmp",
+        "blur,r_50,s_50/rotate,33",
+    ] {
+        let r = get(&url(ops)).await;
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (504, "Timeout"),
+            "{ops}: {}",
+            message(&r)
+        );
+    }
+    let r = get(&url("resize,w_10")).await;
+    assert_eq!(r.status, 200, "the slot was freed");
+    assert_eq!(s.processed(), 1);
+    s.stop().await;
+}

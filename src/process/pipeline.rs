@@ -110,7 +110,7 @@ pub fn run(src: &[u8], plan: &Plan, opts: &Options) -> Result<Output> {
     // Pixels decoded outside libvips, which the images below borrow: declared
     // before them, so it is dropped after them.
     let mut decoded: Option<Vec<u8>> = None;
-    let (mut img, mut preshrunk) = load(src, &header, plan, &mut decoded)?;
+    let (mut img, mut preshrunk) = load(src, &header, plan, &mut decoded, opts.deadline)?;
     for (i, step) in plan.ops.iter().enumerate() {
         check_deadline(opts)?;
         img = apply(img, step, if i == 0 { preshrunk.take() } else { None })?;
@@ -180,6 +180,7 @@ fn load(
     header: &Header,
     plan: &Plan,
     decoded: &mut Option<Vec<u8>>,
+    deadline: Option<Instant>,
 ) -> Result<(Img, Option<ResizeTarget>)> {
     let (w, h) = header.oriented(plan.auto_orient);
     let target = match plan.ops.first() {
@@ -217,10 +218,7 @@ fn load(
     });
     let rotate = plan.auto_orient && (2..=8).contains(&header.orientation);
     if rotate || !sequential_ok {
-        img = Img::new(
-            libvips::VipsImage::image_copy_memory(img.into_inner())
-                .map_err(|_| decode_err("load"))?,
-        );
+        img = vips::copy_memory(img, deadline, "load")?;
     }
     if rotate {
         img = op("auto-orient", ops::autorot(img.get()))?;
@@ -343,10 +341,12 @@ fn encode(img: Img, format: Format, plan: &Plan, opts: &Options) -> Result<Vec<u
         ),
         Format::Gif => ".gif[strip]".to_string(),
         Format::Tiff => ".tiff[compression=deflate,strip,profile=none]".to_string(),
-        Format::Bmp => return encode_bmp(&img),
+        Format::Bmp => return vips::evaluate(img.get(), opts.deadline, || encode_bmp(&img)),
     };
-    let bytes = img.get().image_write_to_buffer(&suffix).map_err(|_| {
-        Error::unprocessable(format!("encode {}: {}", format.name(), vips::take_error()))
+    let bytes = vips::evaluate(img.get(), opts.deadline, || {
+        vips::write_to_buffer(img.get(), &suffix).ok_or_else(|| {
+            Error::unprocessable(format!("encode {}: {}", format.name(), vips::take_error()))
+        })
     })?;
     Ok(match format {
         Format::Webp => webpmeta::strip(bytes),
@@ -358,7 +358,8 @@ fn encode(img: Img, format: Format, plan: &Plan, opts: &Options) -> Result<Vec<u
 /// which is blocked for untrusted input.
 fn encode_bmp(img: &Img) -> Result<Vec<u8>> {
     let (w, h, bands) = (img.width(), img.height(), img.bands());
-    let raw = img.get().image_write_to_memory();
+    let raw = vips::write_to_memory(img.get())
+        .ok_or_else(|| Error::unprocessable(format!("encode bmp: {}", vips::take_error())))?;
     let color = match bands {
         1 => image::ExtendedColorType::L8,
         2 => image::ExtendedColorType::La8,
@@ -410,12 +411,9 @@ fn average_hue(src: &[u8], header: &Header, plan: &Plan) -> Result<Output> {
         ..plan.clone()
     };
     let mut decoded = None;
-    let (img, _) = load(src, header, &small, &mut decoded)?;
+    let (img, _) = load(src, header, &small, &mut decoded, None)?;
     let img = prepare_for(img, Format::Jpg)?;
-    let img = Img::new(
-        libvips::VipsImage::image_copy_memory(img.into_inner())
-            .map_err(|_| decode_err("average-hue"))?,
-    );
+    let img = vips::copy_memory(img, None, "average-hue")?;
     let mut rgb = [0u8; 3];
     for (i, c) in rgb.iter_mut().enumerate() {
         let band = if img.bands() >= 3 { i as i32 } else { 0 };

@@ -98,3 +98,186 @@ pub fn decode_err(what: &str) -> Error {
 pub fn op(step: &str, r: std::result::Result<VipsImage, libvips::error::Error>) -> Result<Img> {
     r.map(Img).map_err(|_| decode_err(step))
 }
+
+/// The image's own pointer. The crate keeps its field private; `VipsImage` is
+/// that one pointer (checked at compile time).
+fn raw(img: &VipsImage) -> *mut libvips::bindings::VipsImage {
+    const _: () = assert!(
+        std::mem::size_of::<VipsImage>()
+            == std::mem::size_of::<*mut libvips::bindings::VipsImage>()
+    );
+    // SAFETY: same size, and the struct's only field is this pointer.
+    unsafe { std::mem::transmute_copy(img) }
+}
+
+/// libvips' `eval` signal, emitted as tiles are computed (in its threads):
+/// past the deadline it sets the image's kill flag, and the next region that
+/// libvips prepares on the image fails, ending the sink with an error.
+unsafe extern "C" fn on_eval(
+    image: *mut libvips::bindings::VipsImage,
+    _progress: *mut libvips::bindings::VipsProgress,
+    state: *mut std::ffi::c_void,
+) {
+    let state = &*(state as *const KillState);
+    if std::time::Instant::now() > state.deadline {
+        state.fired.store(true, std::sync::atomic::Ordering::SeqCst);
+        libvips::bindings::vips_image_set_kill(image, 1);
+    }
+}
+
+/// What `on_eval` reads and writes. libvips clears an image's kill flag once it
+/// has reported it, so whether we stopped it is recorded here.
+struct KillState {
+    deadline: std::time::Instant,
+    fired: std::sync::atomic::AtomicBool,
+}
+
+/// Stops libvips' evaluation of an image at a deadline: a single long operation
+/// (a huge blur, a rotation) is cut off, not only the gaps between steps. Keep it
+/// alive while the image is evaluated (saved, copied to memory), then ask
+/// [`DeadlineWatch::killed`].
+pub struct DeadlineWatch {
+    image: *mut libvips::bindings::VipsImage,
+    handler: std::os::raw::c_ulong,
+    /// Read by `on_eval`; boxed so its address is stable.
+    state: Box<KillState>,
+}
+
+impl DeadlineWatch {
+    pub fn new(img: &VipsImage, deadline: std::time::Instant) -> DeadlineWatch {
+        let state = Box::new(KillState {
+            deadline,
+            fired: std::sync::atomic::AtomicBool::new(false),
+        });
+        let image = raw(img);
+        // SAFETY: `image` is a live VipsImage; our own reference keeps it alive
+        // until `drop` disconnects the handler, so `state` outlives every call.
+        unsafe {
+            libvips::bindings::g_object_ref(image as *mut std::ffi::c_void);
+            libvips::bindings::vips_image_set_progress(image, 1);
+            let callback: unsafe extern "C" fn(
+                *mut libvips::bindings::VipsImage,
+                *mut libvips::bindings::VipsProgress,
+                *mut std::ffi::c_void,
+            ) = on_eval;
+            let handler = libvips::bindings::g_signal_connect_data(
+                image as *mut std::ffi::c_void,
+                c"eval".as_ptr(),
+                Some(std::mem::transmute::<
+                    unsafe extern "C" fn(
+                        *mut libvips::bindings::VipsImage,
+                        *mut libvips::bindings::VipsProgress,
+                        *mut std::ffi::c_void,
+                    ),
+                    unsafe extern "C" fn(),
+                >(callback)),
+                &*state as *const KillState as *mut std::ffi::c_void,
+                None,
+                0,
+            );
+            DeadlineWatch {
+                image,
+                handler,
+                state,
+            }
+        }
+    }
+
+    /// Did the deadline stop the evaluation?
+    pub fn killed(&self) -> bool {
+        self.state.fired.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for DeadlineWatch {
+    fn drop(&mut self) {
+        // SAFETY: the handler was connected on this image, which we still hold.
+        unsafe {
+            libvips::bindings::g_signal_handler_disconnect(
+                self.image as *mut std::ffi::c_void,
+                self.handler,
+            );
+            libvips::bindings::g_object_unref(self.image as *mut std::ffi::c_void);
+        }
+        // A kill message left in libvips' error buffer belongs to no one now.
+        let _ = take_error();
+    }
+}
+
+/// Evaluate `img` through the sink `f` (save, copy to memory) with libvips
+/// stopped at `deadline`: past it the answer is `504 Timeout`, whatever `f` did.
+pub fn evaluate<T>(
+    img: &VipsImage,
+    deadline: Option<std::time::Instant>,
+    f: impl FnOnce() -> Result<T>,
+) -> Result<T> {
+    let Some(deadline) = deadline else {
+        return f();
+    };
+    let watch = DeadlineWatch::new(img, deadline);
+    let r = f();
+    if watch.killed() {
+        return Err(Error::Timeout("processing took too long".into()));
+    }
+    r
+}
+
+/// A buffer libvips allocated (g_malloc), copied into a `Vec` and freed with
+/// g_free. (The crate hands libvips' pointer to `Vec::from_raw_parts`, which
+/// frees it with Rust's allocator and, after a failed save, builds a `Vec`
+/// from a null pointer.)
+///
+/// # Safety
+/// `buf` is null or a g_malloc'd block of at least `len` bytes.
+unsafe fn take_buffer(buf: *mut std::ffi::c_void, len: usize) -> Option<Vec<u8>> {
+    if buf.is_null() {
+        return None;
+    }
+    let out = std::slice::from_raw_parts(buf as *const u8, len).to_vec();
+    libvips::bindings::g_free(buf);
+    Some(out)
+}
+
+/// `vips_image_write_to_buffer`: encode with a suffix such as `.webp[Q=80]`.
+/// `None` on failure: read [`take_error`] for libvips' reason.
+pub fn write_to_buffer(img: &VipsImage, suffix: &str) -> Option<Vec<u8>> {
+    let suffix = std::ffi::CString::new(suffix).ok()?;
+    let mut buf: *mut std::ffi::c_void = std::ptr::null_mut();
+    let mut len: u64 = 0;
+    // SAFETY: a live image, a NUL-terminated suffix, out-pointers of the right types.
+    unsafe {
+        let rc = libvips::bindings::vips_image_write_to_buffer(
+            raw(img),
+            suffix.as_ptr(),
+            &mut buf,
+            &mut len,
+            std::ptr::null::<std::ffi::c_void>(),
+        );
+        let out = take_buffer(buf, len as usize);
+        if rc != 0 {
+            return None;
+        }
+        out
+    }
+}
+
+/// `vips_image_write_to_memory`: the raw pixels. `None` as for [`write_to_buffer`].
+pub fn write_to_memory(img: &VipsImage) -> Option<Vec<u8>> {
+    let mut len: u64 = 0;
+    // SAFETY: a live image; libvips returns null on failure.
+    unsafe {
+        let buf = libvips::bindings::vips_image_write_to_memory(raw(img), &mut len);
+        take_buffer(buf, len as usize)
+    }
+}
+
+/// Decode `img` into memory (for steps that read it more than once, or out of
+/// order), stopped at `deadline` like [`evaluate`].
+pub fn copy_memory(img: Img, deadline: Option<std::time::Instant>, step: &str) -> Result<Img> {
+    let watch = deadline.map(|d| DeadlineWatch::new(img.get(), d));
+    let r = VipsImage::image_copy_memory(img.into_inner());
+    if watch.as_ref().is_some_and(DeadlineWatch::killed) {
+        return Err(Error::Timeout("processing took too long".into()));
+    }
+    r.map(Img::new).map_err(|_| decode_err(step))
+}
