@@ -255,3 +255,68 @@ async fn the_deadline_stops_a_long_libvips_operation() {
     assert_eq!(s.processed(), 1);
     s.stop().await;
 }
+
+/// fs store (issue 9, item 15): a symlinked folder inside the root that leads
+/// outside lets nothing through. Reads were refused before; now mirror writes,
+/// purges, deletes and listings are too, and no folder is created out there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fs_writes_deletes_and_listings_stay_inside_the_root() {
+    let env = Env::new(Backend::Fs, "confine").await;
+    let outside = tempfile::tempdir().expect("tempdir");
+    let out = outside.path();
+    std::os::unix::fs::symlink(out, env.root().join("link")).expect("symlink");
+    std::fs::write(out.join("y.jpg"), common::fixture("sunset.jpg")).expect("write");
+    std::fs::write(out.join("y.jpg__op__resize,w_10"), b"keep").expect("write");
+    let o = Origin::start().await;
+    let mut cfg = env.config();
+    cfg.mirror.allow_private_networks = true;
+    cfg.mirror.rules = vec![pixmirror::config::MirrorRule {
+        prefix: Some("link/".into()),
+        origin: Some(o.template("img")),
+        retries: 0,
+        ..Default::default()
+    }];
+    let s = TestServer::start(cfg).await;
+
+    // Mirrored objects are served but never written through the link.
+    for key in ["link/x.jpg", "link/new/dir/x.jpg"] {
+        let r = get(&s.url(key)).await;
+        assert_eq!((r.status, r.cache()), (200, "mirrored"), "{key}");
+    }
+    let mut left: Vec<_> = std::fs::read_dir(out)
+        .expect("read_dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        vec!["y.jpg", "y.jpg__op__resize,w_10"],
+        "nothing written or created outside"
+    );
+
+    // Purge, delete and list through the link touch nothing outside.
+    let _ = s.app.purge("link/y.jpg").await;
+    assert!(env.store.delete("link/y.jpg").await.is_err());
+    assert!(out.join("y.jpg").exists() && out.join("y.jpg__op__resize,w_10").exists());
+    assert_eq!(
+        env.store.list("link/").await.map(|v| v.len()).unwrap_or(0),
+        0
+    );
+    let put = env
+        .store
+        .put(
+            "link/z.jpg",
+            pixmirror::storage::PutObject {
+                bytes: bytes::Bytes::from_static(b"z"),
+                content_type: "image/jpeg".into(),
+                metadata: Default::default(),
+            },
+        )
+        .await;
+    assert!(put.is_err());
+    assert!(!out.join("z.jpg").exists());
+    // Inside the root everything still works.
+    let r = get(&s.url(&env.key("sunset.jpg"))).await;
+    assert_eq!(r.status, 200);
+    s.stop().await;
+}

@@ -1,6 +1,7 @@
 //! A local folder as the bucket. No key can reach a file outside the root:
 //! `..`, `.`, empty segments, absolute paths, NUL and backslashes are refused,
-//! and symlinks resolving outside the root read as missing.
+//! symlinks resolving outside the root read as missing, and writes, deletes and
+//! listings through a symlinked folder that leads outside are refused.
 //! Metadata (content type, user metadata) lives in sidecars under `.pixmirror/`,
 //! a prefix no key may use.
 
@@ -33,7 +34,8 @@ fn io_err(e: std::io::Error) -> StoreError {
     match e.kind() {
         ErrorKind::NotFound | ErrorKind::NotADirectory => StoreError::NotFound,
         ErrorKind::PermissionDenied => StoreError::AccessDenied(e.to_string()),
-        _ if e.raw_os_error() == Some(36) => {
+        // ENAMETOOLONG
+        ErrorKind::InvalidFilename => {
             StoreError::InvalidKey("key too long for the filesystem".into())
         }
         _ => StoreError::Other(e.to_string()),
@@ -86,6 +88,44 @@ impl FsStore {
         Ok(real)
     }
 
+    /// The real folder `dir` is (or will be) once symlinks are resolved, refused
+    /// when that is outside the root: its nearest existing ancestor is resolved
+    /// and checked before any folder is created (creating `link/a/` would
+    /// otherwise create `a/` wherever `link` points), and `dir` again after.
+    async fn confined_dir(&self, dir: &Path, create: bool) -> StoreResult<PathBuf> {
+        let outside = || StoreError::InvalidKey("invalid key: leaves the storage root".into());
+        let mut existing = dir;
+        let real = loop {
+            match tokio::fs::canonicalize(existing).await {
+                Ok(real) => break real,
+                Err(e) if e.kind() == ErrorKind::NotFound => {
+                    existing = existing.parent().ok_or_else(outside)?;
+                }
+                Err(e) => return Err(io_err(e)),
+            }
+        };
+        if !real.starts_with(&self.root) {
+            return Err(outside());
+        }
+        if !create {
+            return Ok(real);
+        }
+        tokio::fs::create_dir_all(dir).await.map_err(io_err)?;
+        let real = tokio::fs::canonicalize(dir).await.map_err(io_err)?;
+        if !real.starts_with(&self.root) {
+            return Err(outside());
+        }
+        Ok(real)
+    }
+
+    /// Where a write of `path` goes: the confined real folder plus the file name.
+    async fn write_target(&self, path: &Path) -> StoreResult<PathBuf> {
+        let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+            return Err(StoreError::InvalidKey("invalid key".into()));
+        };
+        Ok(self.confined_dir(dir, true).await?.join(name))
+    }
+
     async fn meta_of(&self, key: &str, md: &std::fs::Metadata) -> ObjectMeta {
         let sidecar: Sidecar = match tokio::fs::read(self.sidecar(key)).await {
             Ok(b) => serde_json::from_slice(&b).unwrap_or_default(),
@@ -127,22 +167,19 @@ impl FsStore {
         content_type: String,
         metadata: BTreeMap<String, String>,
     ) -> StoreResult<Written> {
-        let path = self.path(key)?;
-        let sidecar = self.sidecar(key);
-        for p in [&path, &sidecar] {
-            if let Some(dir) = p.parent() {
-                tokio::fs::create_dir_all(dir).await.map_err(io_err)?;
-            }
-        }
+        let path = self.write_target(&self.path(key)?).await?;
+        let sidecar = self.write_target(&self.sidecar(key)).await?;
         let side = serde_json::to_vec(&Sidecar {
             content_type: Some(content_type),
             metadata,
         })
         .map_err(|e| StoreError::Other(e.to_string()))?;
-        // Sidecar first, then the object: a reader never sees an object with
-        // stale metadata for long, and never a partial object (temp + rename).
-        write_atomic(&sidecar, Content::Bytes(&side)).await?;
+        // The object first, then its sidecar, each temp file + rename: a reader
+        // never sees a partial object, and a crash in between leaves the new
+        // object with the *old* metadata (a derivative then looks stale and is
+        // made again), never old bytes under new metadata that would pass as fresh.
         write_atomic(&path, content).await?;
+        write_atomic(&sidecar, Content::Bytes(&side)).await?;
         // The ETag a later HEAD reports (size and mtime of the renamed file).
         let md = tokio::fs::metadata(&path).await.map_err(io_err)?;
         let meta = self.meta_of(key, &md).await;
@@ -158,7 +195,11 @@ impl FsStore {
             None => (None, prefix),
         };
         let dir = match dir_key {
-            Some(d) => self.path(d)?,
+            Some(d) => match self.confined_dir(&self.path(d)?, false).await {
+                Ok(real) => real,
+                Err(StoreError::InvalidKey(_)) => return Ok(Vec::new()),
+                Err(e) => return Err(e),
+            },
             None => self.root.clone(),
         };
         let mut out = Vec::new();
@@ -265,6 +306,10 @@ impl Store for FsStore {
     fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, StoreResult<()>> {
         async move {
             let path = self.path(key)?;
+            let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+                return Err(StoreError::InvalidKey("invalid key".into()));
+            };
+            let path = self.confined_dir(dir, false).await?.join(name);
             match tokio::fs::remove_file(&path).await {
                 Ok(()) => {}
                 Err(e) if e.kind() == ErrorKind::NotFound => {}
