@@ -119,6 +119,9 @@ pub struct Coalescer<T: Clone + Send + Sync + 'static> {
     inflight: Mutex<HashMap<String, SharedResult<T>>>,
     /// Counts callers that joined work in flight (`pixmirror_coalesced_total`).
     joined: Option<prometheus::IntCounter>,
+    /// The longest any caller waits for shared work (a safety net: the work's
+    /// own store, origin and processing timeouts end it sooner).
+    wait: Duration,
 }
 
 impl<T: Clone + Send + Sync + 'static> Default for Coalescer<T> {
@@ -126,51 +129,77 @@ impl<T: Clone + Send + Sync + 'static> Default for Coalescer<T> {
         Coalescer {
             inflight: Mutex::new(HashMap::new()),
             joined: None,
+            wait: Duration::from_secs(300),
         }
     }
 }
 
+/// Take a lock whether or not a panicking holder poisoned it: every map and
+/// slot guarded this way stays consistent between statements.
+pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Takes the key out of the in-flight map when the leader's task ends, even by
+/// a panic, so the next caller starts fresh work instead of a dead result.
+struct Release<T: Clone + Send + Sync + 'static> {
+    owner: Arc<Coalescer<T>>,
+    key: String,
+}
+
+impl<T: Clone + Send + Sync + 'static> Drop for Release<T> {
+    fn drop(&mut self) {
+        lock(&self.owner.inflight).remove(&self.key);
+    }
+}
+
 impl<T: Clone + Send + Sync + 'static> Coalescer<T> {
-    /// A coalescer that counts joins in `counter` (at the moment of joining).
-    pub fn counting(counter: prometheus::IntCounter) -> Arc<Self> {
+    /// A coalescer that counts joins in `counter` (at the moment of joining)
+    /// and lets a caller wait at most `wait`.
+    pub fn counting(counter: prometheus::IntCounter, wait: Duration) -> Arc<Self> {
         Arc::new(Coalescer {
             inflight: Mutex::new(HashMap::new()),
             joined: Some(counter),
+            wait,
         })
     }
 
+    /// Is work for `key` in flight? (Tests and diagnostics.)
+    pub fn in_flight(&self, key: &str) -> bool {
+        lock(&self.inflight).contains_key(key)
+    }
+
     /// Run `work()` once for `key` among concurrent callers. Returns the
-    /// result and whether this caller joined work already in flight.
+    /// result and whether this caller joined work already in flight. A leader
+    /// that panics gives every caller 500 and releases the key; a caller
+    /// waits at most the coalescer's `wait` (504).
     pub async fn run<F, W>(self: &Arc<Self>, key: &str, work: W) -> (Result<T>, bool)
     where
         W: FnOnce() -> F,
         F: Future<Output = Result<T>> + Send + 'static,
     {
         let (fut, joined) = {
-            let mut map = match self.inflight.lock() {
-                Ok(m) => m,
-                Err(p) => p.into_inner(),
-            };
+            let mut map = lock(&self.inflight);
             if let Some(f) = map.get(key) {
                 if let Some(c) = &self.joined {
                     c.inc();
                 }
                 (f.clone(), true)
             } else {
-                let this = self.clone();
-                let k = key.to_string();
+                let release = Release {
+                    owner: self.clone(),
+                    key: key.to_string(),
+                };
                 let fut = work();
                 let handle = tokio::spawn(async move {
-                    let r = fut.await;
-                    // The result is published (L1) by `work` before this removal.
-                    match this.inflight.lock() {
-                        Ok(mut m) => m.remove(&k),
-                        Err(p) => p.into_inner().remove(&k),
-                    };
-                    r
+                    // Dropped when the task ends, by return or by panic. The
+                    // result is published (L1) by `work` before this removal.
+                    let _release = release;
+                    fut.await
                 });
                 let shared = async move {
-                    handle.await.unwrap_or_else(|_| {
+                    handle.await.unwrap_or_else(|e| {
+                        tracing::error!(error = %e, "shared work panicked");
                         Err(Error::Internal("shared work failed unexpectedly".into()))
                     })
                 }
@@ -180,6 +209,12 @@ impl<T: Clone + Send + Sync + 'static> Coalescer<T> {
                 (shared, false)
             }
         };
-        (fut.await, joined)
+        match tokio::time::timeout(self.wait, fut).await {
+            Ok(r) => (r, joined),
+            Err(_) => (
+                Err(Error::Timeout("waited too long for work in flight".into())),
+                joined,
+            ),
+        }
     }
 }

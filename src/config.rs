@@ -498,6 +498,26 @@ impl Config {
         Ok(())
     }
 
+    /// The longest a request waits for work shared with others (a render, a
+    /// source read, a mirror fetch): the sum of what that work may take by its
+    /// own limits (store calls, the slowest mirror rule with its retries and
+    /// origins, processing including the queue), plus slack. A safety net: the
+    /// work's own timeouts end it sooner.
+    pub fn shared_work_limit(&self) -> Duration {
+        let mirror = self
+            .mirror
+            .rules
+            .iter()
+            .map(|r| {
+                let origins =
+                    r.origins.as_ref().map_or(0, Vec::len) + usize::from(r.origin.is_some());
+                r.timeout.0 * (r.retries + 1) * origins.max(1) as u32
+            })
+            .max()
+            .unwrap_or_default();
+        self.storage.timeout.0 * 4 + mirror + self.process.timeout.0 + Duration::from_secs(10)
+    }
+
     /// The number of libvips slots.
     /// libvips slots: `process.workers`, or one per core plus one. Each run is
     /// one thread (libvips concurrency 1), and a run leaves its core idle for

@@ -92,10 +92,7 @@ impl WriteBack {
 
     /// Queue a write; when the queue is full or closed, write now.
     pub async fn submit(&self, job: Job) {
-        let tx = match self.tx.lock() {
-            Ok(g) => g.clone(),
-            Err(p) => p.into_inner().clone(),
-        };
+        let tx = crate::cache::lock(&self.tx).clone();
         let job = match tx {
             Some(tx) => {
                 self.metrics.writeback_queue_depth.inc();
@@ -124,10 +121,7 @@ impl WriteBack {
 
     /// Close the queue and wait (up to `timeout`) until every queued write has landed.
     pub async fn drain(&self, timeout: Duration) -> bool {
-        match self.tx.lock() {
-            Ok(mut g) => g.take(),
-            Err(p) => p.into_inner().take(),
-        };
+        crate::cache::lock(&self.tx).take();
         let handle = self.worker.lock().await.take();
         match handle {
             Some(h) => tokio::time::timeout(timeout, h).await.is_ok(),

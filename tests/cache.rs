@@ -323,9 +323,12 @@ async fn shutdown_drains_queued_write_backs() {
         12,
         "all twelve are queued"
     );
-    let stopping = tokio::spawn(s.stop());
-    tokio::task::yield_now().await;
-    assert!(!stopping.is_finished(), "shutdown waits for the queue");
+    let mut stopping = tokio::spawn(s.stop());
+    // While every PUT is held at the gate, shutdown cannot finish: a drain that
+    // did not wait would end here at once. (Correct code never finishes inside
+    // the window, so the window's length cannot make this flaky.)
+    let early = tokio::time::timeout(std::time::Duration::from_millis(300), &mut stopping).await;
+    assert!(early.is_err(), "shutdown waits for the queued write-backs");
     gate.add_permits(1000);
     stopping.await.expect("stop");
     assert_eq!(app.metrics.writeback_queue_depth.get(), 0);
@@ -509,4 +512,66 @@ async fn wait_until(cond: impl Fn() -> bool) {
         tokio::time::sleep(std::time::Duration::from_millis(1)).await;
     }
     panic!("condition not reached in 5 s");
+}
+
+/// Issue 9, item 14: a leader that panics gives itself and its waiters 500
+/// and releases the key; the next caller starts fresh work. Before, the key
+/// stayed in flight with the dead result, and every later request for it got
+/// 500 until restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_leader_releases_the_key() {
+    use pixmirror::cache::Coalescer;
+    let joins = prometheus::IntCounter::new("j", "j").expect("counter");
+    let c: std::sync::Arc<Coalescer<u32>> =
+        Coalescer::counting(joins.clone(), std::time::Duration::from_secs(30));
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let leader = {
+        let c = c.clone();
+        tokio::spawn(async move {
+            c.run("k", move || async move {
+                let _ = rx.await;
+                panic!("a bug in the leader");
+            })
+            .await
+        })
+    };
+    while !c.in_flight("k") {
+        tokio::task::yield_now().await;
+    }
+    let waiter = {
+        let c = c.clone();
+        tokio::spawn(async move { c.run("k", || async { Ok(7) }).await })
+    };
+    while joins.get() < 1 {
+        tokio::task::yield_now().await;
+    }
+    let _ = tx.send(());
+    for (name, task) in [("leader", leader), ("waiter", waiter)] {
+        let (r, _) = task.await.expect("the caller itself does not panic");
+        let e = r.expect_err(name);
+        assert_eq!(e.status().as_u16(), 500, "{name}: {e}");
+    }
+    assert!(!c.in_flight("k"), "the key is released");
+    let (r, joined) = c.run("k", || async { Ok(8) }).await;
+    assert_eq!((r.expect("fresh work"), joined), (8, false));
+}
+
+/// A caller waits at most the coalescer's limit for shared work (504), and the
+/// work itself goes on for whoever comes next.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_for_shared_work_is_bounded() {
+    use pixmirror::cache::Coalescer;
+    let joins = prometheus::IntCounter::new("j", "j").expect("counter");
+    let c: std::sync::Arc<Coalescer<u32>> =
+        Coalescer::counting(joins, std::time::Duration::from_millis(50));
+    let (_tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let (r, _) = c
+        .run("stuck", move || async move {
+            let _ = rx.await;
+            Ok(1)
+        })
+        .await;
+    let e = r.expect_err("timed out");
+    assert_eq!((e.status().as_u16(), e.code()), (504, "Timeout"));
+    assert!(c.in_flight("stuck"), "the work itself was not cancelled");
 }

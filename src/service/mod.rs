@@ -231,6 +231,7 @@ impl App {
             cfg.derivatives.write_attempts,
         );
         let joined = metrics.coalesced.clone();
+        let wait = cfg.shared_work_limit();
         Arc::new(App {
             l1: L1::new(
                 cfg.cache.memory_bytes.0,
@@ -239,9 +240,9 @@ impl App {
             ),
             fresh: Freshness::new(&cfg.derivatives, store.clone()),
             flights: Flights {
-                renders: Coalescer::counting(joined.clone()),
-                sources: Coalescer::counting(joined.clone()),
-                mirrors: Coalescer::counting(joined),
+                renders: Coalescer::counting(joined.clone(), wait),
+                sources: Coalescer::counting(joined.clone(), wait),
+                mirrors: Coalescer::counting(joined, wait),
             },
             process_opts: Options::from_config(&cfg.process),
             mirror,
