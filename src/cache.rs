@@ -116,7 +116,9 @@ type SharedResult<T> = Shared<BoxFuture<'static, Result<T>>>;
 /// client that goes away never cancels it; later callers await the same
 /// result, error included (no retry storm).
 pub struct Coalescer<T: Clone + Send + Sync + 'static> {
-    inflight: Mutex<HashMap<String, SharedResult<T>>>,
+    /// Work in flight per key, with the id of the flight that put it there.
+    inflight: Mutex<HashMap<String, (u64, SharedResult<T>)>>,
+    next_id: std::sync::atomic::AtomicU64,
     /// Counts callers that joined work in flight (`pixmirror_coalesced_total`).
     joined: Option<prometheus::IntCounter>,
     /// The longest any caller waits for shared work (a safety net: the work's
@@ -128,6 +130,7 @@ impl<T: Clone + Send + Sync + 'static> Default for Coalescer<T> {
     fn default() -> Self {
         Coalescer {
             inflight: Mutex::new(HashMap::new()),
+            next_id: std::sync::atomic::AtomicU64::new(0),
             joined: None,
             wait: Duration::from_secs(300),
         }
@@ -145,11 +148,16 @@ pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 struct Release<T: Clone + Send + Sync + 'static> {
     owner: Arc<Coalescer<T>>,
     key: String,
+    id: u64,
 }
 
 impl<T: Clone + Send + Sync + 'static> Drop for Release<T> {
     fn drop(&mut self) {
-        lock(&self.owner.inflight).remove(&self.key);
+        let mut map = lock(&self.owner.inflight);
+        // Only our own flight: after `forget_prefix` a newer one may hold the key.
+        if map.get(&self.key).is_some_and(|(id, _)| *id == self.id) {
+            map.remove(&self.key);
+        }
     }
 }
 
@@ -159,6 +167,7 @@ impl<T: Clone + Send + Sync + 'static> Coalescer<T> {
     pub fn counting(counter: prometheus::IntCounter, wait: Duration) -> Arc<Self> {
         Arc::new(Coalescer {
             inflight: Mutex::new(HashMap::new()),
+            next_id: std::sync::atomic::AtomicU64::new(0),
             joined: Some(counter),
             wait,
         })
@@ -167,6 +176,12 @@ impl<T: Clone + Send + Sync + 'static> Coalescer<T> {
     /// Is work for `key` in flight? (Tests and diagnostics.)
     pub fn in_flight(&self, key: &str) -> bool {
         lock(&self.inflight).contains_key(key)
+    }
+
+    /// Let later callers of keys starting with `prefix` start new work instead
+    /// of joining what is in flight (a purge). The work goes on for its callers.
+    pub fn forget_prefix(&self, prefix: &str) {
+        lock(&self.inflight).retain(|k, _| !k.starts_with(prefix));
     }
 
     /// Run `work()` once for `key` among concurrent callers. Returns the
@@ -180,15 +195,19 @@ impl<T: Clone + Send + Sync + 'static> Coalescer<T> {
     {
         let (fut, joined) = {
             let mut map = lock(&self.inflight);
-            if let Some(f) = map.get(key) {
+            if let Some((_, f)) = map.get(key) {
                 if let Some(c) = &self.joined {
                     c.inc();
                 }
                 (f.clone(), true)
             } else {
+                let id = self
+                    .next_id
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let release = Release {
                     owner: self.clone(),
                     key: key.to_string(),
+                    id,
                 };
                 let fut = work();
                 let handle = tokio::spawn(async move {
@@ -205,7 +224,7 @@ impl<T: Clone + Send + Sync + 'static> Coalescer<T> {
                 }
                 .boxed()
                 .shared();
-                map.insert(key.to_string(), shared.clone());
+                map.insert(key.to_string(), (id, shared.clone()));
                 (shared, false)
             }
         };
@@ -216,5 +235,57 @@ impl<T: Clone + Send + Sync + 'static> Coalescer<T> {
                 joined,
             ),
         }
+    }
+}
+
+/// The purges of originals, so that work which started before a purge does
+/// not bring the purged derivatives back (into L1 or the bucket) when it ends.
+/// Each purge takes the next number; work takes a [`Ticket`] when it starts.
+pub struct Purges {
+    seq: std::sync::atomic::AtomicU64,
+    /// Original key → the number of its last purge, kept longer than any work lasts.
+    last: moka::sync::Cache<String, u64>,
+}
+
+impl Purges {
+    pub fn new(remember: Duration) -> Arc<Purges> {
+        Arc::new(Purges {
+            seq: std::sync::atomic::AtomicU64::new(0),
+            last: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(remember.max(Duration::from_secs(1)))
+                .build(),
+        })
+    }
+
+    pub fn purge(&self, key: &str) {
+        let n = self.seq.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        self.last.insert(key.to_string(), n);
+    }
+
+    /// Taken when work on derivatives of `key` starts.
+    pub fn ticket(self: &Arc<Self>, key: &str) -> Ticket {
+        Ticket {
+            purges: self.clone(),
+            key: key.to_string(),
+            seq: self.seq.load(std::sync::atomic::Ordering::SeqCst),
+        }
+    }
+}
+
+/// Work's proof of when it started: still valid unless its original was purged since.
+#[derive(Clone)]
+pub struct Ticket {
+    purges: Arc<Purges>,
+    key: String,
+    seq: u64,
+}
+
+impl Ticket {
+    pub fn still_valid(&self) -> bool {
+        self.purges
+            .last
+            .get(&self.key)
+            .is_none_or(|n| n <= self.seq)
     }
 }

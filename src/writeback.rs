@@ -14,6 +14,9 @@ use crate::storage::{DynStore, PutObject};
 pub struct Job {
     pub key: String,
     pub obj: PutObject,
+    /// Written only while this holds (the original was not purged since the
+    /// render started); `None` for writes that always go.
+    pub ticket: Option<crate::cache::Ticket>,
 }
 
 pub struct WriteBack {
@@ -33,6 +36,10 @@ pub async fn put_with_retries(
 ) -> bool {
     let mut delay = Duration::from_millis(50);
     for attempt in 1..=attempts {
+        if job.ticket.as_ref().is_some_and(|t| !t.still_valid()) {
+            tracing::debug!(key = %job.key, "write-back dropped: the original was purged");
+            return false;
+        }
         match store.put(&job.key, job.obj.clone()).await {
             Ok(_) => {
                 metrics.store_writes.with_label_values(&["ok"]).inc();

@@ -575,3 +575,47 @@ async fn waiting_for_shared_work_is_bounded() {
     assert_eq!((e.status().as_u16(), e.code()), (504, "Timeout"));
     assert!(c.in_flight("stuck"), "the work itself was not cancelled");
 }
+
+/// Issue 9, item 14: a purge wins over a render that started before it. The
+/// render's callers get their answer, but nothing it made comes back into L1
+/// or the bucket, and a request after the purge starts a new render.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn purge_wins_over_renders_in_flight() {
+    let env = Env::new(Backend::Fs, "purgewins").await;
+    let gated = GatedStore::reads_held(env.store.clone());
+    let store: pixmirror::storage::DynStore = gated.clone();
+    let mut cfg = env.config();
+    cfg.derivatives.write = pixmirror::config::WriteMode::Sync;
+    let s = TestServer::start_with_store(cfg, store).await;
+    let key = env.key("sunset.jpg");
+    let url = derivative_url(&s, &key, "resize,w_61");
+    // A render starts and waits at the bucket.
+    let before = spawn_gets(vec![url.clone()]);
+    gated.wait_for_waiting_gets(1).await;
+    assert_eq!(s.app.purge(&key).await.expect("purge"), 0);
+    // After the purge: a new render, not the one in flight.
+    let after = spawn_gets(vec![url.clone()]);
+    gated.wait_for_waiting_gets(2).await;
+    assert_eq!(
+        s.app.metrics.coalesced.get(),
+        0,
+        "nobody joined the purged render"
+    );
+    gated.gets.add_permits(1000);
+    for t in before {
+        let r = t.await.expect("task");
+        assert_eq!(
+            (r.status, r.cache()),
+            (200, "processed"),
+            "its caller is answered"
+        );
+    }
+    for t in after {
+        assert_eq!(t.await.expect("task").status, 200);
+    }
+    // Exactly one write-back: the render that started after the purge.
+    let m = &s.app.metrics;
+    assert_eq!(m.store_writes.with_label_values(&["ok"]).get(), 1);
+    assert_eq!(m.store_requests_of("PUT"), 1);
+    s.stop().await;
+}

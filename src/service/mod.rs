@@ -25,7 +25,7 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 
-use crate::cache::{Coalescer, Item, L1};
+use crate::cache::{Coalescer, Item, Purges, L1};
 use crate::config::Config;
 use crate::error::Result;
 use crate::metrics::Metrics;
@@ -208,6 +208,7 @@ pub struct App {
     pub writeback: Arc<WriteBack>,
     fresh: Freshness,
     flights: Flights,
+    purges: Arc<Purges>,
     mirror: Option<Mirror>,
     pool: Pool,
     process_opts: Options,
@@ -239,6 +240,7 @@ impl App {
                 cfg.cache.max_item_bytes.0,
             ),
             fresh: Freshness::new(&cfg.derivatives, store.clone()),
+            purges: Purges::new(wait),
             flights: Flights {
                 renders: Coalescer::counting(joined.clone(), wait),
                 sources: Coalescer::counting(joined.clone(), wait),
@@ -298,8 +300,12 @@ impl App {
     }
 
     /// Delete every stored derivative of `key` and drop this instance's L1 entries for it.
+    /// Renders in flight for `key` keep their result for their callers but
+    /// publish nothing, and later requests start new renders.
     pub async fn purge(&self, key: &str) -> Result<usize> {
         let prefix = format!("{key}{}", self.cfg.derivatives.separator);
+        self.purges.purge(key);
+        self.flights.renders.forget_prefix(&prefix);
         let keys = self.store.list(&prefix).await?;
         for k in &keys {
             self.store.delete(k).await?;

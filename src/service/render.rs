@@ -11,7 +11,7 @@ use super::fresh::Check;
 use super::source::Source;
 use super::{derivative_metadata, App, CacheStatus, Ctx, Derived, Reply};
 use super::{META_CANONICAL, META_SOURCE_ETAG, META_SOURCE_MODIFIED};
-use crate::cache::{Entry, Item};
+use crate::cache::{Entry, Item, Ticket};
 use crate::config::WriteMode;
 use crate::error::{Error, Result};
 use crate::storage::{read_limited, Object, PutObject, StoreError};
@@ -49,13 +49,18 @@ impl App {
     /// The shared work: bucket → source → process → publish.
     async fn render(self: Arc<Self>, ctx: Arc<Ctx>) -> Result<Rendered> {
         let d = derived(&ctx)?;
+        // A purge of the original from now on keeps this render's result out
+        // of L1 and the bucket (its callers still get it).
+        let ticket = self.purges.ticket(&ctx.req.key);
         if let Some(item) = self.bucket_derivative(&ctx.req.key, d).await? {
-            self.l1.insert(d.key.clone(), item.clone()).await;
+            if ticket.still_valid() {
+                self.l1.insert(d.key.clone(), item.clone()).await;
+            }
             return Ok((item, CacheStatus::Store));
         }
         let source = self.source(&ctx).await?;
         let item = self.process(d, &source).await?;
-        self.publish(d, &item).await;
+        self.publish(d, &item, ticket).await;
         let status = match source.status {
             CacheStatus::Mirrored => CacheStatus::Mirrored,
             _ => CacheStatus::Processed,
@@ -140,14 +145,19 @@ impl App {
     }
 
     /// Stage `publish`: into L1 (before the flight ends, so there is no gap),
-    /// then written back to the bucket. A derivative of an original that is not
+    /// then written back to the bucket; neither when the original was purged
+    /// since the render started (checked again before each write attempt). A derivative of an original that is not
     /// in the bucket is not stored: it could never be checked.
-    async fn publish(&self, d: &Derived, item: &Item) {
+    async fn publish(&self, d: &Derived, item: &Item, ticket: Ticket) {
+        if !ticket.still_valid() {
+            return;
+        }
         self.l1.insert(d.key.clone(), item.clone()).await;
         if !(self.stores(d) && item.source_in_bucket) {
             return;
         }
         let job = Job {
+            ticket: Some(ticket),
             key: d.key.clone(),
             obj: PutObject {
                 bytes: item.bytes.clone(),
