@@ -84,13 +84,15 @@ fn main() {
     // Only what the pipeline accepts: the ceiling has no pixel limit, and the
     // fixtures include a decompression bomb.
     let max_pixels = opts.max_source_pixels;
-    files.retain(|(name, bytes)| match pipeline::probe(bytes, max_pixels) {
-        Ok(_) => true,
-        Err(e) => {
-            println!("{name}: skipped ({e})");
-            false
-        }
-    });
+    files.retain(
+        |(name, bytes)| match pipeline::probe(bytes, max_pixels, u32::MAX) {
+            Ok(_) => true,
+            Err(e) => {
+                println!("{name}: skipped ({e})");
+                false
+            }
+        },
+    );
     let mut total_ms = 0.0;
     for (name, bytes) in &files {
         let (mut ceil_out, mut out) = (0, 0);

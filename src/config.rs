@@ -219,6 +219,8 @@ pub struct ProcessConfig {
     pub max_source_pixels: u64,
     /// Output pixels: checked from the plan before decoding and after every step.
     pub max_output_pixels: u64,
+    /// Frames (pages) of an animated or multi-page source.
+    pub max_frames: u32,
     pub auto_formats: Vec<String>,
     /// libvips slots of the blocking pool; 0 = one per core, plus one.
     pub workers: usize,
@@ -356,6 +358,7 @@ impl Default for ProcessConfig {
             max_source_bytes: ByteSize(50 << 20),
             max_source_pixels: 100_000_000,
             max_output_pixels: 40_000_000,
+            max_frames: 1000,
             auto_formats: vec!["avif".into(), "webp".into()],
             workers: 0,
             queue: 256,

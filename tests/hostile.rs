@@ -92,7 +92,7 @@ fn predicted_geometry_is_the_output_geometry() {
         "resize,w_120/rotate,359/resize,m_mfit,w_80,h_80",
     ];
     for (name, src) in &sources {
-        let header = pipeline::probe(src, u64::MAX).expect("probe");
+        let header = pipeline::probe(src, u64::MAX, u32::MAX).expect("probe");
         for ops in plans {
             let plan = grammar::parse_process(&format!("image/{ops}/format,png"), &BTreeMap::new())
                 .expect("valid");
@@ -317,6 +317,248 @@ async fn fs_writes_deletes_and_listings_stay_inside_the_root() {
     assert!(!out.join("z.jpg").exists());
     // Inside the root everything still works.
     let r = get(&s.url(&env.key("sunset.jpg"))).await;
+    assert_eq!(r.status, 200);
+    s.stop().await;
+}
+
+// ---- a hostile corpus, made here (issue 9, item 5) ----
+
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = 0xFFFF_FFFFu32;
+    for &b in data {
+        crc ^= b as u32;
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+fn png_chunk(kind: &[u8; 4], data: &[u8]) -> Vec<u8> {
+    let mut c = (data.len() as u32).to_be_bytes().to_vec();
+    let mut body = kind.to_vec();
+    body.extend_from_slice(data);
+    c.extend_from_slice(&body);
+    c.extend_from_slice(&crc32(&body).to_be_bytes());
+    c
+}
+
+/// A PNG whose header claims `w`x`h` RGB pixels.
+fn png_bomb(w: u32, h: u32) -> Vec<u8> {
+    let mut ihdr = w.to_be_bytes().to_vec();
+    ihdr.extend_from_slice(&h.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+    let mut f = b"\x89PNG\r\n\x1a\n".to_vec();
+    f.extend(png_chunk(b"IHDR", &ihdr));
+    f.extend(png_chunk(
+        b"IDAT",
+        &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01],
+    ));
+    f.extend(png_chunk(b"IEND", &[]));
+    f
+}
+
+/// The classic 1x1 GIF, split into its header and one frame.
+const GIF_HEAD: &[u8] = b"GIF89a\x01\x00\x01\x00\x80\x00\x00\xff\xff\xff\x00\x00\x00";
+const GIF_FRAME: &[u8] =
+    b"!\xf9\x04\x01\x00\x00\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00";
+
+fn gif(frames: usize, screen: u16) -> Vec<u8> {
+    let mut f = GIF_HEAD.to_vec();
+    f[6..8].copy_from_slice(&screen.to_le_bytes());
+    f[8..10].copy_from_slice(&screen.to_le_bytes());
+    let mut frame = GIF_FRAME.to_vec();
+    // The image descriptor's width and height (after the 8-byte GCE and `,x y`).
+    frame[13..15].copy_from_slice(&screen.to_le_bytes());
+    frame[15..17].copy_from_slice(&screen.to_le_bytes());
+    for _ in 0..frames {
+        f.extend_from_slice(&frame);
+    }
+    f.push(b';');
+    f
+}
+
+/// A real JPEG whose SOF0 claims `w`x`h`.
+fn jpeg_bomb(w: u16, h: u16) -> Vec<u8> {
+    let mut j = common::encode(&common::quadrants(16, 16), image::ImageFormat::Jpeg);
+    let sof = j.windows(2).position(|p| p == [0xFF, 0xC0]).expect("SOF0");
+    j[sof + 5..sof + 7].copy_from_slice(&h.to_be_bytes());
+    j[sof + 7..sof + 9].copy_from_slice(&w.to_be_bytes());
+    j
+}
+
+/// A lossless 1x1 WebP wrapped in a VP8X whose canvas is `side`x`side`.
+fn webp_bomb(side: u32) -> Vec<u8> {
+    let small = common::encode(&common::quadrants(1, 1), image::ImageFormat::WebP);
+    let image_chunk = &small[12..];
+    let mut vp8x = b"VP8X".to_vec();
+    vp8x.extend_from_slice(&10u32.to_le_bytes());
+    vp8x.extend_from_slice(&[0, 0, 0, 0]);
+    vp8x.extend_from_slice(&(side - 1).to_le_bytes()[..3]);
+    vp8x.extend_from_slice(&(side - 1).to_le_bytes()[..3]);
+    let mut f = b"RIFF".to_vec();
+    f.extend_from_slice(&((4 + vp8x.len() + image_chunk.len()) as u32).to_le_bytes());
+    f.extend_from_slice(b"WEBP");
+    f.extend(vp8x);
+    f.extend_from_slice(image_chunk);
+    f
+}
+
+/// A little-endian TIFF whose IFD claims `side`x`side` grey pixels.
+fn tiff_bomb(side: u32) -> Vec<u8> {
+    let entries: [(u16, u16, u32); 8] = [
+        (256, 4, side),
+        (257, 4, side),
+        (258, 3, 8),
+        (259, 3, 1),
+        (262, 3, 1),
+        (273, 4, 8),
+        (278, 4, 1),
+        (279, 4, 1),
+    ];
+    let mut t = b"II*\x00".to_vec();
+    t.extend_from_slice(&8u32.to_le_bytes());
+    t.extend_from_slice(&(entries.len() as u16).to_le_bytes());
+    for (tag, kind, value) in entries {
+        t.extend_from_slice(&tag.to_le_bytes());
+        t.extend_from_slice(&kind.to_le_bytes());
+        t.extend_from_slice(&1u32.to_le_bytes());
+        t.extend_from_slice(&value.to_le_bytes());
+    }
+    t.extend_from_slice(&0u32.to_le_bytes());
+    t
+}
+
+/// A real JPEG with `n` extra APPn segments of `len` garbage bytes after SOI.
+fn jpeg_with_segments(marker: u8, magic: &[u8], n: usize, len: usize) -> Vec<u8> {
+    let j = common::encode(&common::quadrants(64, 48), image::ImageFormat::Jpeg);
+    let mut out = j[..2].to_vec();
+    for i in 0..n {
+        let mut payload = magic.to_vec();
+        if marker == 0xE2 {
+            payload.extend_from_slice(&[(i + 1) as u8, n as u8]);
+        }
+        payload.extend((0..len).map(|k| (k * 31 + i) as u8));
+        out.extend_from_slice(&[0xFF, marker]);
+        out.extend_from_slice(&((payload.len() + 2) as u16).to_be_bytes());
+        out.extend(payload);
+    }
+    out.extend_from_slice(&j[2..]);
+    out
+}
+
+/// Every hostile file gets its documented status, nothing crashes, and the
+/// server answers normally afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_corpus_is_refused_with_its_status() {
+    let env = Env::new(Backend::Fs, "corpus").await;
+    let mut png_as_jpg = common::encode(&common::quadrants(40, 30), image::ImageFormat::Png);
+    png_as_jpg.shrink_to_fit();
+    let corpus: Vec<(&str, Vec<u8>, u16)> = vec![
+        ("bomb.png", png_bomb(100_000, 100_000), 422),
+        ("bomb.gif", gif(1, 65_535), 422),
+        ("bomb.jpg", jpeg_bomb(65_500, 65_500), 422),
+        ("bomb.webp", webp_bomb(16_384), 422),
+        ("bomb.tif", tiff_bomb(100_000), 422),
+        ("frames.gif", gif(10_000, 1), 422),
+        ("empty.jpg", Vec::new(), 422),
+        (
+            "garbage.jpg",
+            (0..5000u32).map(|i| (i * 7) as u8).collect(),
+            422,
+        ),
+        (
+            "image.svg",
+            br#"<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"/>"#.to_vec(),
+            422,
+        ),
+        (
+            "doc.pdf",
+            b"%PDF-1.4\n1 0 obj<</Type/Catalog>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF".to_vec(),
+            422,
+        ),
+        (
+            "truncated.png",
+            png_as_jpg[..png_as_jpg.len() / 2].to_vec(),
+            422,
+        ),
+    ];
+    for (name, bytes, _) in &corpus {
+        put(
+            &env.store,
+            &env.key(name),
+            bytes.clone(),
+            "application/octet-stream",
+        )
+        .await;
+    }
+    let s = TestServer::start(env.config()).await;
+    for (name, _, status) in &corpus {
+        let r = get(&s.url(&format!(
+            "{}?x-oss-process=image/resize,w_10",
+            env.key(name)
+        )))
+        .await;
+        assert_eq!(r.status, *status, "{name}: {}", message(&r));
+        assert_eq!(r.code(), "UnprocessableImage", "{name}");
+        let m = message(&r);
+        assert!(
+            !m.contains(env.root().to_string_lossy().as_ref()),
+            "{name}: a path in {m}"
+        );
+    }
+    // The frame count is named, before any frame is decoded.
+    let r = get(&s.url(&format!(
+        "{}?x-oss-process=image/resize,w_10",
+        env.key("frames.gif")
+    )))
+    .await;
+    assert!(message(&r).contains("max_frames"), "{}", message(&r));
+
+    // Huge ICC and EXIF blocks: processed (the blocks are ignored or the
+    // transform refused), never a crash; the server answers afterwards.
+    let icc = jpeg_with_segments(0xE2, b"ICC_PROFILE\0", 16, 60_000);
+    let exif = jpeg_with_segments(0xE1, b"Exif\0\0II*\0", 1, 65_000);
+    for (name, bytes) in [("icc.jpg", icc), ("exif.jpg", exif)] {
+        put(&env.store, &env.key(name), bytes, "image/jpeg").await;
+        let r = get(&s.url(&format!(
+            "{}?x-oss-process=image/resize,w_10",
+            env.key(name)
+        )))
+        .await;
+        assert!(
+            matches!(r.status, 200 | 422),
+            "{name}: {} {}",
+            r.status,
+            message(&r)
+        );
+    }
+    // A file whose extension lies is processed as what it is.
+    put(
+        &env.store,
+        &env.key("lie.jpg"),
+        png_as_jpg.clone(),
+        "image/jpeg",
+    )
+    .await;
+    let r = get(&s.url(&format!(
+        "{}?x-oss-process=image/resize,w_20",
+        env.key("lie.jpg")
+    )))
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), "image/png");
+    assert_eq!(r.dims(), (20, 15));
+    // Still healthy.
+    let r = get(&s.url(&format!(
+        "{}?x-oss-process=image/resize,w_10",
+        env.key("sunset.jpg")
+    )))
+    .await;
     assert_eq!(r.status, 200);
     s.stop().await;
 }

@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 pub struct Options {
     pub max_source_pixels: u64,
     pub max_output_pixels: u64,
+    pub max_frames: u32,
     pub jpeg_quality: u8,
     pub webp_quality: u8,
     pub avif_quality: u8,
@@ -30,6 +31,7 @@ impl Options {
         Options {
             max_source_pixels: c.max_source_pixels,
             max_output_pixels: c.max_output_pixels,
+            max_frames: c.max_frames,
             jpeg_quality: c.jpeg_quality,
             webp_quality: c.webp_quality,
             avif_quality: c.avif_quality,
@@ -68,8 +70,9 @@ impl Header {
     }
 }
 
-/// Read the header and enforce `max_source_pixels` before any pixel is decoded.
-pub fn probe(src: &[u8], max_pixels: u64) -> Result<Header> {
+/// Read the header and enforce `max_source_pixels` (all frames counted) and
+/// `max_frames` before any pixel is decoded.
+pub fn probe(src: &[u8], max_pixels: u64, max_frames: u32) -> Result<Header> {
     vips::init()?;
     let format = Format::sniff(src)
         .ok_or_else(|| Error::unprocessable("the source is not an image in a supported format"))?;
@@ -77,10 +80,16 @@ pub fn probe(src: &[u8], max_pixels: u64) -> Result<Header> {
     let img = Img::new(img);
     let (width, height) = (img.width(), img.height());
     let orientation = img.get().get_orientation();
-    let pixels = width as u64 * height as u64;
+    let frames = img.get().get_n_pages().max(1) as u64;
+    if frames > max_frames as u64 {
+        return Err(Error::unprocessable(format!(
+            "the source has {frames} frames, over process.max_frames ({max_frames})"
+        )));
+    }
+    let pixels = width as u64 * height as u64 * frames;
     if pixels > max_pixels {
         return Err(Error::unprocessable(format!(
-            "the source has {width}x{height} = {pixels} pixels, over process.max_source_pixels ({max_pixels})"
+            "the source has {width}x{height} pixels x {frames} frame(s) = {pixels}, over process.max_source_pixels ({max_pixels})"
         )));
     }
     Ok(Header {
@@ -94,7 +103,7 @@ pub fn probe(src: &[u8], max_pixels: u64) -> Result<Header> {
 
 /// The whole pipeline.
 pub fn run(src: &[u8], plan: &Plan, opts: &Options) -> Result<Output> {
-    let header = probe(src, opts.max_source_pixels)?;
+    let header = probe(src, opts.max_source_pixels, opts.max_frames)?;
     if let Some(report) = plan.report {
         return match report {
             Report::Info => Ok(info(src, &header)),
