@@ -118,6 +118,28 @@ pub struct Config {
     pub process: ProcessConfig,
     pub styles: BTreeMap<String, String>,
     pub mirror: MirrorConfig,
+    pub signing: SigningConfig,
+}
+
+/// `[signing]`: optional signed URLs (off when there are no keys).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SigningConfig {
+    /// Refuse unsigned requests (403) instead of serving them.
+    pub required: bool,
+    /// pixmirror's own secrets, hex; the first signs, all verify (rotation).
+    pub keys: Vec<String>,
+    /// Aliyun OSS V1 presigned URLs made for these key pairs keep working.
+    pub oss_keys: Vec<OssKey>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OssKey {
+    pub access_key_id: String,
+    pub access_key_secret: String,
+    /// The OSS bucket the URLs were signed for (part of the string to sign).
+    pub bucket: String,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -424,6 +446,24 @@ impl Config {
         }
         if self.storage.kind == StorageKind::S3 && self.storage.bucket.is_empty() {
             return Err("storage.bucket: required when storage.kind = \"s3\"".into());
+        }
+        for (i, k) in self.signing.keys.iter().enumerate() {
+            if k.len() < 32 || hex::decode(k).is_err() {
+                return Err(format!(
+                    "signing.keys[{i}]: must be hex, at least 16 bytes (32 hex digits)"
+                ));
+            }
+        }
+        for (i, k) in self.signing.oss_keys.iter().enumerate() {
+            if k.access_key_id.is_empty() || k.access_key_secret.is_empty() || k.bucket.is_empty() {
+                return Err(format!(
+                    "signing.oss_keys[{i}]: access_key_id, access_key_secret and bucket are required"
+                ));
+            }
+        }
+        if self.signing.required && self.signing.keys.is_empty() && self.signing.oss_keys.is_empty()
+        {
+            return Err("signing.required: needs signing.keys or signing.oss_keys".into());
         }
         if self.process.max_output_pixels == 0 || self.process.max_source_pixels == 0 {
             return Err(

@@ -10,5 +10,6 @@ pub mod mirror;
 pub mod pool;
 pub mod process;
 pub mod service;
+pub mod signing;
 pub mod storage;
 pub mod writeback;

@@ -38,6 +38,15 @@ enum Cmd {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Print URL signed with the first of `signing.keys` (SPEC: x-pm-signature).
+    Sign {
+        url: String,
+        /// Valid for this long (e.g. `1h`, `7d`); no expiry without it.
+        #[arg(long)]
+        expires: Option<String>,
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Delete the stored derivatives of a key.
     Purge {
         key: String,
@@ -78,6 +87,11 @@ fn main() -> ExitCode {
             output,
         } => process(ops, config, input, output),
         Cmd::Serve { config } => runtime().and_then(|rt| rt.block_on(serve(config))),
+        Cmd::Sign {
+            url,
+            expires,
+            config,
+        } => sign(&url, expires.as_deref(), config).map(|u| println!("{u}")),
         Cmd::Purge { key, config } => runtime().and_then(|rt| rt.block_on(purge(key, config))),
     };
     match result {
@@ -87,6 +101,55 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `url` (absolute, or a path) with `x-pm-expires` and `x-pm-signature` added.
+fn sign(url: &str, expires: Option<&str>, config: Option<PathBuf>) -> Result<String, String> {
+    use pixmirror::signing;
+    let cfg = load(config)?;
+    let key = cfg
+        .signing
+        .keys
+        .first()
+        .ok_or("signing.keys is empty: nothing to sign with")?;
+    let path_start = match url.find("://") {
+        Some(i) => url[i + 3..].find('/').map_or(url.len(), |j| i + 3 + j),
+        None => 0,
+    };
+    let (base, path_query) = url.split_at(path_start);
+    let (path, query) = match path_query.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (path_query, None),
+    };
+    let path = if path.is_empty() { "/" } else { path };
+    let mut params: Vec<String> = query
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .filter(|p| !signing::is_signature_param(p.split('=').next().unwrap_or("")))
+        .map(str::to_string)
+        .collect();
+    let process = params.iter().find_map(|p| {
+        p.strip_prefix("x-oss-process=")
+            .or_else(|| p.strip_prefix("x-bce-process="))
+    });
+    let expiry = match expires {
+        Some(d) => {
+            let d = humantime::parse_duration(d).map_err(|e| format!("--expires: {e}"))?;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_err(|e| e.to_string())?;
+            Some((now + d).as_secs().to_string())
+        }
+        None => None,
+    };
+    let msg = signing::message(path, process, expiry.as_deref());
+    let sig = signing::sign(key, &msg).map_err(|e| e.to_string())?;
+    if let Some(e) = &expiry {
+        params.push(format!("{}={e}", signing::EXPIRES));
+    }
+    params.push(format!("{}={sig}", signing::SIGNATURE));
+    Ok(format!("{base}{path}?{}", params.join("&")))
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, String> {

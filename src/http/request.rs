@@ -29,6 +29,11 @@ pub fn parse<B>(req: &Request<B>, cfg: &Config) -> Result<ImageRequest> {
             )))
         }
     };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    crate::signing::verify(&cfg.signing, req.uri().path(), req.uri().query(), now)?;
     let raw_path = req.uri().path();
     let path = decode(raw_path.strip_prefix('/').unwrap_or(raw_path), "the path")?;
     if path.is_empty() {
@@ -49,7 +54,7 @@ pub fn parse<B>(req: &Request<B>, cfg: &Config) -> Result<ImageRequest> {
                 return Err(Error::invalid("more than one process parameter"));
             }
             process = Some(decode(v, k)?);
-        } else {
+        } else if !crate::signing::is_signature_param(k) {
             rest.push(pair);
         }
     }
