@@ -652,3 +652,33 @@ async fn signed_urls() {
     );
     s.stop().await;
 }
+
+/// Issue 9, item 12: an origin that sends its headers and then dribbles the
+/// body is cut off by the rule's timeout (504), one whose body never ends by
+/// the size limit (413); neither leaves anything in the bucket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_and_endless_origins_are_cut_off() {
+    let env = Env::new(Backend::Fs, "hostileorigin").await;
+    let o = Origin::start().await;
+    let rule = |dir: &str, behaviour: &str| pixmirror::config::MirrorRule {
+        prefix: Some(format!("{}/{dir}/", env.prefix)),
+        origin: Some(o.template(behaviour)),
+        retries: 0,
+        timeout: pixmirror::config::Dur(std::time::Duration::from_millis(500)),
+        ..Default::default()
+    };
+    let mut cfg = env.config();
+    cfg.mirror.allow_private_networks = true;
+    cfg.mirror.rules = vec![rule("slow", "dribble"), rule("big", "endless")];
+    cfg.process.max_source_bytes = pixmirror::config::ByteSize(1 << 20);
+    let s = TestServer::start(cfg).await;
+    for (dir, status, code) in [("slow", 504, "Timeout"), ("big", 413, "SourceTooLarge")] {
+        let key = format!("{}/{dir}/a.jpg", env.prefix);
+        for q in ["", "?x-oss-process=image/resize,w_10"] {
+            let r = get(&s.url(&format!("{key}{q}"))).await;
+            assert_eq!((r.status, r.code().as_str()), (status, code), "{dir}{q}");
+        }
+        assert!(!env.exists(&key).await, "{dir}: nothing stored");
+    }
+    s.stop().await;
+}

@@ -11,7 +11,28 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full, StreamBody};
+
+type OriginBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+
+fn full(b: impl Into<Bytes>) -> OriginBody {
+    Full::new(b.into()).boxed()
+}
+
+/// A body sent as `chunks` of `size` bytes, `pause` apart (`None` chunks: forever).
+fn streamed(chunks: Option<usize>, size: usize, pause: Duration) -> OriginBody {
+    let stream = futures_util::stream::unfold(0usize, move |n| async move {
+        if chunks.is_some_and(|c| n >= c) {
+            return None;
+        }
+        if !pause.is_zero() {
+            tokio::time::sleep(pause).await;
+        }
+        let frame = hyper::body::Frame::data(Bytes::from(vec![0xFFu8; size]));
+        Some((Ok::<_, Infallible>(frame), n + 1))
+    });
+    StreamBody::new(stream).boxed()
+}
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -117,7 +138,7 @@ async fn handle(
     st: Arc<Mutex<State>>,
     addr: SocketAddr,
     req: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+) -> Result<Response<OriginBody>, Infallible> {
     let path = req.uri().path().to_string();
     let n = {
         let mut s = st.lock().expect("state");
@@ -146,21 +167,21 @@ async fn handle(
             .header("content-type", ct)
             .header("content-md5", md5)
             .header("etag", "\"origin-etag\"")
-            .body(Full::new(Bytes::from(body)))
+            .body(full(body))
             .expect("response")
     };
     let status = |code: u16| {
         Response::builder()
             .status(code)
             .header("content-type", "text/plain")
-            .body(Full::new(Bytes::from(format!("status {code}"))))
+            .body(full(format!("status {code}")))
             .expect("response")
     };
     let redirect = |to: String| {
         Response::builder()
             .status(302)
             .header("location", to)
-            .body(Full::new(Bytes::new()))
+            .body(full(Bytes::new()))
             .expect("response")
     };
     let resp = match behaviour {
@@ -184,7 +205,17 @@ async fn handle(
         }
         "html" => Response::builder()
             .header("content-type", "text/html")
-            .body(Full::new(Bytes::from_static(b"<html>not an image</html>")))
+            .body(full(Bytes::from_static(b"<html>not an image</html>")))
+            .expect("response"),
+        // Headers at once, then one byte every 100 ms for 100 s.
+        "dribble" => Response::builder()
+            .header("content-type", "image/jpeg")
+            .body(streamed(Some(1000), 1, Duration::from_millis(100)))
+            .expect("response"),
+        // A body that never ends, as fast as the client reads it.
+        "endless" => Response::builder()
+            .header("content-type", "image/jpeg")
+            .body(streamed(None, 64 * 1024, Duration::ZERO))
             .expect("response"),
         "badmd5" => image(StatusCode::OK, Some("AAAAAAAAAAAAAAAAAAAAAA==")),
         _ => status(404),
