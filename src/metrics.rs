@@ -167,7 +167,7 @@ impl Metrics {
 
     /// Requests made to the bucket with operation `op` (every result).
     pub fn store_requests_of(&self, op: &str) -> u64 {
-        ["ok", "not_found", "denied", "throttled", "error"]
+        ["ok", "not_found", "denied", "throttled", "timeout", "error"]
             .iter()
             .map(|r| self.store_requests.with_label_values(&[op, r]).get())
             .sum()

@@ -682,3 +682,56 @@ async fn slow_and_endless_origins_are_cut_off() {
     }
     s.stop().await;
 }
+
+/// Issue 9, item 11: the store goes away mid-run (refused, then hanging) and
+/// comes back. Requests that need it get 502 (refused) or 504 (hanging) within
+/// `storage.timeout`, L1 hits keep being served, `/readyz` fails, and the same
+/// process recovers without a restart. Real Garage behind a cuttable TCP path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_outage_and_recovery() {
+    use common::outage::{Mode, Outage};
+    let env = Env::new(Backend::S3, "outage").await;
+    let garage: std::net::SocketAddr = common::env("PIXMIRROR_TEST_S3_ENDPOINT")
+        .trim_start_matches("http://")
+        .parse()
+        .expect("garage address");
+    let path = Outage::start(garage).await;
+    let mut cfg = env.config();
+    cfg.storage.endpoint = Some(path.endpoint());
+    cfg.storage.timeout = pixmirror::config::Dur(std::time::Duration::from_millis(800));
+    let s = TestServer::start(cfg).await;
+    let url =
+        |name: &str, ops: &str| s.url(&format!("{}?x-oss-process=image/{ops}", env.key(name)));
+    let ready = || async { get(&format!("{}/readyz", s.admin)).await.status };
+
+    let warm = get(&url("sunset.jpg", "resize,w_30")).await;
+    assert_eq!((warm.status, warm.cache()), (200, "processed"));
+    assert_eq!(ready().await, 200);
+
+    for (mode, status, code) in [
+        (Mode::Down, 502, "StoreError"),
+        (Mode::Hang, 504, "Timeout"),
+    ] {
+        path.set(mode);
+        let r = get(&url("dragonfly.jpg", "resize,w_30")).await;
+        assert_eq!((r.status, r.code().as_str()), (status, code), "{mode:?}");
+        let hit = get(&url("sunset.jpg", "resize,w_30")).await;
+        assert_eq!(
+            (hit.status, hit.cache()),
+            (200, "memory"),
+            "{mode:?}: L1 keeps serving"
+        );
+        assert_eq!(hit.body, warm.body);
+        assert_eq!(ready().await, 503, "{mode:?}");
+    }
+
+    path.set(Mode::Up);
+    let r = get(&url("dragonfly.jpg", "resize,w_30")).await;
+    assert_eq!(
+        (r.status, r.cache()),
+        (200, "processed"),
+        "recovered without a restart"
+    );
+    assert_eq!(ready().await, 200);
+    s.stop().await;
+}

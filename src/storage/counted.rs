@@ -30,6 +30,10 @@ impl Counted {
                 tracing::warn!(op, error = %e, "store denied access");
                 "denied"
             }
+            Err(e @ StoreError::Timeout(_)) => {
+                tracing::warn!(op, error = %e, "store timed out");
+                "timeout"
+            }
             Err(e @ StoreError::Throttled(_)) => {
                 tracing::warn!(op, error = %e, "store throttled");
                 "throttled"

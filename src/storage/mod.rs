@@ -27,6 +27,9 @@ pub enum StoreError {
     AccessDenied(String),
     #[error("invalid key: {0}")]
     InvalidKey(String),
+    /// The store did not answer within `storage.timeout` (504).
+    #[error("timed out: {0}")]
+    Timeout(String),
     /// The store asked us to slow down (S3 `SlowDown`, 503) and the SDK's
     /// retries with backoff did not get through.
     #[error("throttled: {0}")]
@@ -41,6 +44,7 @@ impl From<StoreError> for Error {
             StoreError::NotFound => Error::NoSuchKey("the specified key does not exist".into()),
             StoreError::AccessDenied(_) => Error::AccessDenied("the store denied access".into()),
             StoreError::InvalidKey(m) => Error::InvalidArgument(m),
+            StoreError::Timeout(_) => Error::Timeout("the store did not answer in time".into()),
             StoreError::Throttled(_) => {
                 Error::Busy("the store is throttling requests; retry shortly".into())
             }

@@ -29,18 +29,27 @@ pub struct S3Store {
 ///   (`SignatureDoesNotMatch`, `InvalidAccessKeyId`, ...) are our configuration
 ///   failing, a store failure;
 /// - `SlowDown` and other throttling (503) is `Throttled`: the SDK has already
-///   retried it with backoff (standard retry mode, 3 attempts).
+///   retried it with backoff (standard retry mode, 3 attempts);
+/// - no answer within `storage.timeout` is `Timeout` (504).
 fn classify<E, R>(e: SdkError<E, R>) -> StoreError
 where
     E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
     R: std::fmt::Debug,
     SdkError<E, R>: HasStatus,
 {
+    let detail = || format!("{}", aws_sdk_s3::error::DisplayErrorContext(&e));
+    let timed_out = match &e {
+        SdkError::TimeoutError(_) => true,
+        SdkError::DispatchFailure(d) => d.is_timeout(),
+        _ => false,
+    };
+    if timed_out {
+        return StoreError::Timeout(detail());
+    }
     let code = e
         .as_service_error()
         .and_then(|s| s.code())
         .map(str::to_string);
-    let detail = || format!("{}", aws_sdk_s3::error::DisplayErrorContext(&e));
     match (code.as_deref(), e.status()) {
         (Some("NoSuchKey" | "NotFound"), _) | (None, Some(404)) => StoreError::NotFound,
         (Some("AccessDenied"), _) | (None, Some(403)) => StoreError::AccessDenied(detail()),

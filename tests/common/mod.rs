@@ -5,6 +5,7 @@
 pub mod fake_s3;
 pub mod gated;
 pub mod origin;
+pub mod outage;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
