@@ -106,6 +106,8 @@ async fn s3_origin_second_bucket() {
         origin_s3: Some(legacy),
         replace_prefix: Some(format!("old/{}/", env.prefix)),
         retries: 0,
+        // Compared against the origin object's ETag (its MD5: a single-part upload).
+        check_md5: true,
         ..Default::default()
     };
     let s = TestServer::start(with_rules(&env, vec![r])).await;

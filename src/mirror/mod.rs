@@ -278,7 +278,7 @@ impl Mirror {
             return Err(Failure::Fatal(crate::storage::too_large(self.max_bytes)));
         }
         let spooled = self.spool(obj.body).await?;
-        let md5 = obj.meta.metadata.get("content-md5").cloned();
+        let md5 = etag_md5(&obj.meta.etag);
         self.finish(
             spooled,
             obj.meta.content_type,
@@ -586,6 +586,18 @@ fn forward_headers(rule: &MirrorRule, client: &HeaderMap, to_origin: bool) -> He
     out
 }
 
+/// The Content-MD5 (base64) an S3 ETag stands for: the hex MD5 of the content
+/// for a single-part upload; `None` for multipart (`"<hex>-<parts>"`) or other forms.
+fn etag_md5(etag: &str) -> Option<String> {
+    use base64::Engine;
+    let hex_md5 = etag.trim_start_matches("W/").trim_matches('"');
+    if hex_md5.len() != 32 {
+        return None;
+    }
+    let bytes = hex::decode(hex_md5).ok()?;
+    Some(base64::engine::general_purpose::STANDARD.encode(bytes))
+}
+
 /// A `Location` resolved against the current URL.
 fn resolve(base: &Uri, loc: &str) -> Option<Uri> {
     if loc.starts_with("http://") || loc.starts_with("https://") {
@@ -628,6 +640,16 @@ mod tests {
             resolve(&base, "//c.com/q").map(|u| u.to_string()),
             Some("http://c.com/q".into())
         );
+    }
+
+    #[test]
+    fn s3_etags_as_md5() {
+        assert_eq!(
+            etag_md5("\"d41d8cd98f00b204e9800998ecf8427e\"").as_deref(),
+            Some("1B2M2Y8AsgTpgAmY7PhCfg==")
+        );
+        assert_eq!(etag_md5("\"d41d8cd98f00b204e9800998ecf8427e-3\""), None);
+        assert_eq!(etag_md5("\"abc\""), None);
     }
 
     #[test]
