@@ -71,6 +71,49 @@ impl Serialize for ByteSize {
     }
 }
 
+/// `process.memory_budget`: `"auto"` (a share of the cgroup limit or of RAM,
+/// see `budget::auto_budget`) or a size.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemoryBudget(pub Option<ByteSize>);
+
+impl<'de> Deserialize<'de> for MemoryBudget {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl de::Visitor<'_> for V {
+            type Value = MemoryBudget;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("\"auto\" or a size like \"2GiB\"")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<MemoryBudget, E> {
+                Ok(MemoryBudget(Some(ByteSize(v))))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<MemoryBudget, E> {
+                u64::try_from(v)
+                    .map(|v| MemoryBudget(Some(ByteSize(v))))
+                    .map_err(|_| E::custom("a size cannot be negative"))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<MemoryBudget, E> {
+                if v.trim().eq_ignore_ascii_case("auto") {
+                    return Ok(MemoryBudget(None));
+                }
+                ByteSize::parse(v)
+                    .map(|b| MemoryBudget(Some(b)))
+                    .map_err(E::custom)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl Serialize for MemoryBudget {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            None => s.serialize_str("auto"),
+            Some(b) => b.serialize(s),
+        }
+    }
+}
+
 /// A duration; accepts a string like `"10s"`, `"500ms"`, `"10m"` or an integer of seconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Dur(pub Duration);
@@ -243,6 +286,8 @@ pub struct ProcessConfig {
     pub max_output_pixels: u64,
     /// Frames (pages) of an animated or multi-page source.
     pub max_frames: u32,
+    /// Bytes in flight for sources, decoded pixels and outputs.
+    pub memory_budget: MemoryBudget,
     pub auto_formats: Vec<String>,
     /// libvips slots of the blocking pool; 0 = one per core, plus one.
     pub workers: usize,
@@ -381,6 +426,7 @@ impl Default for ProcessConfig {
             max_source_pixels: 100_000_000,
             max_output_pixels: 40_000_000,
             max_frames: 1000,
+            memory_budget: MemoryBudget(None),
             auto_formats: vec!["avif".into(), "webp".into()],
             workers: 0,
             queue: 256,

@@ -1,6 +1,7 @@
 //! pixmirror: a self-hosted caching image proxy with Aliyun OSS-style processing
 //! and mirror back-to-origin rules. See ARCHITECTURE.md for the map.
 
+pub mod budget;
 pub mod cache;
 pub mod config;
 pub mod error;

@@ -23,6 +23,8 @@ pub struct Metrics {
     pub busy: IntCounter,
     pub pool_in_use: IntGauge,
     pub pool_waiting: IntGauge,
+    pub memory_reserved: IntGauge,
+    pub memory_budget: IntGauge,
 }
 
 fn must<T>(r: prometheus::Result<T>) -> T {
@@ -116,8 +118,18 @@ impl Metrics {
             "pixmirror_pool_waiting",
             "Requests waiting for a libvips slot",
         ));
+        let memory_reserved = must(IntGauge::new(
+            "pixmirror_memory_reserved_bytes",
+            "Bytes reserved from process.memory_budget by requests in flight",
+        ));
+        let memory_budget = must(IntGauge::new(
+            "pixmirror_memory_budget_bytes",
+            "process.memory_budget, resolved",
+        ));
         for c in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(memory_reserved.clone()),
+            Box::new(memory_budget.clone()),
             Box::new(request_seconds.clone()),
             Box::new(processed.clone()),
             Box::new(process_seconds.clone()),
@@ -162,6 +174,8 @@ impl Metrics {
             busy,
             pool_in_use,
             pool_waiting,
+            memory_reserved,
+            memory_budget,
         }
     }
 

@@ -148,6 +148,26 @@ pub fn output_geometry(plan: &Plan, from: (u32, u32), cap: u64) -> Result<(u32, 
     })
 }
 
+/// What a run of `plan` on a `from`-sized source decodes and outputs, in
+/// pixels, from the geometry alone (for the memory budget, before a libvips
+/// slot is taken): the decoder's shrink-on-load when the plan starts with a
+/// resize, the plan's final size. `None` when the plan is refused anyway.
+pub fn pixel_estimate(plan: &Plan, from: (u32, u32)) -> Option<(u64, u64)> {
+    if plan.report.is_some() {
+        return Some((0, 0));
+    }
+    let (w, h) = output_geometry(plan, from, u64::MAX).ok()?;
+    let shrink = match plan.ops.first() {
+        Some(Op::Resize(r)) => {
+            let t = steps::resize_target(from.0, from.1, r).ok()?;
+            load_shrink(from, t.scaled) as u64
+        }
+        _ => 1,
+    };
+    let decoded = (from.0 as u64).div_ceil(shrink) * (from.1 as u64).div_ceil(shrink);
+    Some((decoded, w as u64 * h as u64))
+}
+
 fn within_output_cap(step: &str, (w, h): (u32, u32), cap: u64) -> Result<()> {
     let pixels = w as u64 * h as u64;
     if pixels > cap {

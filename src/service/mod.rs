@@ -25,6 +25,7 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 
+use crate::budget::Budget;
 use crate::cache::{Coalescer, Item, Purges, L1};
 use crate::config::Config;
 use crate::error::Result;
@@ -211,6 +212,7 @@ pub struct App {
     purges: Arc<Purges>,
     mirror: Option<Mirror>,
     pool: Pool,
+    budget: Budget,
     process_opts: Options,
 }
 
@@ -231,6 +233,17 @@ impl App {
             cfg.derivatives.queue,
             cfg.derivatives.write_attempts,
         );
+        let total = cfg
+            .process
+            .memory_budget
+            .0
+            .map_or_else(crate::budget::auto_budget, |b| b.0);
+        let budget = Budget::new(
+            total,
+            cfg.process.timeout.0,
+            metrics.memory_reserved.clone(),
+        );
+        metrics.memory_budget.set(budget.total() as i64);
         let joined = metrics.coalesced.clone();
         let wait = cfg.shared_work_limit();
         Arc::new(App {
@@ -249,6 +262,7 @@ impl App {
             process_opts: Options::from_config(&cfg.process),
             mirror,
             pool,
+            budget,
             writeback,
             metrics,
             store,

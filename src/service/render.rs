@@ -33,6 +33,19 @@ fn derived(ctx: &Ctx) -> Result<&Derived> {
         .ok_or_else(|| Error::Internal("a derivative stage got a request without a plan".into()))
 }
 
+/// The memory a run of `plan` on `src` holds at its peak (see
+/// `budget::processing_bytes`), from the header's dimensions read in pure Rust.
+/// A header that cannot be read costs nothing here: libvips refuses it (422).
+fn processing_bytes(src: &[u8], plan: &crate::process::Plan) -> u64 {
+    let Ok(size) = imagesize::blob_size(src) else {
+        return 0;
+    };
+    let from = (size.width as u32, size.height as u32);
+    crate::process::pipeline::pixel_estimate(plan, from).map_or(0, |(decoded, out)| {
+        crate::budget::processing_bytes(decoded, out)
+    })
+}
+
 impl App {
     /// Stage `derivative`: one shared render per derivative key.
     pub(super) async fn derivative(self: &Arc<Self>, ctx: &Arc<Ctx>) -> Result<Reply> {
@@ -109,6 +122,13 @@ impl App {
 
     /// Stage `process`: libvips on the bounded blocking pool.
     async fn process(&self, d: &Derived, source: &Source) -> Result<Item> {
+        let _mem = self
+            .budget
+            .reserve(
+                processing_bytes(&source.item.bytes, &d.plan),
+                "processing this image",
+            )
+            .await?;
         let (src, plan) = (source.item.bytes.clone(), d.plan.clone());
         let mut opts = self.process_opts.clone();
         let metrics = self.metrics.clone();

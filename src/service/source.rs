@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::{App, CacheStatus, Ctx, Reply, ReplyBody};
+use crate::budget::Reservation;
 use crate::cache::{Entry, Item};
 use crate::error::{Error, Result};
 use crate::mirror::{self, Fetched};
@@ -17,6 +18,9 @@ pub struct Source {
     pub item: Item,
     /// `store`, `memory` or `mirrored`.
     pub status: CacheStatus,
+    /// Its bytes, held from the memory budget until the last render using it
+    /// is done (`None` for an L1 hit: L1 has its own bound).
+    pub _mem: Option<Arc<Reservation>>,
 }
 
 /// Where an original was found.
@@ -126,7 +130,11 @@ impl App {
         if let Some(item) = self.l1.get(key).await {
             if self.fresh.is_fresh(key, &item).await {
                 let status = CacheStatus::Memory;
-                return Ok(Source { item, status });
+                return Ok(Source {
+                    item,
+                    status,
+                    _mem: None,
+                });
             }
         }
         let (this, c) = (self.clone(), ctx.clone());
@@ -144,11 +152,17 @@ impl App {
         let limit = self.cfg.process.max_source_bytes.0;
         match self.locate(&ctx, || self.store.get(key)).await? {
             Found::Bucket(obj) if obj.meta.size > limit => Err(too_large(limit)),
-            Found::Bucket(obj) => Ok(Source {
-                item: self.read_stored(key, obj, limit).await?,
-                status: CacheStatus::Store,
-            }),
+            Found::Bucket(obj) => {
+                // Admitted before the body is read.
+                let mem = self.budget.reserve(obj.meta.size, "the source").await?;
+                Ok(Source {
+                    item: self.read_stored(key, obj, limit).await?,
+                    status: CacheStatus::Store,
+                    _mem: Some(Arc::new(mem)),
+                })
+            }
             Found::Mirror(f) => {
+                let mem = self.budget.reserve(f.size, "the source").await?;
                 let bytes = f.body.bytes().await?;
                 let (ct, etag) = (f.content_type.clone(), f.etag.clone());
                 let item = Entry::original(bytes, ct, etag, f.last_modified, f.store);
@@ -156,7 +170,11 @@ impl App {
                     self.l1.insert(key.clone(), item.clone()).await;
                 }
                 let status = CacheStatus::Mirrored;
-                Ok(Source { item, status })
+                Ok(Source {
+                    item,
+                    status,
+                    _mem: Some(Arc::new(mem)),
+                })
             }
         }
     }
@@ -194,6 +212,15 @@ impl App {
             Err(StoreError::NotFound) => {}
             Err(e) => return Err(e.into()),
         }
+        // A fetch spools up to `cache.max_item_bytes` in memory (then to disk):
+        // distinct keys fetched at once are bounded by the budget.
+        let spool = self
+            .cfg
+            .cache
+            .max_item_bytes
+            .0
+            .min(self.cfg.process.max_source_bytes.0);
+        let _mem = self.budget.reserve(spool, "a mirror fetch").await?;
         let mut f = m
             .fetch(key, ctx.req.query.as_deref(), &ctx.req.headers)
             .await?;
