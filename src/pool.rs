@@ -12,6 +12,10 @@ use crate::metrics::Metrics;
 
 pub struct Pool {
     slots: Arc<Semaphore>,
+    /// Runs in progress, and when memory was last given back (ms since start).
+    active: Arc<AtomicUsize>,
+    trimmed: Arc<std::sync::atomic::AtomicU64>,
+    started: Instant,
     waiting: AtomicUsize,
     queue: usize,
     timeout: Duration,
@@ -22,6 +26,9 @@ impl Pool {
     pub fn new(workers: usize, queue: usize, timeout: Duration, metrics: Arc<Metrics>) -> Pool {
         Pool {
             slots: Arc::new(Semaphore::new(workers.max(1))),
+            active: Arc::new(AtomicUsize::new(0)),
+            trimmed: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+            started: Instant::now(),
             waiting: AtomicUsize::new(0),
             queue,
             timeout,
@@ -65,9 +72,14 @@ impl Pool {
         };
         let metrics = self.metrics.clone();
         metrics.pool_in_use.inc();
+        let (active, trimmed, started) = (self.active.clone(), self.trimmed.clone(), self.started);
+        active.fetch_add(1, Ordering::SeqCst);
         let handle = tokio::task::spawn_blocking(move || {
             let r = f(deadline);
             drop(permit);
+            if active.fetch_sub(1, Ordering::SeqCst) == 1 {
+                give_back_memory(&trimmed, started);
+            }
             r
         });
         let r = handle.await;
@@ -79,5 +91,25 @@ impl Pool {
                 Err(Error::Internal("processing failed unexpectedly".into()))
             }
         }
+    }
+}
+
+/// When the last run ends (the pool is idle), hand the memory libvips and the
+/// allocator keep cached back to the system, at most once a second: glibc keeps
+/// freed pixel buffers in its arenas, so after a burst RSS would stay at its peak.
+fn give_back_memory(trimmed: &std::sync::atomic::AtomicU64, started: Instant) {
+    let now = started.elapsed().as_millis() as u64;
+    let last = trimmed.load(Ordering::SeqCst);
+    if now.saturating_sub(last) < 1000
+        || trimmed
+            .compare_exchange(last, now.max(1), Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+    {
+        return;
+    }
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free memory; it takes no pointers.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
