@@ -766,3 +766,141 @@ async fn the_memory_budget_admits_what_fits() {
     assert_eq!(m.memory_reserved.get(), 0, "every reservation returned");
     s.stop().await;
 }
+
+/// A GET over a plain socket whose failure (the server killed under it) is
+/// expected and ignored.
+async fn get_ignoring_errors(addr: String, path: String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(mut s) = tokio::net::TcpStream::connect(&addr).await else {
+        return;
+    };
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    if s.write_all(req.as_bytes()).await.is_ok() {
+        let mut sink = Vec::new();
+        let _ = s.read_to_end(&mut sink).await;
+    }
+}
+
+/// Start the real binary; its image address from the log line `listen=`.
+async fn spawn_binary(conf: &std::path::Path) -> (tokio::process::Child, String) {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_pixmirror"))
+        .args(["serve", "--config"])
+        .arg(conf)
+        .env("PIXMIRROR_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = tokio::io::BufReader::new(stderr).lines();
+    let mut base = String::new();
+    while let Ok(Some(line)) = lines.next_line().await {
+        if let Some(i) = line.find("listen=") {
+            let addr: String = line[i + 7..]
+                .chars()
+                .take_while(|c| !c.is_whitespace())
+                .collect();
+            base = format!("http://{}", addr.trim_end_matches('\u{1b}'));
+            break;
+        }
+    }
+    assert!(!base.is_empty(), "the server announced its address");
+    // Keep draining its log so it never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, base)
+}
+
+/// Issue 9, item 13: `kill -9` at arbitrary moments while mirrored originals
+/// are being stored and derivatives written (sync). Whatever the moment, every
+/// object visible in the bucket is whole (originals byte for byte, derivatives
+/// decode at their width), and a restarted process repairs what is missing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_never_leaves_a_partial_object() {
+    let env = Env::new(Backend::Fs, "kill9").await;
+    let o = Origin::start().await;
+    let conf = env.root().join("kill9.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n\
+             [storage]\nkind = \"fs\"\nroot = \"{}\"\n[derivatives]\nwrite = \"sync\"\n\
+             [mirror]\nallow_private_networks = true\n\
+             [[mirror.rules]]\nprefix = \"{}/m/\"\norigin = \"{}\"\nretries = 0\n",
+            env.root().display(),
+            env.prefix,
+            o.template("img"),
+        ),
+    )
+    .expect("config");
+    let source = common::fixture("sunset.jpg");
+    let urls = |round: usize| -> Vec<(String, String)> {
+        (0..12)
+            .map(|i| {
+                let n = round * 12 + i;
+                if i % 2 == 0 {
+                    let key = format!("{}/m/{n}.jpg", env.prefix);
+                    (key.clone(), key)
+                } else {
+                    let w = 20 + n;
+                    let key = env.key("sunset.jpg");
+                    (
+                        format!("{key}__op__resize,w_{w}"),
+                        format!("{key}?x-oss-process=image/resize,w_{w}"),
+                    )
+                }
+            })
+            .collect()
+    };
+    let rounds = 8;
+    for round in 0..rounds {
+        let (mut child, base) = spawn_binary(&conf).await;
+        let addr = base.trim_start_matches("http://").to_string();
+        let tasks: Vec<_> = urls(round)
+            .into_iter()
+            .map(|(_, u)| tokio::spawn(get_ignoring_errors(addr.clone(), format!("/{u}"))))
+            .collect();
+        // Kill at a different moment each round: before, during and after the writes.
+        tokio::time::sleep(std::time::Duration::from_millis((round as u64 * 13) % 60)).await;
+        child.start_kill().expect("kill -9");
+        let _ = child.wait().await;
+        for t in tasks {
+            let _ = t.await;
+        }
+    }
+    // Every visible object is whole.
+    let mut seen = 0;
+    for round in 0..rounds {
+        for (key, _) in urls(round) {
+            let Ok(obj) = env.store.get(&key).await else {
+                continue;
+            };
+            let bytes = pixmirror::storage::read_limited(obj.body, 10 << 20, 0)
+                .await
+                .expect("read");
+            seen += 1;
+            if key.contains("/m/") {
+                assert_eq!(bytes.as_ref(), source.as_slice(), "{key}: a whole original");
+            } else {
+                let w: u32 = key
+                    .rsplit("w_")
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .expect("width");
+                let img = image::load_from_memory(&bytes).unwrap_or_else(|e| panic!("{key}: {e}"));
+                assert_eq!(img.width(), w, "{key}");
+            }
+        }
+    }
+    // A restarted process serves every key again, repairing the missing ones.
+    let (_child, base) = spawn_binary(&conf).await;
+    for round in 0..rounds {
+        for (key, url) in urls(round) {
+            let r = get(&format!("{base}/{url}")).await;
+            assert_eq!(r.status, 200, "{url}");
+            assert!(env.exists(&key).await, "{key} repaired");
+        }
+    }
+    eprintln!("objects visible after the kills: {seen} of {}", rounds * 12);
+}
