@@ -355,29 +355,7 @@ async fn sigterm_drains_write_backs_of_the_binary() {
         ),
     )
     .expect("write");
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_pixmirror"))
-        .args(["serve", "--config"])
-        .arg(&conf)
-        .env("PIXMIRROR_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    use tokio::io::AsyncBufReadExt;
-    let stderr = child.stderr.take().expect("stderr");
-    let mut lines = tokio::io::BufReader::new(stderr).lines();
-    let mut base = String::new();
-    while let Ok(Some(line)) = lines.next_line().await {
-        if let Some(i) = line.find("listen=") {
-            let addr: String = line[i + 7..]
-                .chars()
-                .take_while(|c| !c.is_whitespace())
-                .collect();
-            base = format!("http://{}", addr.trim_end_matches('\u{1b}'));
-            break;
-        }
-    }
-    assert!(!base.is_empty(), "server announced its address");
+    let (mut child, base, mut lines) = common::spawn_binary(&conf).await;
     let key = env.key("dragonfly.jpg");
     let urls: Vec<String> = (0..20)
         .map(|i| {

@@ -781,37 +781,6 @@ async fn get_ignoring_errors(addr: String, path: String) {
     }
 }
 
-/// Start the real binary; its image address from the log line `listen=`.
-async fn spawn_binary(conf: &std::path::Path) -> (tokio::process::Child, String) {
-    use tokio::io::AsyncBufReadExt;
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_pixmirror"))
-        .args(["serve", "--config"])
-        .arg(conf)
-        .env("PIXMIRROR_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn");
-    let stderr = child.stderr.take().expect("stderr");
-    let mut lines = tokio::io::BufReader::new(stderr).lines();
-    let mut base = String::new();
-    while let Ok(Some(line)) = lines.next_line().await {
-        if let Some(i) = line.find("listen=") {
-            let addr: String = line[i + 7..]
-                .chars()
-                .take_while(|c| !c.is_whitespace())
-                .collect();
-            base = format!("http://{}", addr.trim_end_matches('\u{1b}'));
-            break;
-        }
-    }
-    assert!(!base.is_empty(), "the server announced its address");
-    // Keep draining its log so it never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, base)
-}
-
 /// Issue 9, item 13: `kill -9` at arbitrary moments while mirrored originals
 /// are being stored and derivatives written (sync). Whatever the moment, every
 /// object visible in the bucket is whole (originals byte for byte, derivatives
@@ -855,7 +824,8 @@ async fn kill_9_never_leaves_a_partial_object() {
     };
     let rounds = 8;
     for round in 0..rounds {
-        let (mut child, base) = spawn_binary(&conf).await;
+        let (mut child, base, lines) = common::spawn_binary(&conf).await;
+        tokio::spawn(common::drain(lines));
         let addr = base.trim_start_matches("http://").to_string();
         let tasks: Vec<_> = urls(round)
             .into_iter()
@@ -894,7 +864,8 @@ async fn kill_9_never_leaves_a_partial_object() {
         }
     }
     // A restarted process serves every key again, repairing the missing ones.
-    let (_child, base) = spawn_binary(&conf).await;
+    let (_child, base, lines) = common::spawn_binary(&conf).await;
+    tokio::spawn(common::drain(lines));
     for round in 0..rounds {
         for (key, url) in urls(round) {
             let r = get(&format!("{base}/{url}")).await;

@@ -374,3 +374,40 @@ impl Env {
         }
     }
 }
+
+pub type LogLines = tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStderr>>;
+
+/// Start the real `pixmirror serve` binary with `conf`; its image address is
+/// read from the log line `listen=`. The rest of its log is returned.
+pub async fn spawn_binary(conf: &Path) -> (tokio::process::Child, String, LogLines) {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_pixmirror"))
+        .args(["serve", "--config"])
+        .arg(conf)
+        .env("PIXMIRROR_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = tokio::io::BufReader::new(stderr).lines();
+    let mut base = String::new();
+    while let Ok(Some(line)) = lines.next_line().await {
+        if let Some(i) = line.find("listen=") {
+            let addr: String = line[i + 7..]
+                .chars()
+                .take_while(|c| !c.is_whitespace())
+                .collect();
+            base = format!("http://{}", addr.trim_end_matches('\u{1b}'));
+            break;
+        }
+    }
+    assert!(!base.is_empty(), "the server announced its address");
+    (child, base, lines)
+}
+
+/// Read and drop a child's log so it never blocks on a full pipe.
+pub async fn drain(mut lines: LogLines) {
+    while let Ok(Some(_)) = lines.next_line().await {}
+}
