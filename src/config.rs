@@ -288,6 +288,12 @@ pub struct ProcessConfig {
     pub max_frames: u32,
     /// Bytes in flight for sources, decoded pixels and outputs.
     pub memory_budget: MemoryBudget,
+    /// Opt-in size snapping: a resize's `w` (`h`) rounds up to the next value
+    /// listed here (the largest when past them all), before canonicalisation.
+    pub snap_widths: Vec<u32>,
+    pub snap_heights: Vec<u32>,
+    /// Optional: `q`/`Q` round to the nearest of these.
+    pub allowed_qualities: Vec<u8>,
     pub auto_formats: Vec<String>,
     /// libvips slots of the blocking pool; 0 = one per core, plus one.
     pub workers: usize,
@@ -427,6 +433,9 @@ impl Default for ProcessConfig {
             max_output_pixels: 40_000_000,
             max_frames: 1000,
             memory_budget: MemoryBudget(None),
+            snap_widths: Vec::new(),
+            snap_heights: Vec::new(),
+            allowed_qualities: Vec::new(),
             auto_formats: vec!["avif".into(), "webp".into()],
             workers: 0,
             queue: 256,
@@ -510,6 +519,22 @@ impl Config {
         if self.signing.required && self.signing.keys.is_empty() && self.signing.oss_keys.is_empty()
         {
             return Err("signing.required: needs signing.keys or signing.oss_keys".into());
+        }
+        if let Some(q) = self
+            .process
+            .allowed_qualities
+            .iter()
+            .find(|q| !(1..=100).contains(*q))
+        {
+            return Err(format!("process.allowed_qualities: {q} is outside [1,100]"));
+        }
+        for (name, list) in [
+            ("snap_widths", &self.process.snap_widths),
+            ("snap_heights", &self.process.snap_heights),
+        ] {
+            if let Some(v) = list.iter().find(|v| !(1..=16384).contains(*v)) {
+                return Err(format!("process.{name}: {v} is outside [1,16384]"));
+            }
         }
         if self.process.max_output_pixels == 0 || self.process.max_source_pixels == 0 {
             return Err(

@@ -84,6 +84,8 @@ pub fn parse<B>(req: &Request<B>, cfg: &Config) -> Result<ImageRequest> {
     }
     let mut vary_accept = false;
     if let Some(p) = plan.as_mut() {
+        let c = &cfg.process;
+        p.snap(&c.snap_widths, &c.snap_heights, &c.allowed_qualities);
         let accept = req
             .headers()
             .get(http::header::ACCEPT)

@@ -520,6 +520,38 @@ mod tests {
     }
 
     #[test]
+    fn snapping_bounds_variants() {
+        let snapped = |q: &str| {
+            let mut p = parse_process(q, &BTreeMap::new()).expect("parse");
+            p.snap(&[160, 320, 640], &[100], &[60, 75, 85]);
+            p.canonical()
+        };
+        assert_eq!(snapped("image/resize,w_301"), snapped("image/resize,w_320"));
+        assert_eq!(snapped("image/resize,w_161"), "image/resize,w_320");
+        assert_eq!(
+            snapped("image/resize,w_100,h_50"),
+            "image/resize,h_100,w_160"
+        );
+        assert_eq!(
+            snapped("image/resize,w_5000"),
+            "image/resize,w_640",
+            "the largest past them all"
+        );
+        assert_eq!(snapped("image/quality,Q_70"), "image/quality,Q_75");
+        assert_eq!(snapped("image/quality,q_95"), "image/quality,q_85");
+        assert_eq!(
+            snapped("image/quality,Q_80"),
+            "image/quality,Q_85",
+            "a tie goes up"
+        );
+        // Off (empty lists): unchanged.
+        let mut p =
+            parse_process("image/resize,w_301/quality,Q_70", &BTreeMap::new()).expect("parse");
+        p.snap(&[], &[], &[]);
+        assert_eq!(p.canonical(), "image/resize,w_301/quality,Q_70");
+    }
+
+    #[test]
     fn derivative_keys() {
         let p = parse_process("image/resize,w_300/format,webp", &BTreeMap::new()).expect("parse");
         assert_eq!(

@@ -237,6 +237,44 @@ pub struct Plan {
     pub report: Option<Report>,
 }
 
+/// The next listed value at or above `v`; the largest when `v` is past them
+/// all; `v` itself when the list is empty.
+fn snap_up(v: u32, list: &[u32]) -> u32 {
+    list.iter()
+        .copied()
+        .filter(|&x| x >= v)
+        .min()
+        .or_else(|| list.iter().copied().max())
+        .unwrap_or(v)
+}
+
+/// The listed value nearest to `q` (the higher one on a tie).
+fn nearest(q: u8, list: &[u8]) -> u8 {
+    list.iter()
+        .copied()
+        .min_by_key(|&x| ((x as i16 - q as i16).abs(), std::cmp::Reverse(x)))
+        .unwrap_or(q)
+}
+
+impl Plan {
+    /// Bound the variants of a plan (issue 13): resize widths and heights snap
+    /// up to the listed sizes, qualities to the nearest allowed one. Run before
+    /// the plan is canonicalised, so snapped requests share one derivative.
+    pub fn snap(&mut self, widths: &[u32], heights: &[u32], qualities: &[u8]) {
+        for op in &mut self.ops {
+            if let Op::Resize(r) = op {
+                r.w = r.w.map(|w| snap_up(w, widths));
+                r.h = r.h.map(|h| snap_up(h, heights));
+            }
+        }
+        self.quality = match self.quality {
+            Some(Quality::Absolute(q)) => Some(Quality::Absolute(nearest(q, qualities))),
+            Some(Quality::Relative(q)) => Some(Quality::Relative(nearest(q, qualities))),
+            None => None,
+        };
+    }
+}
+
 impl Default for Plan {
     fn default() -> Self {
         Plan {
