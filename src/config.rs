@@ -255,6 +255,18 @@ pub enum WriteMode {
     Sync,
 }
 
+/// Which derivatives are written back to the bucket (`derivatives.admit`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Admit {
+    /// Every derivative (bounded by `max_per_original`).
+    Always,
+    /// From the `admit_hits`-th request for it.
+    Repeat,
+    /// Only derivatives asked for by a named style.
+    Styles,
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DerivativesConfig {
@@ -269,6 +281,11 @@ pub struct DerivativesConfig {
     pub queue: usize,
     /// Attempts per write-back (first try included).
     pub write_attempts: u32,
+    pub admit: Admit,
+    /// With `admit = "repeat"`: stored from this many requests on.
+    pub admit_hits: u32,
+    /// Stored derivatives per original; past it they are served, not stored. 0: no cap.
+    pub max_per_original: usize,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -413,6 +430,9 @@ impl Default for DerivativesConfig {
             revalidate_after: Dur(Duration::from_secs(60)),
             queue: 1024,
             write_attempts: 3,
+            admit: Admit::Always,
+            admit_hits: 2,
+            max_per_original: 200,
         }
     }
 }

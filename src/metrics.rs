@@ -24,6 +24,7 @@ pub struct Metrics {
     pub pool_in_use: IntGauge,
     pub pool_waiting: IntGauge,
     pub memory_reserved: IntGauge,
+    pub writeback_admission: IntCounterVec,
     pub memory_budget: IntGauge,
 }
 
@@ -126,8 +127,16 @@ impl Metrics {
             "pixmirror_memory_budget_bytes",
             "process.memory_budget, resolved",
         ));
+        let writeback_admission = must(IntCounterVec::new(
+            Opts::new(
+                "pixmirror_writeback_admission_total",
+                "Derivatives considered for the bucket, by verdict (derivatives.admit, max_per_original)",
+            ),
+            &["result"],
+        ));
         for c in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(writeback_admission.clone()),
             Box::new(memory_reserved.clone()),
             Box::new(memory_budget.clone()),
             Box::new(request_seconds.clone()),
@@ -176,6 +185,7 @@ impl Metrics {
             pool_waiting,
             memory_reserved,
             memory_budget,
+            writeback_admission,
         }
     }
 

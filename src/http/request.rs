@@ -59,6 +59,7 @@ pub fn parse<B>(req: &Request<B>, cfg: &Config) -> Result<ImageRequest> {
         }
     }
     let query = (!rest.is_empty()).then(|| rest.join("&"));
+    let from_style = process.as_deref().is_some_and(|p| p.starts_with("style/"));
     let sep = &cfg.derivatives.separator;
     let (key, mut plan) = match path.split_once(sep.as_str()) {
         Some((key, actions)) => {
@@ -111,5 +112,6 @@ pub fn parse<B>(req: &Request<B>, cfg: &Config) -> Result<ImageRequest> {
         if_none_match,
         query,
         headers: req.headers().clone(),
+        from_style,
     })
 }

@@ -15,6 +15,7 @@
 //! One place loads an original (`source::locate`), one place decides freshness
 //! (`fresh::Freshness`), one place runs libvips (`render::process`).
 
+pub mod admit;
 mod fresh;
 mod render;
 mod source;
@@ -83,6 +84,8 @@ pub struct ImageRequest {
     pub query: Option<String>,
     /// The client's headers (for mirror `headers.pass`).
     pub headers: http::HeaderMap,
+    /// Asked for by a named style (`style/<name>`): `derivatives.admit = "styles"`.
+    pub from_style: bool,
 }
 
 /// What a derivative request asks for, derived once from the plan.
@@ -210,6 +213,7 @@ pub struct App {
     fresh: Freshness,
     flights: Flights,
     purges: Arc<Purges>,
+    admission: admit::Admission,
     mirror: Option<Mirror>,
     pool: Pool,
     budget: Budget,
@@ -254,6 +258,7 @@ impl App {
             ),
             fresh: Freshness::new(&cfg.derivatives, store.clone()),
             purges: Purges::new(wait),
+            admission: admit::Admission::new(&cfg.derivatives),
             flights: Flights {
                 renders: Coalescer::counting(joined.clone(), wait),
                 sources: Coalescer::counting(joined.clone(), wait),
@@ -290,6 +295,12 @@ impl App {
         let key = ctx.cache_key();
         let item = self.l1.get(key).await?;
         if self.fresh.is_fresh(&ctx.req.key, &item).await {
+            if let Some(d) = &ctx.derived {
+                if self.admission.note_request(&d.key) {
+                    let ticket = self.purges.ticket(&ctx.req.key);
+                    self.write_back(ctx, d, &item, ticket, true).await;
+                }
+            }
             return Some(Reply::from_item(
                 &item,
                 CacheStatus::Memory,

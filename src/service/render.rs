@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
+use super::admit::Verdict;
 use super::fresh::Check;
 use super::source::Source;
 use super::{derivative_metadata, App, CacheStatus, Ctx, Derived, Reply};
@@ -73,7 +74,7 @@ impl App {
         }
         let source = self.source(&ctx).await?;
         let item = self.process(d, &source).await?;
-        self.publish(d, &item, ticket).await;
+        self.publish(&ctx, d, &item, ticket).await;
         let status = match source.status {
             CacheStatus::Mirrored => CacheStatus::Mirrored,
             _ => CacheStatus::Processed,
@@ -165,15 +166,48 @@ impl App {
     }
 
     /// Stage `publish`: into L1 (before the flight ends, so there is no gap),
-    /// then written back to the bucket; neither when the original was purged
-    /// since the render started (checked again before each write attempt). A derivative of an original that is not
-    /// in the bucket is not stored: it could never be checked.
-    async fn publish(&self, d: &Derived, item: &Item, ticket: Ticket) {
+    /// then written back to the bucket if admitted; neither when the original
+    /// was purged since the render started (checked again before each write
+    /// attempt).
+    async fn publish(&self, ctx: &Ctx, d: &Derived, item: &Item, ticket: Ticket) {
         if !ticket.still_valid() {
             return;
         }
         self.l1.insert(d.key.clone(), item.clone()).await;
+        let reached = self.admission.note_request(&d.key);
+        self.write_back(ctx, d, item, ticket, reached).await;
+    }
+
+    /// Write a derivative back if the bucket should hold it: stores derivatives
+    /// like it, its original is in the bucket (else it could never be checked),
+    /// and `service::admit` admits it. Also from an L1 hit that made a
+    /// `repeat` derivative admissible.
+    pub(super) async fn write_back(
+        &self,
+        ctx: &Ctx,
+        d: &Derived,
+        item: &Item,
+        ticket: Ticket,
+        repeat_reached: bool,
+    ) {
         if !(self.stores(d) && item.source_in_bucket) {
+            return;
+        }
+        let verdict = self
+            .admission
+            .decide(
+                &self.store,
+                &ctx.req.key,
+                &d.key,
+                ctx.req.from_style,
+                repeat_reached,
+            )
+            .await;
+        self.metrics
+            .writeback_admission
+            .with_label_values(&[verdict.label()])
+            .inc();
+        if verdict != Verdict::Admitted {
             return;
         }
         let job = Job {
