@@ -524,23 +524,52 @@ async fn fs_keys_never_leave_the_root() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_endpoints() {
     let env = Env::new(Backend::Fs, "admin").await;
-    let s = TestServer::start(env.config()).await;
+    let mut cfg = env.config();
+    cfg.derivatives.write = pixmirror::config::WriteMode::Sync;
+    let s = TestServer::start(cfg).await;
     assert_eq!(get(&format!("{}/healthz", s.admin)).await.status, 200);
     assert_eq!(get(&format!("{}/readyz", s.admin)).await.status, 200);
-    get(&s.url(&env.key("sunset.jpg"))).await;
+    // One original from the store, one derivative made then served from memory.
+    assert_eq!(get(&s.url(&env.key("sunset.jpg"))).await.cache(), "store");
+    let d = s.url(&format!(
+        "{}?x-oss-process=image/resize,w_50",
+        env.key("sunset.jpg")
+    ));
+    assert_eq!(get(&d).await.cache(), "processed");
+    assert_eq!(get(&d).await.cache(), "memory");
     let m = get(&format!("{}/metrics", s.admin)).await;
     let text = String::from_utf8_lossy(&m.body).to_string();
-    for name in [
+    // Values, not only names: each line as the exposition prints it.
+    for line in [
         "pixmirror_requests_total{cache_status=\"store\",code=\"200\"} 1",
-        "pixmirror_processed_total",
+        "pixmirror_requests_total{cache_status=\"processed\",code=\"200\"} 1",
+        "pixmirror_requests_total{cache_status=\"memory\",code=\"200\"} 1",
+        "pixmirror_processed_total 1",
         "pixmirror_source_fetches_total{source=\"store\"} 1",
-        "pixmirror_store_writes_total",
-        "pixmirror_coalesced_total",
-        "pixmirror_l1_bytes",
-        "pixmirror_writeback_queue_depth",
+        "pixmirror_source_fetches_total{source=\"mirror\"} 0",
+        "pixmirror_store_writes_total{result=\"ok\"} 1",
+        "pixmirror_store_writes_total{result=\"error\"} 0",
+        "pixmirror_writeback_admission_total{result=\"admitted\"} 1",
+        "pixmirror_coalesced_total 0",
+        "pixmirror_writeback_queue_depth 0",
+        "pixmirror_memory_reserved_bytes 0",
     ] {
-        assert!(text.contains(name), "missing {name}");
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing `{line}` in\n{text}"
+        );
     }
+    let gauge = |name: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(-1.0)
+    };
+    assert!(
+        gauge("pixmirror_l1_bytes") > 0.0,
+        "L1 holds the original and the derivative"
+    );
+    assert_eq!(gauge("pixmirror_l1_items"), 2.0);
     // Image keys never reach the admin listener.
     assert_eq!(
         get(&format!("{}/{}", s.admin, env.key("sunset.jpg")))
