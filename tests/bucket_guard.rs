@@ -134,6 +134,13 @@ async fn styles_stores_only_named_styles() {
     )))
     .await;
     assert_eq!((r.status, r.dims()), (200, (200, 200)));
+    // The style's plan spelled out is the style's derivative too (already stored).
+    let r = get(&s.url(&format!(
+        "{}?x-oss-process=image/resize,m_fill,w_200,h_200/format,webp",
+        env.key("sunset.jpg")
+    )))
+    .await;
+    assert_eq!((r.status, r.cache()), (200, "memory"));
     widths(&s, &env, 40..43).await;
     assert_eq!(
         stored(&env, "sunset.jpg").await,
@@ -141,5 +148,20 @@ async fn styles_stores_only_named_styles() {
         "the style's derivative only"
     );
     assert_eq!(verdicts(&s, "not_a_style"), 3);
+    s.stop().await;
+    // On a new instance, the spelled-out plan of a style is admitted as the style.
+    let env2 = Env::new(Backend::Fs, "styles2").await;
+    let s = TestServer::start(config(&env2, Admit::Styles, 200)).await;
+    let r = get(&s.url(&format!(
+        "{}?x-oss-process=image/resize,w_200,h_200,m_fill/format,webp",
+        env2.key("sunset.jpg")
+    )))
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        stored(&env2, "sunset.jpg").await,
+        1,
+        "a plan listed in config"
+    );
     s.stop().await;
 }

@@ -20,6 +20,17 @@ pub enum Format {
 }
 
 impl Format {
+    pub const ALL: [Format; 8] = [
+        Format::Jpg,
+        Format::Png,
+        Format::Webp,
+        Format::Avif,
+        Format::Gif,
+        Format::Bmp,
+        Format::Tiff,
+        Format::Heic,
+    ];
+
     pub fn parse(s: &str) -> Option<Format> {
         Some(match s {
             "jpg" | "jpeg" => Format::Jpg,

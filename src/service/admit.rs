@@ -96,6 +96,9 @@ struct PerOriginal {
 
 pub struct Admission {
     policy: Admit,
+    /// The canonical plans of the configured styles (`auto` as every format):
+    /// with `admit = "styles"` these are stored however the request spelled them.
+    styled: std::collections::HashSet<String>,
     hits: u32,
     cap: usize,
     separator: String,
@@ -104,9 +107,13 @@ pub struct Admission {
 }
 
 impl Admission {
-    pub fn new(cfg: &DerivativesConfig) -> Admission {
+    pub fn new(
+        cfg: &DerivativesConfig,
+        styles: &std::collections::BTreeMap<String, String>,
+    ) -> Admission {
         Admission {
             policy: cfg.admit,
+            styled: style_canonicals(styles),
             hits: cfg.admit_hits.max(1),
             cap: cfg.max_per_original,
             separator: cfg.separator.clone(),
@@ -132,11 +139,14 @@ impl Admission {
         original: &str,
         derivative_key: &str,
         from_style: bool,
+        canonical: &str,
         repeat_reached: bool,
     ) -> Verdict {
         match self.policy {
             Admit::Repeat if !repeat_reached => return Verdict::Rare,
-            Admit::Styles if !from_style => return Verdict::NotAStyle,
+            Admit::Styles if !(from_style || self.styled.contains(canonical)) => {
+                return Verdict::NotAStyle
+            }
             _ => {}
         }
         if self.cap == 0 {
@@ -173,6 +183,29 @@ impl Admission {
             })
             .await
     }
+}
+
+/// Every canonical form the configured styles can take.
+fn style_canonicals(
+    styles: &std::collections::BTreeMap<String, String>,
+) -> std::collections::HashSet<String> {
+    use crate::process::{grammar, Format, FormatSpec};
+    let mut out = std::collections::HashSet::new();
+    for value in styles.values() {
+        let Ok(plan) = grammar::parse_process(value, styles) else {
+            continue;
+        };
+        if plan.format == Some(FormatSpec::Auto) {
+            for f in Format::ALL {
+                let mut p = plan.clone();
+                p.format = Some(FormatSpec::Concrete(f));
+                out.insert(p.canonical());
+            }
+        } else {
+            out.insert(plan.canonical());
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -258,7 +258,7 @@ impl App {
             ),
             fresh: Freshness::new(&cfg.derivatives, store.clone()),
             purges: Purges::new(wait),
-            admission: admit::Admission::new(&cfg.derivatives),
+            admission: admit::Admission::new(&cfg.derivatives, &cfg.styles),
             flights: Flights {
                 renders: Coalescer::counting(joined.clone(), wait),
                 sources: Coalescer::counting(joined.clone(), wait),

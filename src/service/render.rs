@@ -200,6 +200,7 @@ impl App {
                 &ctx.req.key,
                 &d.key,
                 ctx.req.from_style,
+                &d.canonical,
                 repeat_reached,
             )
             .await;
