@@ -31,6 +31,11 @@ async fn snapped_sizes_share_one_derivative() {
         let r = get(&url(&format!("resize,w_{w}"))).await;
         assert_eq!(r.status, 200);
         assert_eq!(r.dims().0, 320, "w_{w} is served at the snapped width");
+        assert_eq!(
+            r.header("x-pixmirror-process"),
+            "image/resize,w_320",
+            "and says so"
+        );
     }
     assert_eq!(stored(&env, "sunset.jpg").await, 1, "one stored derivative");
     for q in [70, 74, 79] {

@@ -45,6 +45,9 @@ pub fn reply(
     if r.vary_accept {
         b = b.header(header::VARY, "Accept");
     }
+    if let Some(p) = &r.process {
+        b = b.header("X-Pixmirror-Process", hv(p));
+    }
     let resp = if not_modified {
         b.status(StatusCode::NOT_MODIFIED).body(empty())
     } else {

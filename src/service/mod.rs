@@ -145,6 +145,9 @@ pub struct Reply {
     pub last_modified: Option<SystemTime>,
     pub cache_status: CacheStatus,
     pub vary_accept: bool,
+    /// The canonical process string answered (`X-Pixmirror-Process`): what a
+    /// snapped or normalised request was served as.
+    pub process: Option<String>,
 }
 
 impl Reply {
@@ -157,6 +160,7 @@ impl Reply {
             last_modified: item.last_modified,
             cache_status: status,
             vary_accept,
+            process: None,
         }
     }
 
@@ -169,6 +173,7 @@ impl Reply {
             last_modified: meta.last_modified,
             cache_status: status,
             vary_accept: vary,
+            process: None,
         }
     }
 
@@ -182,6 +187,7 @@ impl Reply {
             last_modified: None,
             cache_status: CacheStatus::Store,
             vary_accept,
+            process: None,
         }
     }
 }
@@ -278,6 +284,14 @@ impl App {
     /// Serve one validated request: the stages in order, the first answer wins.
     pub async fn serve(self: &Arc<Self>, req: ImageRequest) -> Result<Reply> {
         let ctx = Arc::new(Ctx::new(req, &self.cfg.derivatives.separator));
+        let mut reply = self.stages(&ctx).await?;
+        reply.process = ctx.derived.as_ref().map(|d| d.canonical.clone());
+        Ok(reply)
+    }
+
+    /// The stages in order; the first that answers ends the list.
+    async fn stages(self: &Arc<Self>, ctx: &Arc<Ctx>) -> Result<Reply> {
+        let ctx = ctx.clone();
         if let Some(reply) = self.l1(&ctx).await {
             return Ok(reply);
         }

@@ -121,6 +121,7 @@ impl App {
             last_modified: f.last_modified,
             cache_status: CacheStatus::Mirrored,
             vary_accept: ctx.req.vary_accept,
+            process: None,
         })
     }
 
