@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 SAMPLES := dragonfly.jpg sunset.jpg gulp.png rotated-exif6.jpg
 
-.PHONY: run test deps garage build release samples lint bench fmt
+.PHONY: run test deps garage build release samples lint bench fmt fuzz
 
 deps:
 	@bash deploy/install-deps.sh
@@ -34,3 +34,8 @@ lint:
 bench: release
 	cargo bench --locked --bench pipeline
 	bash benches/peers/run.sh
+
+## Fuzz every target for an hour each (FUZZ_SECONDS to change); see fuzz/README.md.
+FUZZ_SECONDS ?= 3600
+fuzz:
+	bash fuzz/run.sh $(FUZZ_SECONDS)

@@ -26,8 +26,7 @@ use tokio::io::AsyncWriteExt;
 use crate::config::{Config, MirrorRule};
 use crate::error::{Error, Result};
 use crate::process::Format;
-use crate::storage::s3::S3Store;
-use crate::storage::{ByteStream, Store, StoreError};
+use crate::storage::{ByteStream, DynStore, StoreError};
 
 /// An original fetched from an origin.
 pub struct Fetched {
@@ -102,7 +101,7 @@ type HttpClient =
 
 pub struct Mirror {
     rules: Vec<MirrorRule>,
-    s3: Vec<Option<S3Store>>,
+    s3: Vec<Option<DynStore>>,
     /// For the configured origin's host: resolved and connected as configured.
     origin_client: HttpClient,
     /// For every other host (redirects): the address guard applies.
@@ -136,7 +135,7 @@ impl Mirror {
         let mut s3 = Vec::new();
         for r in &cfg.mirror.rules {
             s3.push(match &r.origin_s3 {
-                Some(c) => Some(S3Store::new(c, r.timeout.0).await?),
+                Some(c) => Some(crate::storage::s3_store(c, r.timeout.0).await?),
                 None => None,
             });
         }
@@ -257,7 +256,7 @@ impl Mirror {
 
     async fn fetch_s3(
         &self,
-        store: &S3Store,
+        store: &DynStore,
         okey: &str,
         rule: &MirrorRule,
     ) -> Result<Fetched, Failure> {

@@ -1,0 +1,72 @@
+//! The libvips pipeline on arbitrary image bytes with arbitrary plans.
+//! Input: a process string, a NUL byte, then the source bytes. Properties: no
+//! panic or crash; a success is an image of the content type it claims (or
+//! the JSON of a report), within the output cap.
+#![no_main]
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use libfuzzer_sys::fuzz_target;
+use pixmirror::process::grammar::parse_process;
+use pixmirror::process::pipeline::{self, Options};
+use pixmirror::process::plan::Format;
+
+/// Small limits, so that one input stays well inside libFuzzer's time and
+/// memory limits; the limits themselves are part of what is tested.
+const MAX_PIXELS: u64 = 2_000_000;
+
+fuzz_target!(|data: &[u8]| {
+    let Some(nul) = data.iter().position(|&b| b == 0) else {
+        return;
+    };
+    let Ok(process) = std::str::from_utf8(&data[..nul]) else {
+        return;
+    };
+    let src = &data[nul + 1..];
+    let Ok(mut plan) = parse_process(process, &BTreeMap::new()) else {
+        return;
+    };
+    // The request parser resolves `format,auto` before the pipeline runs.
+    pixmirror::process::negotiate::resolve(&mut plan, "image/webp", &[]);
+    let opts = Options {
+        max_source_pixels: MAX_PIXELS,
+        max_output_pixels: MAX_PIXELS,
+        max_frames: 20,
+        jpeg_quality: 80,
+        webp_quality: 80,
+        avif_quality: 50,
+        avif_effort: 0,
+        deadline: Some(Instant::now() + Duration::from_secs(5)),
+    };
+    let Ok(out) = pipeline::run(src, &plan, &opts) else {
+        return;
+    };
+    if out.content_type == "application/json" {
+        assert!(
+            out.bytes.first() == Some(&b'{'),
+            "a report that is not JSON"
+        );
+        return;
+    }
+    let format = Format::sniff(&out.bytes)
+        .unwrap_or_else(|| panic!("output of {process:?} is not an image we know"));
+    assert_eq!(
+        format.content_type(),
+        out.content_type,
+        "output of {process:?}"
+    );
+    let dims = imagesize_of(&out.bytes);
+    if let Some((w, h)) = dims {
+        assert!(
+            w * h <= MAX_PIXELS,
+            "output of {process:?} is {w}x{h}, over the cap"
+        );
+    }
+});
+
+/// Dimensions of the output, read back with libvips.
+fn imagesize_of(bytes: &[u8]) -> Option<(u64, u64)> {
+    let header = pipeline::probe(bytes, u64::MAX, u32::MAX).ok()?;
+    Some((header.width as u64, header.height as u64))
+}

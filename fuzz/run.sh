@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Build the cargo-fuzz targets and run each for a bounded time.
+#   fuzz/run.sh SECONDS [TARGET ...]     (targets: grammar request pipeline)
+# `make test` runs every target for 30 s; `make fuzz` for an hour each.
+# The corpus lives outside the repo ($PIXMIRROR_FUZZ_CORPUS, default
+# ~/.cache/pixmirror-fuzz) and grows from run to run; the seeds are committed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+tools="${PIXMIRROR_TOOLS:-$HOME/.cache/pixmirror-tools}"
+export PATH="$tools/bin:$HOME/.cargo/bin:$PATH"
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  cargo install cargo-fuzz --locked --version 0.13.2 --root "$tools"
+fi
+# cargo-fuzz passes -Z flags (AddressSanitizer, sanitizer coverage); the stable
+# toolchain accepts them with RUSTC_BOOTSTRAP, so no nightly is needed.
+export RUSTC_BOOTSTRAP=1
+# libvips warns on every broken input; the fuzzer's output stays readable.
+export VIPS_WARNING=0
+secs="${1:-30}"
+shift || true
+targets=("$@")
+[ ${#targets[@]} -gt 0 ] || targets=(grammar request pipeline)
+cargo fuzz build -O
+for t in "${targets[@]}"; do
+  corpus="${PIXMIRROR_FUZZ_CORPUS:-$HOME/.cache/pixmirror-fuzz}/$t"
+  mkdir -p "$corpus"
+  echo "fuzz: $t for ${secs}s (corpus $corpus)"
+  # A crash, a leak, an input over 60 s or 2 GB fails the run and leaves the
+  # input in fuzz/artifacts/$t/; replay it with `cargo fuzz run -O $t FILE`.
+  status=0
+  cargo fuzz run -O "$t" "$corpus" "fuzz/seeds/$t" -- \
+    -max_total_time="$secs" -timeout=60 -rss_limit_mb=2048 -print_final_stats=1 \
+    2>&1 | { grep -v -E '^#[0-9]+\s+(NEW|REDUCE|pulse)|NEW_FUNC|^"' || true; } || status=$?
+  [ "$status" -eq 0 ] || { echo "fuzz: $t FAILED (exit $status)"; exit 1; }
+done
