@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Install what pixmirror needs to build and run on Debian 12 (as root, or with sudo):
 # libvips (with its headers) and pkg-config. apt is retried: a mirror hiccup once
-# failed an install part-way here.
+# failed an install part-way here. Extra Debian packages named as arguments are
+# installed too (tests/ops/check.sh passes the tools it lacks).
+#   deploy/install-deps.sh [PACKAGE ...]
 set -euo pipefail
 
-need=()
+need=("$@")
 pkg-config --exists vips 2>/dev/null || need+=(libvips-dev)
 command -v pkg-config >/dev/null || need+=(pkg-config)
 command -v curl >/dev/null || need+=(curl)

@@ -47,6 +47,12 @@ enum Cmd {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Exit 0 when the admin listener answers `/healthz` with 200 (for a
+    /// container's HEALTHCHECK: no curl in the image).
+    Healthcheck {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Delete the stored derivatives of a key.
     Purge {
         key: String,
@@ -93,6 +99,9 @@ fn main() -> ExitCode {
             config,
         } => sign(&url, expires.as_deref(), config).map(|u| println!("{u}")),
         Cmd::Purge { key, config } => runtime().and_then(|rt| rt.block_on(purge(key, config))),
+        Cmd::Healthcheck { config } => {
+            load(config).and_then(|c| healthcheck(c.server.admin_listen))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -100,6 +109,36 @@ fn main() -> ExitCode {
             eprintln!("pixmirror: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// GET /healthz on the admin listener (loopback when it listens on every
+/// address), with a 2 s limit on each step.
+fn healthcheck(admin: std::net::SocketAddr) -> Result<(), String> {
+    use std::io::{Read, Write};
+    let mut addr = admin;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr {
+            std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    let limit = Some(std::time::Duration::from_secs(2));
+    let fail = |e: std::io::Error| format!("healthcheck {addr}: {e}");
+    let mut conn = std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(2))
+        .map_err(fail)?;
+    conn.set_read_timeout(limit).map_err(fail)?;
+    conn.set_write_timeout(limit).map_err(fail)?;
+    conn.write_all(b"GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .map_err(fail)?;
+    let mut head = [0u8; 12];
+    conn.read_exact(&mut head).map_err(fail)?;
+    match &head[9..12] {
+        b"200" => Ok(()),
+        code => Err(format!(
+            "healthcheck {addr}: /healthz answered {}",
+            String::from_utf8_lossy(code)
+        )),
     }
 }
 

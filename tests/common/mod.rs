@@ -380,6 +380,14 @@ pub type LogLines = tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildS
 /// Start the real `pixmirror serve` binary with `conf`; its image address is
 /// read from the log line `listen=`. The rest of its log is returned.
 pub async fn spawn_binary(conf: &Path) -> (tokio::process::Child, String, LogLines) {
+    let (child, base, _admin, lines) = spawn_binary_with_admin(conf).await;
+    (child, base, lines)
+}
+
+/// [`spawn_binary`], also giving the admin address (`admin=` in the same line).
+pub async fn spawn_binary_with_admin(
+    conf: &Path,
+) -> (tokio::process::Child, String, String, LogLines) {
     use tokio::io::AsyncBufReadExt;
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_pixmirror"))
         .args(["serve", "--config"])
@@ -392,19 +400,20 @@ pub async fn spawn_binary(conf: &Path) -> (tokio::process::Child, String, LogLin
         .expect("spawn");
     let stderr = child.stderr.take().expect("stderr");
     let mut lines = tokio::io::BufReader::new(stderr).lines();
-    let mut base = String::new();
+    let field = |line: &str, name: &str| -> Option<String> {
+        let i = line.find(name)? + name.len();
+        let addr: String = line[i..]
+            .chars()
+            .take_while(|c| !c.is_whitespace())
+            .collect();
+        Some(format!("http://{}", addr.trim_end_matches('\u{1b}')))
+    };
     while let Ok(Some(line)) = lines.next_line().await {
-        if let Some(i) = line.find("listen=") {
-            let addr: String = line[i + 7..]
-                .chars()
-                .take_while(|c| !c.is_whitespace())
-                .collect();
-            base = format!("http://{}", addr.trim_end_matches('\u{1b}'));
-            break;
+        if let (Some(base), Some(admin)) = (field(&line, " listen="), field(&line, " admin=")) {
+            return (child, base, admin, lines);
         }
     }
-    assert!(!base.is_empty(), "the server announced its address");
-    (child, base, lines)
+    panic!("the server did not announce its addresses");
 }
 
 /// Read and drop a child's log so it never blocks on a full pipe.

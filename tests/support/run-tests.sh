@@ -8,5 +8,8 @@ trap 'tests/support/garage.sh stop "$dir"' EXIT
 eval "$(tests/support/garage.sh start "$dir")"
 echo "garage up at $PIXMIRROR_TEST_S3_ENDPOINT"
 cargo test --all-targets -- --test-threads=4 "$@"
+# The deployment artifacts (systemd, container, Kubernetes, ...), each through
+# the tool its users run it with.
+bash tests/ops/check.sh
 # Each fuzz target for a short, bounded time (the hour-long runs: `make fuzz`).
 bash fuzz/run.sh "${PIXMIRROR_FUZZ_SECONDS:-30}"

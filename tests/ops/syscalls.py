@@ -1,0 +1,111 @@
+"""The systemd unit's SystemCallFilter against the syscalls pixmirror really makes.
+
+usage: syscalls.py PIXMIRROR_BINARY UNIT_FILE
+
+Serves the test fixtures from a folder under strace -f, sends a mixed load
+(every output format, rotate, blur, an original, a 404, a 400, metrics), stops
+with SIGTERM (the drain), then checks every syscall made is allowed by the
+unit's SystemCallFilter lines, expanded by `systemd-analyze syscall-filter`.
+A syscall outside the filter would fail with EPERM in production.
+"""
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+
+def expand(name, cache={}):
+    if name not in cache:
+        out = subprocess.run(["systemd-analyze", "syscall-filter", name],
+                             capture_output=True, text=True, check=True).stdout
+        calls = set()
+        for line in out.splitlines()[1:]:
+            t = line.strip()
+            if not t or t.startswith("#"):
+                continue
+            calls |= expand(t) if t.startswith("@") else {t}
+        cache[name] = calls
+    return cache[name]
+
+
+def unit_filter(unit):
+    allowed = None
+    for line in open(unit):
+        m = re.match(r"SystemCallFilter=(~?)(.*)", line.strip())
+        if not m:
+            continue
+        names = set()
+        for n in m.group(2).split():
+            names |= expand(n) if n.startswith("@") else {n}
+        if m.group(1):
+            allowed = (allowed or set()) - names
+        else:
+            allowed = (allowed or set()) | names
+    return allowed
+
+
+def main(binary, unit):
+    allowed = unit_filter(unit)
+    assert allowed, "the unit has no SystemCallFilter"
+    work = tempfile.mkdtemp()
+    try:
+        bucket = os.path.join(work, "bucket", "s")
+        os.makedirs(bucket)
+        for f in ["sunset.jpg", "gulp.png", "rotated-exif6.jpg"]:
+            shutil.copy(os.path.join("tests", "fixtures", f), bucket)
+        conf = os.path.join(work, "c.toml")
+        open(conf, "w").write(
+            '[server]\nlisten = "127.0.0.1:0"\nadmin_listen = "127.0.0.1:0"\n'
+            f'[storage]\nkind = "fs"\nroot = "{work}/bucket"\n')
+        trace = os.path.join(work, "trace")
+        env = dict(os.environ, NO_COLOR="1", PIXMIRROR_LOG="info")
+        p = subprocess.Popen(["strace", "-f", "-qq", "-o", trace, binary, "serve", "--config", conf],
+                             stderr=subprocess.PIPE, text=True, env=env)
+        base = admin = None
+        for line in p.stderr:
+            m = re.search(r" listen=(\S+) admin=(\S+)", line)
+            if m:
+                base, admin = "http://" + m.group(1), "http://" + m.group(2)
+                break
+        assert base, "the server did not start"
+        paths = [
+            "/s/sunset.jpg?x-oss-process=image/resize,w_300/format,webp",
+            "/s/gulp.png?x-oss-process=image/resize,w_120/format,avif",
+            "/s/sunset.jpg?x-oss-process=image/rotate,45/format,png",
+            "/s/rotated-exif6.jpg?x-oss-process=image/blur,r_3,s_2/format,jpg",
+            "/s/gulp.png?x-oss-process=image/resize,w_64/format,gif",
+            "/s/sunset.jpg?x-oss-process=image/info",
+            "/s/sunset.jpg", "/s/missing.jpg", "/s/sunset.jpg?x-oss-process=image/resize,w_0",
+        ]
+        codes = []
+        for path in paths:
+            try:
+                codes.append(urllib.request.urlopen(base + path, timeout=30).status)
+            except urllib.error.HTTPError as e:
+                codes.append(e.code)
+        urllib.request.urlopen(admin + "/metrics", timeout=10).read()
+        assert codes == [200] * 7 + [404, 400], f"statuses {codes}"
+        tracee = int(open(f"/proc/{p.pid}/task/{p.pid}/children").read().split()[0])
+        os.kill(tracee, signal.SIGTERM)
+        p.stderr.read()
+        p.wait(timeout=60)
+        used = set()
+        for line in open(trace):
+            m = re.match(r"\d+\s+([a-z0-9_]+)\(", line)
+            if m:
+                used.add(m.group(1))
+        outside = sorted(used - allowed)
+        print(f"syscalls: {len(used)} used, {len(allowed)} allowed, outside: {outside or 'none'}")
+        sys.exit(1 if outside else 0)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])
