@@ -47,4 +47,9 @@ for d in yaml.safe_load_all(open(sys.argv[1])):
         open(sys.argv[2], "w").write(d["data"]["config.toml"])' "$out" "$work/config.toml"
   "$px" check-config --config "$work/config.toml"
 done
+step "cloudfront: the Accept-normalising function (node --test)"
+node --test tests/ops/
+step "aws: CloudFront policies, function and IAM policy against the AWS API models"
+"$venv/python" tests/ops/aws_check.py
+
 step "all deployment artifacts checked"
