@@ -52,10 +52,17 @@ impl Entry {
 pub struct L1 {
     cache: Option<moka::future::Cache<String, Item>>,
     max_item: u64,
+    /// `pixmirror_l1_lookups_total{result}`.
+    lookups: prometheus::IntCounterVec,
 }
 
 impl L1 {
-    pub fn new(capacity: u64, ttl: Duration, max_item: u64) -> L1 {
+    pub fn new(
+        capacity: u64,
+        ttl: Duration,
+        max_item: u64,
+        lookups: prometheus::IntCounterVec,
+    ) -> L1 {
         let cache = (capacity > 0).then(|| {
             moka::future::Cache::builder()
                 .max_capacity(capacity)
@@ -67,11 +74,18 @@ impl L1 {
                 .support_invalidation_closures()
                 .build()
         });
-        L1 { cache, max_item }
+        L1 {
+            cache,
+            max_item,
+            lookups,
+        }
     }
 
     pub async fn get(&self, key: &str) -> Option<Item> {
-        self.cache.as_ref()?.get(key).await
+        let found = self.cache.as_ref()?.get(key).await;
+        let result = if found.is_some() { "hit" } else { "miss" };
+        self.lookups.with_label_values(&[result]).inc();
+        found
     }
 
     /// Keep `item` unless it is over `cache.max_item_bytes`.

@@ -2,7 +2,7 @@
 //! (so tests running several servers in one process count separately).
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Counter, Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
     Registry, TextEncoder,
 };
 
@@ -11,7 +11,7 @@ pub struct Metrics {
     pub requests: IntCounterVec,
     pub request_seconds: HistogramVec,
     pub processed: IntCounter,
-    pub process_seconds: Histogram,
+    pub process_seconds: HistogramVec,
     pub source_fetches: IntCounterVec,
     pub store_writes: IntCounterVec,
     pub store_requests: IntCounterVec,
@@ -23,9 +23,18 @@ pub struct Metrics {
     pub busy: IntCounter,
     pub pool_in_use: IntGauge,
     pub pool_waiting: IntGauge,
+    pub pool_workers: IntGauge,
     pub memory_reserved: IntGauge,
     pub writeback_admission: IntCounterVec,
     pub memory_budget: IntGauge,
+    pub stage_seconds: HistogramVec,
+    pub source_bytes: IntCounterVec,
+    pub response_bytes: IntCounterVec,
+    pub l1_lookups: IntCounterVec,
+    pub writeback_retries: IntCounter,
+    pub writeback_failures: IntCounter,
+    pub mirror_fetches: IntCounterVec,
+    process: ProcessMetrics,
 }
 
 fn must<T>(r: prometheus::Result<T>) -> T {
@@ -46,26 +55,68 @@ impl Metrics {
         let request_seconds = must(HistogramVec::new(
             HistogramOpts::new(
                 "pixmirror_request_duration_seconds",
-                "Time to produce a response (until headers)",
+                "Time to produce a response (until headers), by X-Cache-Status and code",
             )
-            .buckets(vec![
-                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-            ]),
-            &["cache_status"],
+            .buckets(STAGE_BUCKETS.to_vec()),
+            &["cache_status", "code"],
         ));
         let processed = must(IntCounter::new(
             "pixmirror_processed_total",
             "images processed (libvips runs that produced an output)",
         ));
-        let process_seconds = must(Histogram::with_opts(
+        let process_seconds = must(HistogramVec::new(
             HistogramOpts::new(
                 "pixmirror_process_duration_seconds",
-                "CPU-bound libvips run time",
+                "CPU-bound libvips run time, by output format",
             )
-            .buckets(vec![
-                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-            ]),
+            .buckets(STAGE_BUCKETS.to_vec()),
+            &["format"],
         ));
+        let stage_seconds = must(HistogramVec::new(
+            HistogramOpts::new(
+                "pixmirror_stage_duration_seconds",
+                "Time in each stage: store_get, store_head, store_put, store_delete, store_list, mirror_fetch, pool_wait",
+            )
+            .buckets(STAGE_BUCKETS.to_vec()),
+            &["stage"],
+        ));
+        let source_bytes = must(IntCounterVec::new(
+            Opts::new(
+                "pixmirror_source_bytes_total",
+                "Bytes of originals read in, by source (store or mirror)",
+            ),
+            &["source"],
+        ));
+        let response_bytes = must(IntCounterVec::new(
+            Opts::new(
+                "pixmirror_response_bytes_total",
+                "Response body bytes sent, by X-Cache-Status",
+            ),
+            &["cache_status"],
+        ));
+        let l1_lookups = must(IntCounterVec::new(
+            Opts::new(
+                "pixmirror_l1_lookups_total",
+                "In-memory cache lookups, by result (hit or miss)",
+            ),
+            &["result"],
+        ));
+        let writeback_retries = must(IntCounter::new(
+            "pixmirror_writeback_retries_total",
+            "Write-back attempts after a failed one",
+        ));
+        let writeback_failures = must(IntCounter::new(
+            "pixmirror_writeback_failures_total",
+            "Derivatives not written after every attempt failed",
+        ));
+        let mirror_fetches = must(IntCounterVec::new(
+            Opts::new(
+                "pixmirror_mirror_fetches_total",
+                "Mirror origin fetches, by rule (its index in mirror.rules) and outcome (ok, or the error code)",
+            ),
+            &["rule", "outcome"],
+        ));
+        let process = ProcessMetrics::new();
         let source_fetches = must(IntCounterVec::new(
             Opts::new(
                 "pixmirror_source_fetches_total",
@@ -119,6 +170,10 @@ impl Metrics {
             "pixmirror_pool_waiting",
             "Requests waiting for a libvips slot",
         ));
+        let pool_workers = must(IntGauge::new(
+            "pixmirror_pool_workers",
+            "libvips slots (process.workers, resolved): pool_in_use / pool_workers is saturation",
+        ));
         let memory_reserved = must(IntGauge::new(
             "pixmirror_memory_reserved_bytes",
             "Bytes reserved from process.memory_budget by requests in flight",
@@ -153,12 +208,28 @@ impl Metrics {
             Box::new(busy.clone()),
             Box::new(pool_in_use.clone()),
             Box::new(pool_waiting.clone()),
+            Box::new(pool_workers.clone()),
+            Box::new(stage_seconds.clone()),
+            Box::new(source_bytes.clone()),
+            Box::new(response_bytes.clone()),
+            Box::new(l1_lookups.clone()),
+            Box::new(writeback_retries.clone()),
+            Box::new(writeback_failures.clone()),
+            Box::new(mirror_fetches.clone()),
+            Box::new(process.resident.clone()),
+            Box::new(process.cpu.clone()),
+            Box::new(process.fds.clone()),
+            Box::new(process.threads.clone()),
         ] {
             must(registry.register(c));
         }
         // Make the labelled series visible from the start.
         for s in ["store", "mirror"] {
             source_fetches.with_label_values(&[s]);
+            source_bytes.with_label_values(&[s]);
+        }
+        for r in ["hit", "miss"] {
+            l1_lookups.with_label_values(&[r]);
         }
         for r in ["ok", "error"] {
             store_writes.with_label_values(&[r]);
@@ -183,10 +254,26 @@ impl Metrics {
             busy,
             pool_in_use,
             pool_waiting,
+            pool_workers,
             memory_reserved,
             memory_budget,
             writeback_admission,
+            stage_seconds,
+            source_bytes,
+            response_bytes,
+            l1_lookups,
+            writeback_retries,
+            writeback_failures,
+            mirror_fetches,
+            process,
         }
+    }
+
+    /// Record the time spent in `stage` since `start`.
+    pub fn stage(&self, stage: &str, start: std::time::Instant) {
+        self.stage_seconds
+            .with_label_values(&[stage])
+            .observe(start.elapsed().as_secs_f64());
     }
 
     /// Requests made to the bucket with operation `op` (every result).
@@ -199,6 +286,7 @@ impl Metrics {
 
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
+        self.process.update();
         let mut buf = Vec::new();
         if TextEncoder::new()
             .encode(&self.registry.gather(), &mut buf)
@@ -213,5 +301,67 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Metrics::new()
+    }
+}
+
+/// Seconds, from a memory hit's store check to a large libvips run.
+const STAGE_BUCKETS: [f64; 13] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// The standard `process_*` metrics (Prometheus client conventions), read
+/// from /proc at each scrape; absent elsewhere.
+struct ProcessMetrics {
+    resident: IntGauge,
+    cpu: Counter,
+    fds: IntGauge,
+    threads: IntGauge,
+}
+
+impl ProcessMetrics {
+    fn new() -> ProcessMetrics {
+        ProcessMetrics {
+            resident: must(IntGauge::new(
+                "process_resident_memory_bytes",
+                "Resident memory size in bytes",
+            )),
+            cpu: must(Counter::new(
+                "process_cpu_seconds_total",
+                "Total user and system CPU time spent in seconds",
+            )),
+            fds: must(IntGauge::new(
+                "process_open_fds",
+                "Number of open file descriptors",
+            )),
+            threads: must(IntGauge::new("process_threads", "Number of OS threads")),
+        }
+    }
+
+    fn update(&self) {
+        let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+            return;
+        };
+        // Fields after the command name, which is in parentheses and may hold spaces.
+        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+            return;
+        };
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let num = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        // SAFETY: sysconf has no preconditions.
+        let (tick, page) = unsafe {
+            (
+                libc::sysconf(libc::_SC_CLK_TCK).max(1) as f64,
+                libc::sysconf(libc::_SC_PAGESIZE).max(1) as u64,
+            )
+        };
+        // man 5 proc: utime 14, stime 15, num_threads 20, rss 24 (1-based,
+        // counting pid and comm); `rest` starts at field 3.
+        let cpu = (num(11) + num(12)) as f64 / tick;
+        self.cpu.inc_by((cpu - self.cpu.get()).max(0.0));
+        self.threads.set(num(17) as i64);
+        self.resident.set((num(21) * page) as i64);
+        if let Ok(dir) = std::fs::read_dir("/proc/self/fd") {
+            self.fds.set(dir.count() as i64);
+        }
     }
 }

@@ -24,6 +24,7 @@ pub struct Pool {
 
 impl Pool {
     pub fn new(workers: usize, queue: usize, timeout: Duration, metrics: Arc<Metrics>) -> Pool {
+        metrics.pool_workers.set(workers.max(1) as i64);
         Pool {
             slots: Arc::new(Semaphore::new(workers.max(1))),
             active: Arc::new(AtomicUsize::new(0)),
@@ -66,10 +67,12 @@ impl Pool {
         F: FnOnce(Instant) -> Result<T> + Send + 'static,
     {
         let deadline = Instant::now() + self.timeout;
+        let waited = Instant::now();
         let permit = match self.slots.clone().try_acquire_owned() {
             Ok(p) => p,
             Err(_) => self.wait_for_slot().await?,
         };
+        self.metrics.stage("pool_wait", waited);
         let metrics = self.metrics.clone();
         metrics.pool_in_use.inc();
         let (active, trimmed, started) = (self.active.clone(), self.trimmed.clone(), self.started);

@@ -36,6 +36,9 @@ pub async fn put_with_retries(
 ) -> bool {
     let mut delay = Duration::from_millis(50);
     for attempt in 1..=attempts {
+        if attempt > 1 {
+            metrics.writeback_retries.inc();
+        }
         if job.ticket.as_ref().is_some_and(|t| !t.still_valid()) {
             tracing::debug!(key = %job.key, "write-back dropped: the original was purged");
             return false;
@@ -55,6 +58,7 @@ pub async fn put_with_retries(
             }
         }
     }
+    metrics.writeback_failures.inc();
     false
 }
 

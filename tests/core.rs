@@ -540,25 +540,37 @@ async fn admin_endpoints() {
     let m = get(&format!("{}/metrics", s.admin)).await;
     let text = String::from_utf8_lossy(&m.body).to_string();
     // Values, not only names: each line as the exposition prints it.
-    for line in [
-        "pixmirror_requests_total{cache_status=\"store\",code=\"200\"} 1",
-        "pixmirror_requests_total{cache_status=\"processed\",code=\"200\"} 1",
-        "pixmirror_requests_total{cache_status=\"memory\",code=\"200\"} 1",
-        "pixmirror_processed_total 1",
-        "pixmirror_source_fetches_total{source=\"store\"} 1",
-        "pixmirror_source_fetches_total{source=\"mirror\"} 0",
-        "pixmirror_store_writes_total{result=\"ok\"} 1",
-        "pixmirror_store_writes_total{result=\"error\"} 0",
-        "pixmirror_writeback_admission_total{result=\"admitted\"} 1",
-        "pixmirror_coalesced_total 0",
-        "pixmirror_writeback_queue_depth 0",
-        "pixmirror_memory_reserved_bytes 0",
-    ] {
-        assert!(
-            text.lines().any(|l| l == line),
-            "missing `{line}` in\n{text}"
-        );
-    }
+    common::assert_metric_lines(
+        &text,
+        &[
+            "pixmirror_requests_total{cache_status=\"store\",code=\"200\"} 1",
+            "pixmirror_requests_total{cache_status=\"processed\",code=\"200\"} 1",
+            "pixmirror_requests_total{cache_status=\"memory\",code=\"200\"} 1",
+            "pixmirror_processed_total 1",
+            "pixmirror_source_fetches_total{source=\"store\"} 1",
+            "pixmirror_source_fetches_total{source=\"mirror\"} 0",
+            "pixmirror_store_writes_total{result=\"ok\"} 1",
+            "pixmirror_store_writes_total{result=\"error\"} 0",
+            "pixmirror_writeback_admission_total{result=\"admitted\"} 1",
+            "pixmirror_coalesced_total 0",
+            "pixmirror_writeback_queue_depth 0",
+            "pixmirror_memory_reserved_bytes 0",
+            // The original missed, then hit for the derivative; the derivative
+            // missed, then hit on the third request.
+            "pixmirror_l1_lookups_total{result=\"hit\"} 2",
+            "pixmirror_l1_lookups_total{result=\"miss\"} 2",
+            "pixmirror_process_duration_seconds_count{format=\"jpeg\"} 1",
+            "pixmirror_request_duration_seconds_count{cache_status=\"memory\",code=\"200\"} 1",
+            "pixmirror_response_bytes_total{cache_status=\"store\"} 52332",
+            "pixmirror_source_bytes_total{source=\"store\"} 52332",
+            // The original's GET and the derivative's (missing) bucket copy; one
+            // PUT (sync write-back); one listing for max_per_original.
+            "pixmirror_stage_duration_seconds_count{stage=\"store_get\"} 2",
+            "pixmirror_stage_duration_seconds_count{stage=\"store_put\"} 1",
+            "pixmirror_stage_duration_seconds_count{stage=\"store_list\"} 1",
+            "pixmirror_stage_duration_seconds_count{stage=\"pool_wait\"} 1",
+        ],
+    );
     let gauge = |name: &str| -> f64 {
         text.lines()
             .find_map(|l| l.strip_prefix(&format!("{name} ")))
@@ -570,6 +582,15 @@ async fn admin_endpoints() {
         "L1 holds the original and the derivative"
     );
     assert_eq!(gauge("pixmirror_l1_items"), 2.0);
+    // The derivative's bytes, once processed and once from memory.
+    let derived = gauge("pixmirror_response_bytes_total{cache_status=\"processed\"}");
+    assert!(derived > 0.0);
+    assert_eq!(
+        gauge("pixmirror_response_bytes_total{cache_status=\"memory\"}"),
+        derived
+    );
+    assert!(gauge("process_resident_memory_bytes") > 1e6);
+    assert!(gauge("process_open_fds") > 0.0);
     // Image keys never reach the admin listener.
     assert_eq!(
         get(&format!("{}/{}", s.admin, env.key("sunset.jpg")))

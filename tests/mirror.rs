@@ -268,6 +268,15 @@ async fn negative_cache_and_404_not_stored() {
         "a hot missing key does not hammer the origin"
     );
     assert!(!env.exists(&key).await, "404 bodies are never stored");
+    let text = s.app.metrics.render();
+    common::assert_metric_lines(
+        &text,
+        &[
+            "pixmirror_mirror_fetches_total{outcome=\"not_found\",rule=\"0\"} 1",
+            "pixmirror_mirror_fetches_total{outcome=\"negative_cached\",rule=\"0\"} 3",
+            "pixmirror_stage_duration_seconds_count{stage=\"mirror_fetch\"} 1",
+        ],
+    );
     s.stop().await;
     let mut cfg = with_rules(&env, vec![rule(&p, o.template("missing"))]);
     cfg.mirror.negative_ttl = pixmirror::config::Dur(std::time::Duration::from_millis(1));

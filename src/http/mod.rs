@@ -60,8 +60,14 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
         .inc();
     app.metrics
         .request_seconds
-        .with_label_values(&[cache_status])
+        .with_label_values(&[cache_status, &code])
         .observe(start.elapsed().as_secs_f64());
+    if let Some(n) = hyper::body::Body::size_hint(resp.body()).exact() {
+        app.metrics
+            .response_bytes
+            .with_label_values(&[cache_status])
+            .inc_by(n);
+    }
     tracing::debug!(uri = %req.uri(), status = %code, cache = cache_status, ms = start.elapsed().as_millis() as u64, "request");
     resp
 }

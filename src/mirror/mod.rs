@@ -25,6 +25,7 @@ use tokio::io::AsyncWriteExt;
 
 use crate::config::{Config, MirrorRule};
 use crate::error::{Error, Result};
+use crate::metrics::Metrics;
 use crate::process::Format;
 use crate::storage::{ByteStream, DynStore, StoreError};
 
@@ -107,6 +108,9 @@ pub struct Mirror {
     /// For every other host (redirects): the address guard applies.
     client: HttpClient,
     negative: moka::future::Cache<String, ()>,
+    /// `pixmirror_mirror_fetches_total` and the `mirror_fetch` stage; the
+    /// server's own after [`Mirror::with_metrics`].
+    metrics: Arc<Metrics>,
     allow_private: bool,
     max_bytes: u64,
     spill_at: u64,
@@ -154,7 +158,27 @@ impl Mirror {
             allow_private: cfg.mirror.allow_private_networks,
             max_bytes: cfg.process.max_source_bytes.0,
             spill_at: cfg.cache.max_item_bytes.0,
+            metrics: Arc::new(Metrics::new()),
         })
+    }
+
+    /// Count fetches in the server's metrics.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Mirror {
+        self.metrics = metrics;
+        self
+    }
+
+    /// One fetch by rule `idx` and its outcome: "ok", "not_found" (the origin
+    /// said so), "negative_cached" (remembered: the origin was not asked), or
+    /// the error code.
+    fn count(&self, idx: usize, outcome: &str, started: Option<std::time::Instant>) {
+        self.metrics
+            .mirror_fetches
+            .with_label_values(&[&idx.to_string(), outcome])
+            .inc();
+        if let Some(t) = started {
+            self.metrics.stage("mirror_fetch", t);
+        }
     }
 
     pub fn has_rules(&self) -> bool {
@@ -178,8 +202,10 @@ impl Mirror {
             )));
         }
         if self.negative.contains_key(key) {
+            self.count(idx, "negative_cached", None);
             return Err(not_found());
         }
+        let started = std::time::Instant::now();
         let okey = rules::origin_key(rule, key);
         let query = if rule.pass_query { query } else { None };
         let result = match &self.s3[idx] {
@@ -216,14 +242,21 @@ impl Mirror {
                 })
             }
         };
-        match result {
+        let result = match result {
             Ok(f) => Ok(f),
             Err(Failure::NotFound) => {
                 self.negative.insert(key.to_string(), ()).await;
-                Err(not_found())
+                self.count(idx, "not_found", Some(started));
+                return Err(not_found());
             }
             Err(Failure::Retry(e)) | Err(Failure::Fatal(e)) => Err(e),
-        }
+        };
+        self.count(
+            idx,
+            result.as_ref().map_or_else(Error::code, |_| "ok"),
+            Some(started),
+        );
+        result
     }
 
     /// One origin: first try plus `retries`, with backoff, each under `timeout`.

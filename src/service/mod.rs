@@ -230,7 +230,11 @@ impl App {
     pub fn new(cfg: Config, store: DynStore, mirror: Option<Mirror>) -> Arc<App> {
         let metrics = Arc::new(Metrics::new());
         let cfg = Arc::new(cfg);
-        let store: DynStore = Arc::new(Counted::new(store, metrics.store_requests.clone()));
+        let store: DynStore = Arc::new(Counted::new(
+            store,
+            metrics.store_requests.clone(),
+            metrics.stage_seconds.clone(),
+        ));
         let pool = Pool::new(
             cfg.workers(),
             cfg.process.queue,
@@ -261,6 +265,7 @@ impl App {
                 cfg.cache.memory_bytes.0,
                 cfg.cache.ttl.0,
                 cfg.cache.max_item_bytes.0,
+                metrics.l1_lookups.clone(),
             ),
             fresh: Freshness::new(&cfg.derivatives, store.clone()),
             purges: Purges::new(wait),
@@ -271,7 +276,7 @@ impl App {
                 mirrors: Coalescer::counting(joined, wait),
             },
             process_opts: Options::from_config(&cfg.process),
-            mirror,
+            mirror: mirror.map(|m| m.with_metrics(metrics.clone())),
             pool,
             budget,
             writeback,

@@ -142,8 +142,13 @@ impl App {
                 if r.is_ok() {
                     metrics.processed.inc();
                 }
+                // By output format ("webp", "json" for reports); "failed" runs apart.
+                let format = r.as_ref().map_or("failed", |o| {
+                    o.content_type.rsplit('/').next().unwrap_or("other")
+                });
                 metrics
                     .process_seconds
+                    .with_label_values(&[format])
                     .observe(start.elapsed().as_secs_f64());
                 r
             })

@@ -185,6 +185,10 @@ impl App {
     async fn read_stored(&self, key: &str, obj: Object, limit: u64) -> Result<Item> {
         self.note_bucket_read(key, &obj.meta.etag);
         let bytes = read_limited(obj.body, limit, obj.meta.size as usize).await?;
+        self.metrics
+            .source_bytes
+            .with_label_values(&["store"])
+            .inc_by(bytes.len() as u64);
         let ct = obj.meta.content_type_or_default();
         let (etag, modified) = (obj.meta.etag, obj.meta.last_modified);
         let item = Entry::original(bytes, ct, etag, modified, true);
@@ -229,6 +233,10 @@ impl App {
             .source_fetches
             .with_label_values(&["mirror"])
             .inc();
+        self.metrics
+            .source_bytes
+            .with_label_values(&["mirror"])
+            .inc_by(f.size);
         if f.store {
             self.store_mirrored(key, &mut f).await;
         }

@@ -5,18 +5,24 @@ use std::collections::BTreeMap;
 
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
-use prometheus::IntCounterVec;
+use prometheus::{HistogramVec, IntCounterVec};
 
 use super::{DynStore, Object, ObjectMeta, PutObject, Store, StoreError, StoreResult, Written};
 
 pub struct Counted {
     inner: DynStore,
     requests: IntCounterVec,
+    /// `pixmirror_stage_duration_seconds`, stage `store_<op>`.
+    seconds: HistogramVec,
 }
 
 impl Counted {
-    pub fn new(inner: DynStore, requests: IntCounterVec) -> Counted {
-        Counted { inner, requests }
+    pub fn new(inner: DynStore, requests: IntCounterVec, seconds: HistogramVec) -> Counted {
+        Counted {
+            inner,
+            requests,
+            seconds,
+        }
     }
 
     /// Count the request, and log the failures that become a 502/503/403 (their
@@ -52,8 +58,19 @@ impl Counted {
         f: BoxFuture<'a, StoreResult<T>>,
     ) -> BoxFuture<'a, StoreResult<T>> {
         async move {
+            let start = std::time::Instant::now();
             let r = f.await;
             self.count(op, &r);
+            let stage = match op {
+                "GET" => "store_get",
+                "HEAD" => "store_head",
+                "PUT" => "store_put",
+                "DELETE" => "store_delete",
+                _ => "store_list",
+            };
+            self.seconds
+                .with_label_values(&[stage])
+                .observe(start.elapsed().as_secs_f64());
             r
         }
         .boxed()

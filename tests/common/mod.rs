@@ -420,3 +420,14 @@ pub async fn spawn_binary_with_admin(
 pub async fn drain(mut lines: LogLines) {
     while let Ok(Some(_)) = lines.next_line().await {}
 }
+
+/// Every `lines` entry appears as a whole line of a metrics exposition: values,
+/// not only names.
+pub fn assert_metric_lines(text: &str, lines: &[&str]) {
+    for line in lines {
+        assert!(
+            text.lines().any(|l| l == *line),
+            "missing `{line}` in\n{text}"
+        );
+    }
+}
