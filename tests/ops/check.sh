@@ -52,4 +52,10 @@ node --test tests/ops/
 step "aws: CloudFront policies, function and IAM policy against the AWS API models"
 "$venv/python" tests/ops/aws_check.py
 
+step "prometheus: promtool check rules + test rules (deploy/prometheus/alerts.yml)"
+promtool check rules deploy/prometheus/alerts.yml
+promtool test rules tests/ops/alerts_test.yml
+step "prometheus: promtool check metrics on a live scrape; every dashboard query through a real Prometheus"
+python3 tests/ops/prometheus.py "$px"
+
 step "all deployment artifacts checked"
