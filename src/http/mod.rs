@@ -76,7 +76,14 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
 /// wait a little instead of spinning.
 async fn accepted(conn: std::io::Result<(TcpStream, SocketAddr)>) -> Option<TcpStream> {
     match conn {
-        Ok((stream, _)) => Some(stream),
+        Ok((stream, _)) => {
+            // A streamed body goes out after the headers in a second write;
+            // with Nagle on, that write can wait for the client's delayed ACK.
+            if let Err(e) = stream.set_nodelay(true) {
+                tracing::debug!(error = %e, "TCP_NODELAY failed");
+            }
+            Some(stream)
+        }
         Err(e) => {
             tracing::warn!(error = %e, "accept failed");
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;

@@ -567,6 +567,8 @@ fn mirror_failed(msg: &str) -> Error {
 fn http_client(allow_private: bool) -> Result<HttpClient, String> {
     let mut http = HttpConnector::new_with_resolver(guard::GuardedResolver { allow_private });
     http.enforce_http(false);
+    // No Nagle wait behind the origin's delayed ACK.
+    http.set_nodelay(true);
     http.set_connect_timeout(Some(Duration::from_secs(5)));
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_provider_and_webpki_roots(rustls::crypto::aws_lc_rs::default_provider())

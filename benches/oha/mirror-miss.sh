@@ -1,0 +1,3 @@
+#!/usr/bin/env bash
+# oha load test, scenario mirror-miss (see benches/oha/run.py). Options: --duration 15s --connections 8
+exec python3 "$(dirname "$0")/run.py" mirror-miss "$@"
