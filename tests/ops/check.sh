@@ -48,7 +48,7 @@ for d in yaml.safe_load_all(open(sys.argv[1])):
   "$px" check-config --config "$work/config.toml"
 done
 step "cloudfront: the Accept-normalising function (node --test)"
-node --test tests/ops/
+node --test tests/ops/cloudfront.test.js
 step "aws: CloudFront policies, function and IAM policy against the AWS API models"
 "$venv/python" tests/ops/aws_check.py
 

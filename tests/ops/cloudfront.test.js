@@ -1,6 +1,6 @@
 // The CloudFront Function's logic, run in node the way CloudFront runs it: the
 // file evaluated as a script, `handler(event)` called with CloudFront's event
-// shape. Run: node --test tests/ops/
+// shape. Run: node --test tests/ops/cloudfront.test.js
 'use strict';
 const test = require('node:test');
 const assert = require('node:assert');
