@@ -159,9 +159,34 @@ pub struct Config {
     pub derivatives: DerivativesConfig,
     pub http: HttpConfig,
     pub process: ProcessConfig,
-    pub styles: BTreeMap<String, String>,
+    pub styles: StylesConfig,
     pub mirror: MirrorConfig,
     pub signing: SigningConfig,
+}
+
+/// `[styles]`: `name = "image/..."` for `style/name`, and the reserved key
+/// `separators` (`key!thumb` = `key?x-oss-process=style/thumb`). Reads as the
+/// map of styles (`Deref`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StylesConfig {
+    /// OSS style delimiters in use, e.g. `["!"]` or `["-", "_"]`; none by default.
+    pub separators: Vec<String>,
+    #[serde(flatten)]
+    pub styles: BTreeMap<String, String>,
+}
+
+impl std::ops::Deref for StylesConfig {
+    type Target = BTreeMap<String, String>;
+    fn deref(&self) -> &Self::Target {
+        &self.styles
+    }
+}
+
+impl std::ops::DerefMut for StylesConfig {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.styles
+    }
 }
 
 /// `[signing]`: optional signed URLs (off when there are no keys).
@@ -583,9 +608,17 @@ impl Config {
         if self.derivatives.write_attempts == 0 {
             return Err("derivatives.write_attempts: must be at least 1".into());
         }
-        for (name, value) in &self.styles {
+        for (name, value) in self.styles.iter() {
             crate::process::grammar::parse_process(value, &BTreeMap::new())
                 .map_err(|e| format!("styles.{name}: {e}"))?;
+        }
+        for sep in &self.styles.separators {
+            // OSS allows these delimiters; `%`, `?` and `#` would collide with URL syntax.
+            if !["!", "-", "_", "/", "@!", "@"].contains(&sep.as_str()) {
+                return Err(format!(
+                    "styles.separators: `{sep}` is not one of \"!\", \"-\", \"_\", \"/\", \"@!\", \"@\""
+                ));
+            }
         }
         for (i, rule) in self.mirror.rules.iter().enumerate() {
             let n = [
@@ -680,6 +713,24 @@ mod tests {
         assert_eq!(ByteSize::parse("1kb"), Ok(ByteSize(1000)));
         assert_eq!(ByteSize::parse("42"), Ok(ByteSize(42)));
         assert!(ByteSize::parse("12 parsecs").is_err());
+    }
+
+    #[test]
+    fn styles_hold_separators_beside_the_styles() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("c.toml");
+        std::fs::write(
+            &p,
+            "[styles]\nthumb = \"image/resize,w_10\"\nseparators = [\"!\", \"@!\"]\n",
+        )
+        .expect("write");
+        let cfg = Config::load(&p, true).expect("load");
+        assert_eq!(cfg.styles.separators, vec!["!", "@!"]);
+        assert_eq!(cfg.styles.len(), 1, "separators is not a style");
+        assert_eq!(cfg.styles["thumb"], "image/resize,w_10");
+        std::fs::write(&p, "[styles]\nseparators = [\"?\"]\n").expect("write");
+        let err = Config::load(&p, true).expect_err("must fail");
+        assert!(err.contains("styles.separators"), "{err}");
     }
 
     #[test]

@@ -719,3 +719,56 @@ async fn processing_over_the_timeout_is_504() {
     assert_eq!((r.status, r.code().as_str()), (504, "Timeout"));
     s.stop().await;
 }
+
+/// `styles.separators`: `key!thumb` is `key?x-oss-process=style/thumb` (the same
+/// derivative), while keys that really end in such a suffix stay reachable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn style_separators() {
+    let env = Env::new(Backend::Fs, "stylesep").await;
+    let mut cfg = env.config();
+    cfg.styles.separators = vec!["!".into(), "@!".into(), "-".into()];
+    let s = TestServer::start(cfg).await;
+    let k = env.key("sunset.jpg");
+    let r = get(&s.url(&format!("{k}!thumb"))).await;
+    assert_eq!((r.status, r.cache()), (200, "processed"), "{:?}", r.body);
+    assert_eq!((r.format(), r.dims()), (Some(Format::Webp), (200, 200)));
+    // The same derivative whatever the spelling.
+    for form in [
+        format!("{k}?x-oss-process=style/thumb"),
+        format!("{k}@!thumb"),
+        format!("{k}-thumb"),
+    ] {
+        let r = get(&s.url(&form)).await;
+        assert_eq!((r.status, r.cache()), (200, "memory"), "{form}");
+        assert_eq!(r.dims(), (200, 200), "{form}");
+    }
+    // Keys that end in a separator and a word: reachable when the word names no
+    // style, or when the separator is percent-encoded.
+    for key in ["odd!thumb", "my-photo.jpg", "x!nostyle"] {
+        put(
+            &env.store,
+            &env.key(key),
+            fixture("sunset.jpg"),
+            "image/jpeg",
+        )
+        .await;
+    }
+    let r = get(&s.url(&env.key("odd%21thumb"))).await;
+    assert_eq!(
+        (r.status, r.dims()),
+        (200, (800, 533)),
+        "odd!thumb as stored"
+    );
+    let r = get(&s.url(&env.key("my-photo.jpg"))).await;
+    assert_eq!((r.status, r.dims()), (200, (800, 533)));
+    let r = get(&s.url(&env.key("x!nostyle"))).await;
+    assert_eq!((r.status, r.dims()), (200, (800, 533)));
+    // A style suffix and a process parameter: which one was meant is unclear.
+    let r = get(&s.url(&format!("{k}!thumb?x-oss-process=image/resize,w_10"))).await;
+    assert_eq!((r.status, r.code().as_str()), (400, "InvalidArgument"));
+    s.stop().await;
+    // Without separators configured, `!thumb` is part of the key.
+    let s = TestServer::start(env.config()).await;
+    assert_eq!(get(&s.url(&format!("{k}!thumb"))).await.status, 404);
+    s.stop().await;
+}

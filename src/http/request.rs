@@ -19,6 +19,20 @@ fn decode(s: &str, what: &str) -> Result<String> {
         .map_err(|_| Error::invalid(format!("{what} is not valid percent-encoded UTF-8")))
 }
 
+/// `key<sep><style>` with a separator from `styles.separators`: the raw key and
+/// the style name. Only a separator written literally counts (`a%21thumb` is
+/// the key `a!thumb`), and only when the suffix names a configured style, so
+/// every stored key stays reachable.
+fn style_suffix<'a>(raw_path: &'a str, cfg: &Config) -> Option<(&'a str, &'a str)> {
+    // The longest separator first: `@!` before `!`.
+    let mut seps: Vec<&str> = cfg.styles.separators.iter().map(String::as_str).collect();
+    seps.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    seps.into_iter().find_map(|sep| {
+        let (key, name) = raw_path.rsplit_once(sep)?;
+        (!key.is_empty() && cfg.styles.contains_key(name)).then_some((key, name))
+    })
+}
+
 pub fn parse<B>(req: &Request<B>, cfg: &Config) -> Result<ImageRequest> {
     let head = match *req.method() {
         Method::GET => false,
@@ -35,11 +49,13 @@ pub fn parse<B>(req: &Request<B>, cfg: &Config) -> Result<ImageRequest> {
         .unwrap_or(0);
     crate::signing::verify(&cfg.signing, req.uri().path(), req.uri().query(), now)?;
     let raw_path = req.uri().path();
-    let path = decode(raw_path.strip_prefix('/').unwrap_or(raw_path), "the path")?;
+    let raw_path = raw_path.strip_prefix('/').unwrap_or(raw_path);
+    let styled = style_suffix(raw_path, cfg);
+    let path = decode(styled.map_or(raw_path, |(key, _)| key), "the path")?;
     if path.is_empty() {
         return Err(Error::invalid("no key in the path"));
     }
-    let mut process: Option<String> = None;
+    let mut process: Option<String> = styled.map(|(_, name)| format!("style/{name}"));
     let mut rest: Vec<&str> = Vec::new();
     for pair in req
         .uri()
@@ -50,6 +66,11 @@ pub fn parse<B>(req: &Request<B>, cfg: &Config) -> Result<ImageRequest> {
     {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         if k == OSS_PARAM || k == BOS_PARAM {
+            if styled.is_some() {
+                return Err(Error::invalid(
+                    "both a style suffix and a process parameter were given",
+                ));
+            }
             if process.is_some() {
                 return Err(Error::invalid("more than one process parameter"));
             }
