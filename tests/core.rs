@@ -772,3 +772,108 @@ async fn style_separators() {
     assert_eq!(get(&s.url(&format!("{k}!thumb"))).await.status, 404);
     s.stop().await;
 }
+
+/// Tencent COS / Qiniu URLs: the same canonical plans, so the same derivatives,
+/// as their OSS equivalents.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cos_and_qiniu_grammars() {
+    let env = Env::new(Backend::Fs, "cos").await;
+    let s = TestServer::start(env.config()).await;
+    let k = env.key("sunset.jpg"); // 800x533
+    let r = get(&s.url(&format!("{k}?imageMogr2/thumbnail/300x/format/webp"))).await;
+    assert_eq!((r.status, r.cache()), (200, "processed"), "{:?}", r.body);
+    assert_eq!((r.format(), r.dims()), (Some(Format::Webp), (300, 200)));
+    assert_eq!(
+        r.header("x-pixmirror-process"),
+        "image/auto-orient,0/resize,limit_0,w_300/format,webp"
+    );
+    let oss = s.url(&format!(
+        "{k}?x-oss-process=image/auto-orient,0/resize,w_300,limit_0/format,webp"
+    ));
+    assert_eq!(
+        get(&oss).await.cache(),
+        "memory",
+        "one derivative for both grammars"
+    );
+    for (q, fmt, dims) in [
+        (
+            "imageView2/1/w/100/h/100/format/png",
+            Format::Png,
+            (100, 100),
+        ),
+        (
+            "imageView2/2/w/1600/h/1600/format/png",
+            Format::Png,
+            (800, 533),
+        ),
+        (
+            "imageMogr2/thumbnail/1600x/format/png",
+            Format::Png,
+            (1600, 1066),
+        ),
+        (
+            "imageMogr2/thumbnail/1600x1600%3E/format/png",
+            Format::Png,
+            (800, 533),
+        ),
+        (
+            "imageMogr2/thumbnail/400x400%3C/format/png",
+            Format::Png,
+            (800, 533),
+        ),
+        (
+            "imageMogr2/thumbnail/1000x1000%3C/format/png",
+            Format::Png,
+            (1000, 666),
+        ),
+        (
+            "imageMogr2/thumbnail/200x200!/format/png",
+            Format::Png,
+            (200, 200),
+        ),
+        (
+            "imageMogr2/thumbnail/!200x200r/format/png",
+            Format::Png,
+            (300, 200),
+        ),
+        (
+            "imageMogr2/thumbnail/!50p/format/png",
+            Format::Png,
+            (400, 267),
+        ),
+        (
+            "imageMogr2/thumbnail/10000@/format/png",
+            Format::Png,
+            (122, 81),
+        ),
+        (
+            "imageMogr2/cut/100x50x10x20/format/png",
+            Format::Png,
+            (100, 50),
+        ),
+        (
+            "imageMogr2/crop/300x200/gravity/center|imageMogr2/format/png",
+            Format::Png,
+            (300, 200),
+        ),
+        ("imageMogr2/iradius/50/format/png", Format::Png, (100, 100)),
+    ] {
+        let r = get(&s.url(&format!("{k}?{q}"))).await;
+        assert_eq!(r.status, 200, "{q}: {:?}", r.body);
+        assert_eq!((r.format(), r.dims()), (Some(fmt), dims), "{q}");
+    }
+    for bad in [
+        "imageMogr2/thumbnail/0x100",
+        "imageMogr2/rotate/400",
+        "imageView2/9/w/100",
+        "imageMogr2/thumbnail/100x&x-oss-process=image/resize,w_10",
+    ] {
+        let r = get(&s.url(&format!("{k}?{bad}"))).await;
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (400, "InvalidArgument"),
+            "{bad}"
+        );
+    }
+    s.stop().await;
+}

@@ -53,6 +53,16 @@ fuzz_target!(|data: &[u8]| {
             );
         }
     }
+    // COS / Qiniu plans share the canonical form: it must parse as OSS.
+    if let Ok(plan) = pixmirror::process::cos::parse(text) {
+        if !plan.is_identity() {
+            let canonical = plan.canonical();
+            assert!(
+                parse_process(&canonical, styles()).is_ok(),
+                "canonical {canonical:?} of COS {text:?} does not parse"
+            );
+        }
+    }
     if let Ok(plan) = parse_path_actions(text.split('!')) {
         let _ = plan.canonical();
     }

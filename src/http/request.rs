@@ -6,7 +6,8 @@ use percent_encoding::percent_decode_str;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::process::{grammar, negotiate};
+use crate::process::plan::Plan;
+use crate::process::{cos, grammar, negotiate};
 use crate::service::ImageRequest;
 
 pub const OSS_PARAM: &str = "x-oss-process";
@@ -52,55 +53,18 @@ pub fn parse<B>(req: &Request<B>, cfg: &Config) -> Result<ImageRequest> {
     let raw_path = raw_path.strip_prefix('/').unwrap_or(raw_path);
     let styled = style_suffix(raw_path, cfg);
     let path = decode(styled.map_or(raw_path, |(key, _)| key), "the path")?;
-    if path.is_empty() {
-        return Err(Error::invalid("no key in the path"));
-    }
-    let mut process: Option<String> = styled.map(|(_, name)| format!("style/{name}"));
-    let mut rest: Vec<&str> = Vec::new();
-    for pair in req
-        .uri()
-        .query()
-        .unwrap_or("")
-        .split('&')
-        .filter(|p| !p.is_empty())
-    {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        if k == OSS_PARAM || k == BOS_PARAM {
-            if styled.is_some() {
-                return Err(Error::invalid(
-                    "both a style suffix and a process parameter were given",
-                ));
-            }
-            if process.is_some() {
-                return Err(Error::invalid("more than one process parameter"));
-            }
-            process = Some(decode(v, k)?);
-        } else if !crate::signing::is_signature_param(k) {
-            rest.push(pair);
+    let (process, query) = process_param(req.uri().query().unwrap_or(""))?;
+    let process = match (styled, process) {
+        (Some(_), Some(_)) => {
+            return Err(Error::invalid(
+                "both a style suffix and a process parameter were given",
+            ))
         }
-    }
-    let query = (!rest.is_empty()).then(|| rest.join("&"));
-    let from_style = process.as_deref().is_some_and(|p| p.starts_with("style/"));
-    let sep = &cfg.derivatives.separator;
-    let (key, mut plan) = match path.split_once(sep.as_str()) {
-        Some((key, actions)) => {
-            if process.is_some() {
-                return Err(Error::invalid(
-                    "both the path form and a process parameter were given",
-                ));
-            }
-            (
-                key.to_string(),
-                Some(grammar::parse_path_actions(actions.split(sep.as_str()))?),
-            )
-        }
-        None => {
-            let plan = process
-                .map(|p| grammar::parse_process(&p, &cfg.styles))
-                .transpose()?;
-            (path, plan)
-        }
+        (Some((_, name)), None) => Some(Process::Oss(format!("style/{name}"))),
+        (None, p) => p,
     };
+    let from_style = matches!(&process, Some(Process::Oss(p)) if p.starts_with("style/"));
+    let (key, mut plan) = key_and_plan(path, process, cfg)?;
     if key.is_empty() {
         return Err(Error::invalid("no key in the path"));
     }
@@ -108,31 +72,89 @@ pub fn parse<B>(req: &Request<B>, cfg: &Config) -> Result<ImageRequest> {
     if let Some(p) = plan.as_mut() {
         let c = &cfg.process;
         p.snap(&c.snap_widths, &c.snap_heights, &c.allowed_qualities);
-        let accept = req
-            .headers()
-            .get(http::header::ACCEPT)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        vary_accept = negotiate::resolve(p, accept, &cfg.process.auto_formats);
+        vary_accept = negotiate::resolve(p, header(req, http::header::ACCEPT), &c.auto_formats);
     }
     // A plan that changes nothing serves the original as stored (still with
     // `Vary: Accept` when it came from `format,auto`).
     if plan.as_ref().is_some_and(|p| p.is_identity()) {
         plan = None;
     }
-    let if_none_match = req
-        .headers()
-        .get(http::header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+    let if_none_match = req.headers().get(http::header::IF_NONE_MATCH);
     Ok(ImageRequest {
         key,
         plan,
         vary_accept,
         head,
-        if_none_match,
+        if_none_match: if_none_match
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
         query,
         headers: req.headers().clone(),
         from_style,
     })
+}
+
+/// A header's value as text ("" when absent or not text).
+fn header<B>(req: &Request<B>, name: http::header::HeaderName) -> &str {
+    req.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
+/// The process asked for in the query, decoded, in one of the grammars.
+enum Process {
+    /// `x-oss-process` / `x-bce-process` (or a style suffix): `image/...`, `style/...`.
+    Oss(String),
+    /// Tencent COS / Qiniu: a bare `imageMogr2/...` or `imageView2/...` item.
+    Cos(String),
+}
+
+/// The process parameter (at most one, in any grammar) and the rest of the
+/// query minus signature parameters (forwarded to mirror origins).
+fn process_param(query: &str) -> Result<(Option<Process>, Option<String>)> {
+    let mut process: Option<Process> = None;
+    let mut rest: Vec<&str> = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let found = if k == OSS_PARAM || k == BOS_PARAM {
+            Process::Oss(decode(v, k)?)
+        } else if v.is_empty() && cos::is_cos(&decode(k, "the query")?) {
+            Process::Cos(decode(k, "the query")?)
+        } else {
+            if !crate::signing::is_signature_param(k) {
+                rest.push(pair);
+            }
+            continue;
+        };
+        if process.replace(found).is_some() {
+            return Err(Error::invalid("more than one process parameter"));
+        }
+    }
+    Ok((process, (!rest.is_empty()).then(|| rest.join("&"))))
+}
+
+/// The key and its plan: the path form (`key<sep>action<sep>...`) or the
+/// key as given with the query's process.
+fn key_and_plan(
+    path: String,
+    process: Option<Process>,
+    cfg: &Config,
+) -> Result<(String, Option<Plan>)> {
+    let sep = cfg.derivatives.separator.as_str();
+    if let Some((key, actions)) = path.split_once(sep) {
+        if process.is_some() {
+            return Err(Error::invalid(
+                "both the path form and a process parameter were given",
+            ));
+        }
+        let plan = grammar::parse_path_actions(actions.split(sep))?;
+        return Ok((key.to_string(), Some(plan)));
+    }
+    let plan = match process {
+        Some(Process::Oss(p)) => Some(grammar::parse_process(&p, &cfg.styles)?),
+        Some(Process::Cos(p)) => Some(cos::parse(&p)?),
+        None => None,
+    };
+    Ok((path, plan))
 }

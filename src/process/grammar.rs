@@ -10,6 +10,9 @@ use crate::error::{Error, Result};
 /// Largest width/height/side accepted anywhere (SPEC: [1,16384]).
 pub const MAX_SIDE: u32 = 16384;
 
+/// Largest `area` (COS/Qiniu `<Area>@`: [1, 24999999]).
+pub const MAX_AREA: u64 = 24_999_999;
+
 /// Parse a query value: `image/<actions>` or `style/<name>`.
 pub fn parse_process(value: &str, styles: &BTreeMap<String, String>) -> Result<Plan> {
     if let Some(name) = value.strip_prefix("style/") {
@@ -255,7 +258,12 @@ fn parse_actions<'a>(actions: impl Iterator<Item = &'a str>) -> Result<Plan> {
 }
 
 fn parse_resize(p: &Params) -> Result<Resize> {
-    p.only(&["m", "w", "h", "l", "s", "limit", "color", "p"], false)?;
+    p.only(
+        &[
+            "m", "w", "h", "l", "s", "limit", "color", "p", "area", "grow",
+        ],
+        false,
+    )?;
     let mode = match p.kv.get("m").copied() {
         None | Some("lfit") => ResizeMode::Lfit,
         Some("mfit") => ResizeMode::Mfit,
@@ -275,6 +283,9 @@ fn parse_resize(p: &Params) -> Result<Resize> {
     let mut s = side(p, "s")?;
     let mut pct = p.int("p", 1, 1000)?.map(|v| v as u32);
     let limit = p.int("limit", 0, 1)?.unwrap_or(1) == 1;
+    // pixmirror extensions for the COS/Qiniu geometries (`<Area>@`, `WxH<`).
+    let mut area = p.int("area", 1, MAX_AREA as i64)?.map(|v| v as u64);
+    let grow = p.int("grow", 0, 1)?.unwrap_or(0) == 1;
     let color = match p.kv.get("color") {
         None => [255, 255, 255],
         Some(c) => parse_color(c).ok_or_else(|| {
@@ -284,10 +295,10 @@ fn parse_resize(p: &Params) -> Result<Resize> {
             ))
         })?,
     };
-    if w.is_none() && h.is_none() && l.is_none() && s.is_none() && pct.is_none() {
+    if w.is_none() && h.is_none() && l.is_none() && s.is_none() && pct.is_none() && area.is_none() {
         return Err(Error::invalid("resize: one of w, h, l, s, p is required"));
     }
-    // Precedence: w/h, then l/s, then p. Drop what does not take effect.
+    // Precedence: w/h, then l/s, then p, then area. Drop what does not take effect.
     if w.is_some() || h.is_some() {
         l = None;
         s = None;
@@ -298,6 +309,9 @@ fn parse_resize(p: &Params) -> Result<Resize> {
     if pct.is_some() {
         w = None;
         h = None;
+    }
+    if w.is_some() || h.is_some() || l.is_some() || s.is_some() || pct.is_some() {
+        area = None;
     }
     // The colour only matters when padding.
     let color = if mode == ResizeMode::Pad {
@@ -314,10 +328,12 @@ fn parse_resize(p: &Params) -> Result<Resize> {
         p: pct,
         limit,
         color,
+        area,
+        grow,
     })
 }
 
-fn parse_color(c: &str) -> Option<[u8; 3]> {
+pub(crate) fn parse_color(c: &str) -> Option<[u8; 3]> {
     if c.len() != 6 || !c.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }

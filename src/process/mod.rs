@@ -4,6 +4,7 @@
 //! runs a resolved plan over source bytes with libvips and knows nothing of
 //! HTTP or storage, so `pixmirror process` runs exactly what the server runs.
 
+pub mod cos;
 pub mod grammar;
 pub mod icc;
 pub mod negotiate;

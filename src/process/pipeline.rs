@@ -437,14 +437,8 @@ fn average_hue(src: &[u8], header: &Header, plan: &Plan) -> Result<Output> {
     // Averaged over a 64-px thumbnail (shrink-on-load), decoded once to memory.
     let small = Plan {
         ops: vec![Op::Resize(super::plan::Resize {
-            mode: super::plan::ResizeMode::Lfit,
-            w: None,
-            h: None,
             l: Some(64),
-            s: None,
-            p: None,
-            limit: true,
-            color: [255; 3],
+            ..Default::default()
         })],
         ..plan.clone()
     };

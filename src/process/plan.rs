@@ -142,6 +142,29 @@ pub struct Resize {
     pub limit: bool,
     /// Pad colour, RRGGBB.
     pub color: [u8; 3],
+    /// Scale so that width × height ≤ this (COS `<Area>@`); pixmirror's
+    /// `area_N`, below `p` in precedence.
+    pub area: Option<u64>,
+    /// Only enlarge: a resize that would shrink leaves the image unchanged
+    /// (COS `WxH<`); pixmirror's `grow_1`.
+    pub grow: bool,
+}
+
+impl Default for Resize {
+    fn default() -> Resize {
+        Resize {
+            mode: ResizeMode::Lfit,
+            w: None,
+            h: None,
+            l: None,
+            s: None,
+            p: None,
+            limit: true,
+            color: [255, 255, 255],
+            area: None,
+            grow: false,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -322,12 +345,18 @@ impl Op {
             Op::Resize(r) => {
                 s.push_str("resize");
                 // Parameters in alphabetical order, defaults left out.
+                if let Some(a) = r.area {
+                    let _ = write!(s, ",area_{a}");
+                }
                 if r.mode == ResizeMode::Pad && r.color != [255, 255, 255] {
                     let _ = write!(
                         s,
                         ",color_{:02X}{:02X}{:02X}",
                         r.color[0], r.color[1], r.color[2]
                     );
+                }
+                if r.grow {
+                    s.push_str(",grow_1");
                 }
                 if let Some(h) = r.h {
                     let _ = write!(s, ",h_{h}");

@@ -50,7 +50,7 @@ pub fn resize_target(w: u32, h: u32, r: &Resize) -> Result<ResizeTarget> {
                 (None, Some(b)) => b,
                 (None, None) => 1.0,
             };
-            if r.limit && scale > 1.0 {
+            if held(r, scale) {
                 return Ok(unchanged);
             }
             let s = (round_dim(fw * scale), round_dim(fh * scale));
@@ -93,16 +93,27 @@ pub fn resize_target(w: u32, h: u32, r: &Resize) -> Result<ResizeTarget> {
             (None, Some(b)) => b,
             (None, None) => 1.0,
         };
-        if r.limit && scale > 1.0 {
+        if held(r, scale) {
             return Ok(unchanged);
         }
         (round_dim(fw * scale), round_dim(fh * scale))
     } else {
-        let scale = r.p.unwrap_or(100) as f64 / 100.0;
-        if r.limit && scale > 1.0 {
+        let scale = match (r.p, r.area) {
+            (None, Some(a)) => (a as f64 / (fw * fh)).sqrt(),
+            (p, _) => p.unwrap_or(100) as f64 / 100.0,
+        };
+        if held(r, scale) {
             return Ok(unchanged);
         }
-        (round_dim(fw * scale), round_dim(fh * scale))
+        let s = (round_dim(fw * scale), round_dim(fh * scale));
+        match r.area {
+            // Rounding must not take the product past the area.
+            Some(a) if r.p.is_none() && s.0 as u64 * s.1 as u64 > a => (
+                round_dim((fw * scale).floor()),
+                round_dim((fh * scale).floor()),
+            ),
+            _ => s,
+        }
     };
     for (name, v) in [("width", scaled.0), ("height", scaled.1)] {
         if v > MAX_SIDE {
@@ -116,6 +127,12 @@ pub fn resize_target(w: u32, h: u32, r: &Resize) -> Result<ResizeTarget> {
         frame,
         pad: r.mode == ResizeMode::Pad,
     })
+}
+
+/// The image stays as it is: `limit` and a scale that would enlarge, or `grow`
+/// and one that would shrink.
+fn held(r: &Resize, scale: f64) -> bool {
+    (r.limit && scale > 1.0) || (r.grow && scale < 1.0)
 }
 
 /// The size `step` turns a `w`×`h` image into, computed without pixels: the
@@ -515,11 +532,7 @@ mod tests {
             mode,
             w,
             h,
-            l: None,
-            s: None,
-            p: None,
-            limit: true,
-            color: [255; 3],
+            ..Resize::default()
         }
     }
 
