@@ -82,11 +82,11 @@ async fn request_forms_s3() {
 
 async fn actions(backend: Backend) {
     let env = Env::new(backend, "actions").await;
-    let q = quadrants(400, 200);
+    let q_img = quadrants(400, 200);
     put(
         &env.store,
         &env.key("q.png"),
-        encode(&q, image::ImageFormat::Png),
+        encode(&q_img, image::ImageFormat::Png),
         "image/png",
     )
     .await;
@@ -176,7 +176,8 @@ async fn actions(backend: Backend) {
         ("png", Format::Png),
         ("webp", Format::Webp),
         ("avif", Format::Avif),
-        ("gif", Format::Gif),
+        // OSS: format,gif keeps a source that is not a GIF in its own format.
+        ("gif", Format::Png),
         ("bmp", Format::Bmp),
         ("tiff", Format::Tiff),
         ("heic", Format::Heic),
@@ -186,6 +187,20 @@ async fn actions(backend: Backend) {
         assert_eq!(r.header("content-type"), want.content_type());
         assert_eq!(r.dims(), (40, 20), "format,{f}");
     }
+    // ... and a GIF stays a GIF.
+    put(
+        &env.store,
+        &env.key("q.gif"),
+        encode(&q_img, image::ImageFormat::Gif),
+        "image/gif",
+    )
+    .await;
+    let r = get(&s.url(&format!(
+        "{}?x-oss-process=image/resize,w_40/format,gif",
+        env.key("q.gif")
+    )))
+    .await;
+    assert_eq!((r.format(), r.dims()), (Some(Format::Gif), (40, 20)));
     // quality and interlace
     let k = env.key("dragonfly.jpg");
     let lo = get(&s.url(&format!("{k}?x-oss-process=image/quality,Q_10"))).await;

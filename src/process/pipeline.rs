@@ -188,6 +188,8 @@ fn check_deadline(opts: &Options) -> Result<()> {
 /// The output format: the plan's (already resolved from `auto`), else the source's.
 pub fn output_format(plan: &Plan, source: Format) -> Format {
     match plan.format {
+        // OSS: "if the source is not a GIF, it is saved in its own format".
+        Some(FormatSpec::Concrete(Format::Gif)) if source != Format::Gif => source,
         Some(FormatSpec::Concrete(f)) => f,
         _ => source,
     }
