@@ -121,7 +121,9 @@ async fn actions(backend: Backend) {
         ("rotate,90", (200, 400)),
         ("rotate,180", (400, 200)),
         ("indexcrop,x_100,i_1", (100, 200)),
-        ("circle,r_50", (100, 100)),
+        // OSS: (2r + 1) square; r past half the shorter side (200) becomes 99.
+        ("circle,r_50", (101, 101)),
+        ("circle,r_4000", (199, 199)),
     ] {
         let r = dims(ops).await;
         assert_eq!(r.dims(), want, "{ops}");
@@ -871,7 +873,7 @@ async fn cos_and_qiniu_grammars() {
             Format::Png,
             (300, 200),
         ),
-        ("imageMogr2/iradius/50/format/png", Format::Png, (100, 100)),
+        ("imageMogr2/iradius/50/format/png", Format::Png, (101, 101)),
     ] {
         let r = get(&s.url(&format!("{k}?{q}"))).await;
         assert_eq!(r.status, 200, "{q}: {:?}", r.body);

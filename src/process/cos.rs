@@ -6,7 +6,7 @@
 
 use base64::Engine;
 
-use super::grammar::{parse_color, MAX_AREA, MAX_SIDE};
+use super::grammar::{parse_color, MAX_AREA, MAX_RADIUS, MAX_SIDE};
 use super::plan::*;
 use crate::error::{Error, Result};
 
@@ -260,8 +260,12 @@ fn mogr2<'a>(plan: &mut Plan, mut parts: impl Iterator<Item = &'a str>) -> Resul
                     s: int(op, s, 1, 50)? as u32,
                 });
             }
-            "iradius" => plan.ops.push(Op::Circle { r: side(op, v)? }),
-            "rradius" => plan.ops.push(Op::RoundedCorners { r: side(op, v)? }),
+            "iradius" => plan.ops.push(Op::Circle {
+                r: int(op, v, 1, MAX_RADIUS as u64)? as u32,
+            }),
+            "rradius" => plan.ops.push(Op::RoundedCorners {
+                r: int(op, v, 1, MAX_RADIUS as u64)? as u32,
+            }),
             other => return Err(unsupported(&format!("imageMogr2/{}", cut(other)))),
         }
     }

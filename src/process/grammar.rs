@@ -141,6 +141,13 @@ fn parse_int(v: &str, min: i64, max: i64) -> Option<i64> {
     (min..=max).contains(&n).then_some(n)
 }
 
+/// `circle` and `rounded-corners` radii: [1,4096] (OSS).
+pub const MAX_RADIUS: u32 = 4096;
+
+fn radius(p: &Params) -> Result<Option<u32>> {
+    Ok(p.int("r", 1, MAX_RADIUS as i64)?.map(|v| v as u32))
+}
+
 fn side(p: &Params, key: &str) -> Result<Option<u32>> {
     Ok(p.int(key, 1, MAX_SIDE as i64)?.map(|v| v as u32))
 }
@@ -177,13 +184,13 @@ fn parse_actions<'a>(actions: impl Iterator<Item = &'a str>) -> Result<Plan> {
             }
             "circle" => {
                 p.only(&["r"], false)?;
-                let r = side(&p, "r")?
-                    .ok_or_else(|| Error::invalid("circle: parameter r is required"))?;
+                let r =
+                    radius(&p)?.ok_or_else(|| Error::invalid("circle: parameter r is required"))?;
                 plan.ops.push(Op::Circle { r });
             }
             "rounded-corners" => {
                 p.only(&["r"], false)?;
-                let r = side(&p, "r")?
+                let r = radius(&p)?
                     .ok_or_else(|| Error::invalid("rounded-corners: parameter r is required"))?;
                 plan.ops.push(Op::RoundedCorners { r });
             }
@@ -391,6 +398,30 @@ fn parse_quality(p: &Params) -> Result<Quality> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn radii_follow_oss_ranges() {
+        let none = BTreeMap::new();
+        for ok in [
+            "image/circle,r_1",
+            "image/circle,r_4096",
+            "image/rounded-corners,r_4096",
+        ] {
+            assert!(parse_process(ok, &none).is_ok(), "{ok}");
+        }
+        for bad in [
+            "image/circle,r_0",
+            "image/circle,r_4097",
+            "image/rounded-corners,r_5000",
+        ] {
+            assert_eq!(
+                parse_process(bad, &none).expect_err(bad).code(),
+                "InvalidArgument",
+                "{bad}"
+            );
+        }
+    }
+
     use super::*;
 
     fn canon(s: &str) -> String {

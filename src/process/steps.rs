@@ -167,7 +167,7 @@ pub fn output_size(step: &Op, (w, h): (u32, u32)) -> Result<(u32, u32)> {
             }
         }
         Op::Circle { r } => {
-            let d = r.saturating_mul(2).min(w).min(h).max(1);
+            let d = circle_diameter(*r, w, h);
             (d, d)
         }
         Op::Rotate(deg) => rotated_size((w, h), *deg),
@@ -427,10 +427,15 @@ fn rounded_mask(w: u32, h: u32, r: u32, step: &str) -> Result<Img> {
     )
 }
 
+/// OSS: the output is (2r + 1) square; an r past half the shorter side
+/// becomes (shorter side - 1) / 2.
+fn circle_diameter(r: u32, w: u32, h: u32) -> u32 {
+    2 * r.min(w.min(h).saturating_sub(1) / 2) + 1
+}
+
 pub fn circle(img: Img, r: u32) -> Result<Img> {
     let (w, h) = (img.width(), img.height());
-    // The circle fits the image: its diameter is at most the shorter side.
-    let d = r.saturating_mul(2).min(w).min(h).max(1);
+    let d = circle_diameter(r, w, h);
     let r = d / 2;
     let img = op(
         "circle",
