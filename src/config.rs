@@ -587,9 +587,9 @@ impl Config {
             );
         }
         for f in &self.process.auto_formats {
-            if f != "avif" && f != "webp" {
+            if !["avif", "webp", "jxl"].contains(&f.as_str()) {
                 return Err(format!(
-                    "process.auto_formats: `{f}` is not one of \"avif\", \"webp\""
+                    "process.auto_formats: `{f}` is not one of \"avif\", \"webp\", \"jxl\""
                 ));
             }
         }

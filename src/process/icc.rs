@@ -29,7 +29,7 @@ pub fn sniff(src: &[u8], format: Format) -> Profile {
         Format::Png => png(src),
         Format::Webp => webp(src),
         Format::Gif | Format::Bmp => Profile::None,
-        Format::Tiff | Format::Heic | Format::Avif => Profile::Other,
+        Format::Tiff | Format::Heic | Format::Avif | Format::Jxl => Profile::Other,
     }
 }
 

@@ -5,8 +5,8 @@ use super::plan::{Format, FormatSpec, Plan};
 /// Replace `format,auto` by what the client accepts. Returns whether the
 /// response varies by `Accept` (and so needs `Vary: Accept`).
 ///
-/// AVIF when `Accept` names `image/avif` and AVIF is enabled in
-/// `process.auto_formats`, else WebP likewise, else the source's format
+/// The first format of `process.auto_formats` (its order is the preference:
+/// avif, webp, jxl) whose media type `Accept` names, else the source's format
 /// (the format action is dropped, so the key equals the no-format request).
 pub fn resolve(plan: &mut Plan, accept: &str, auto_formats: &[String]) -> bool {
     if plan.format != Some(FormatSpec::Auto) {
@@ -24,14 +24,11 @@ pub fn resolve(plan: &mut Plan, accept: &str, auto_formats: &[String]) -> bool {
             m.eq_ignore_ascii_case(mime) && !refused
         })
     };
-    let enabled = |f: &str| auto_formats.iter().any(|a| a == f);
-    plan.format = if enabled("avif") && accepts("image/avif") {
-        Some(FormatSpec::Concrete(Format::Avif))
-    } else if enabled("webp") && accepts("image/webp") {
-        Some(FormatSpec::Concrete(Format::Webp))
-    } else {
-        None
-    };
+    plan.format = auto_formats
+        .iter()
+        .filter_map(|f| Format::parse(f))
+        .find(|f| accepts(f.content_type()))
+        .map(FormatSpec::Concrete);
     true
 }
 
@@ -69,6 +66,27 @@ mod tests {
             "image/resize,w_10/format,webp"
         );
         assert_eq!(pick("*/*", &all), "image/resize,w_10");
+        // JPEG XL only when listed; the list's order is the preference.
+        assert_eq!(
+            pick("image/jxl,image/avif,image/webp", &all),
+            "image/resize,w_10/format,avif"
+        );
+        assert_eq!(
+            pick("image/jxl,image/avif,image/webp", &["jxl", "avif", "webp"]),
+            "image/resize,w_10/format,jxl"
+        );
+        assert_eq!(
+            pick("image/jxl,image/avif", &["avif", "jxl"]),
+            "image/resize,w_10/format,avif"
+        );
+        assert_eq!(
+            pick("image/jxl,image/webp", &["avif", "jxl", "webp"]),
+            "image/resize,w_10/format,jxl"
+        );
+        assert_eq!(
+            pick("image/avif,image/webp", &["webp", "avif"]),
+            "image/resize,w_10/format,webp"
+        );
         assert_eq!(pick("", &all), "image/resize,w_10");
     }
 }

@@ -371,6 +371,9 @@ fn encode(img: Img, format: Format, plan: &Plan, opts: &Options) -> Result<Vec<u
             q(opts.avif_quality)
         ),
         Format::Gif => ".gif[strip]".to_string(),
+        // JPEG XL's quality scale was made to match JPEG's: process.jpeg_quality.
+        // Effort 4 of 9: libjxl's default 7 costs several times the CPU.
+        Format::Jxl => format!(".jxl[Q={},effort=4,strip]", q(opts.jpeg_quality)),
         Format::Tiff => ".tiff[compression=deflate,strip,profile=none]".to_string(),
         Format::Bmp => return vips::evaluate(img.get(), opts.deadline, || encode_bmp(&img)),
     };

@@ -17,10 +17,12 @@ pub enum Format {
     Bmp,
     Tiff,
     Heic,
+    /// JPEG XL (libvips' jxl module, libjxl 0.7 on Debian 12).
+    Jxl,
 }
 
 impl Format {
-    pub const ALL: [Format; 8] = [
+    pub const ALL: [Format; 9] = [
         Format::Jpg,
         Format::Png,
         Format::Webp,
@@ -29,6 +31,7 @@ impl Format {
         Format::Bmp,
         Format::Tiff,
         Format::Heic,
+        Format::Jxl,
     ];
 
     pub fn parse(s: &str) -> Option<Format> {
@@ -41,6 +44,7 @@ impl Format {
             "bmp" => Format::Bmp,
             "tiff" | "tif" => Format::Tiff,
             "heic" | "heif" => Format::Heic,
+            "jxl" => Format::Jxl,
             _ => return None,
         })
     }
@@ -56,6 +60,7 @@ impl Format {
             Format::Bmp => "bmp",
             Format::Tiff => "tiff",
             Format::Heic => "heic",
+            Format::Jxl => "jxl",
         }
     }
 
@@ -69,6 +74,7 @@ impl Format {
             Format::Bmp => "image/bmp",
             Format::Tiff => "image/tiff",
             Format::Heic => "image/heic",
+            Format::Jxl => "image/jxl",
         }
     }
 
@@ -86,6 +92,9 @@ impl Format {
             Some(Format::Bmp)
         } else if b.starts_with(b"II*\0") || b.starts_with(b"MM\0*") {
             Some(Format::Tiff)
+        } else if b.starts_with(&[0xFF, 0x0A]) || b.starts_with(b"\0\0\0\x0cJXL \r\n\x87\n") {
+            // A bare JPEG XL codestream, or the ISO BMFF container.
+            Some(Format::Jxl)
         } else if b.len() >= 12 && &b[4..8] == b"ftyp" {
             match &b[8..12] {
                 b"avif" | b"avis" => Some(Format::Avif),

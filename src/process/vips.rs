@@ -25,6 +25,11 @@ pub fn init() -> Result<()> {
         app.cache_set_max_mem(0);
         // Refuse the loaders libvips marks unsafe for untrusted input (magick, pdf, ...).
         unsafe { libvips::bindings::vips_block_untrusted_set(1) };
+        // ... which include JPEG XL both ways. Saving encodes our own decoded
+        // pixels, never input bytes: allow the saver only (JXL sources stay refused).
+        unsafe {
+            libvips::bindings::vips_operation_block_set(c"VipsForeignSaveJxl".as_ptr(), 0);
+        }
         Some(app)
     });
     if app.is_some() {
