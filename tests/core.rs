@@ -189,6 +189,20 @@ async fn actions(backend: Backend) {
         assert_eq!(r.header("content-type"), want.content_type());
         assert_eq!(r.dims(), (40, 20), "format,{f}");
     }
+    // blur: r cuts the kernel. 5 px from the vertical edge between the top
+    // quadrants, a radius of 1 leaves the colour, a radius of 20 mixes it.
+    let near_edge = |ops: &'static str| {
+        let d = dims(ops);
+        async move { rgba(&d.await.body).get_pixel(195, 50).0 }
+    };
+    let sharp = near_edge("blur,r_1,s_10/format,png").await;
+    let soft = near_edge("blur,r_20,s_10/format,png").await;
+    assert_eq!(
+        &sharp[..3],
+        &q_img.get_pixel(195, 50).0[..],
+        "r_1 keeps the edge"
+    );
+    assert_ne!(&soft[..3], &sharp[..3], "r_20 blurs across it");
     // ... and a GIF stays a GIF.
     put(
         &env.store,

@@ -490,8 +490,16 @@ pub fn rotate(img: Img, deg: u32) -> Result<Img> {
     )
 }
 
-pub fn blur(img: Img, _r: u32, s: u32) -> Result<Img> {
-    op("blur", ops::gaussblur(img.get(), s as f64))
+/// Gaussian blur with standard deviation `s`, its kernel cut at radius `r`
+/// (OSS: r is the blur radius, s the deviation). libvips sizes the kernel by
+/// the smallest weight it keeps, so r becomes min_ampl = exp(-r² / 2s²).
+pub fn blur(img: Img, r: u32, s: u32) -> Result<Img> {
+    let (r, s) = (r as f64, s as f64);
+    let o = ops::GaussblurOptions {
+        min_ampl: (-(r * r) / (2.0 * s * s)).exp().clamp(0.001, 0.999),
+        precision: ops::Precision::Integer,
+    };
+    op("blur", ops::gaussblur_with_opts(img.get(), s, &o))
 }
 
 /// `out = a * in + b` on the colour bands only, clipped to 8 bits.
