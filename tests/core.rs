@@ -908,3 +908,36 @@ async fn cos_and_qiniu_grammars() {
     }
     s.stop().await;
 }
+
+/// An explicit `auto-orient,1` alone rotates and re-encodes, as OSS does,
+/// instead of serving the stored (sideways) bytes; beside other actions it is
+/// the default and shares their derivative.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explicit_auto_orient_rotates() {
+    let env = Env::new(Backend::Fs, "orient").await;
+    let s = TestServer::start(env.config()).await;
+    let k = env.key("rotated-exif6.jpg");
+    let stored = get(&s.url(&k)).await;
+    let (w, h) = stored.dims();
+    let r = get(&s.url(&format!("{k}?x-oss-process=image/auto-orient,1"))).await;
+    assert_eq!((r.status, r.cache()), (200, "processed"));
+    assert_eq!(
+        (r.format(), r.dims()),
+        (Some(Format::Jpg), (h, w)),
+        "upright"
+    );
+    assert_eq!(r.header("x-pixmirror-process"), "image/auto-orient,1");
+    let cos = get(&s.url(&format!("{k}?imageMogr2/auto-orient"))).await;
+    assert_eq!(
+        (cos.cache(), cos.dims()),
+        ("memory", (h, w)),
+        "the same derivative"
+    );
+    let a = get(&s.url(&format!(
+        "{k}?x-oss-process=image/auto-orient,1/resize,w_100"
+    )))
+    .await;
+    let b = get(&s.url(&format!("{k}?x-oss-process=image/resize,w_100"))).await;
+    assert_eq!((a.cache(), b.cache()), ("processed", "memory"));
+    s.stop().await;
+}

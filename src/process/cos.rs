@@ -37,6 +37,8 @@ pub fn parse(value: &str) -> Result<Plan> {
             }
         }
     }
+    // `auto-orient` alone still rotates and re-encodes.
+    plan.orient_only = plan.auto_orient && plan.is_identity();
     Ok(plan)
 }
 

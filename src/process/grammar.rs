@@ -155,6 +155,7 @@ fn side(p: &Params, key: &str) -> Result<Option<u32>> {
 fn parse_actions<'a>(actions: impl Iterator<Item = &'a str>) -> Result<Plan> {
     let mut plan = Plan::default();
     let mut any = false;
+    let mut orient_asked = false;
     for raw in actions {
         if raw.is_empty() {
             continue;
@@ -200,7 +201,10 @@ fn parse_actions<'a>(actions: impl Iterator<Item = &'a str>) -> Result<Plan> {
                     plan.ops.push(Op::Rotate(d));
                 }
             }
-            "auto-orient" => plan.auto_orient = p.bare_int(0, 1)? == 1,
+            "auto-orient" => {
+                plan.auto_orient = p.bare_int(0, 1)? == 1;
+                orient_asked = plan.auto_orient;
+            }
             "blur" => {
                 p.only(&["r", "s"], false)?;
                 let r = p
@@ -254,6 +258,9 @@ fn parse_actions<'a>(actions: impl Iterator<Item = &'a str>) -> Result<Plan> {
     if !any {
         return Err(Error::invalid("process string has no actions"));
     }
+    // `auto-orient,1` alone still processes (OSS rotates and re-encodes);
+    // beside other actions it is the default and leaves no trace in the key.
+    plan.orient_only = orient_asked && plan.is_identity();
     if plan.report.is_some()
         && (!plan.ops.is_empty() || plan.format.is_some() || plan.quality.is_some())
     {

@@ -278,6 +278,9 @@ pub struct Plan {
     pub quality: Option<Quality>,
     pub interlace: bool,
     pub report: Option<Report>,
+    /// An explicit `auto-orient,1` and nothing else: re-encoded upright (OSS),
+    /// not the stored bytes. Canonical `image/auto-orient,1`.
+    pub orient_only: bool,
 }
 
 /// The next listed value at or above `v`; the largest when `v` is past them
@@ -327,6 +330,7 @@ impl Default for Plan {
             quality: None,
             interlace: false,
             report: None,
+            orient_only: false,
         }
     }
 }
@@ -446,6 +450,7 @@ impl Plan {
             && !self.interlace
             && self.report.is_none()
             && self.auto_orient
+            && !self.orient_only
     }
 
     /// The canonical actions, in order. `auto` must have been resolved first
@@ -454,6 +459,9 @@ impl Plan {
         let mut out = Vec::new();
         if !self.auto_orient {
             out.push("auto-orient,0".to_string());
+        }
+        if self.orient_only {
+            out.push("auto-orient,1".to_string());
         }
         out.extend(self.ops.iter().map(Op::canonical));
         match self.format {
