@@ -116,6 +116,10 @@ async fn actions(backend: Backend) {
         ("resize,w_800", (400, 200)),
         ("resize,w_800,limit_0", (800, 400)),
         ("resize,p_200,limit_0", (800, 400)),
+        // OSS: a thumbnail larger than the source returns the source unless limit_0.
+        ("resize,p_200", (400, 200)),
+        // OSS crop defaults: w and h the maximum, x and y 0: the whole image.
+        ("crop", (400, 200)),
         ("crop,w_100,h_50", (100, 50)),
         ("crop,x_300,y_150", (100, 50)),
         ("rotate,90", (200, 400)),
