@@ -51,6 +51,11 @@ impl Error {
         Error::InvalidArgument(msg.into())
     }
 
+    /// The one 404 answer: the key is in neither the bucket nor a mirror origin.
+    pub fn no_such_key() -> Self {
+        Error::NoSuchKey("the specified key does not exist".into())
+    }
+
     pub fn unprocessable(msg: impl Into<String>) -> Self {
         Error::UnprocessableImage(msg.into())
     }

@@ -194,7 +194,7 @@ impl Mirror {
         headers: &HeaderMap,
     ) -> Result<Fetched> {
         let Some((idx, rule)) = rules::find(&self.rules, key) else {
-            return Err(not_found());
+            return Err(Error::no_such_key());
         };
         if let Err(why) = rules::check_origin_key(key) {
             return Err(Error::invalid(format!(
@@ -203,7 +203,7 @@ impl Mirror {
         }
         if self.negative.contains_key(key) {
             self.count(idx, "negative_cached", None);
-            return Err(not_found());
+            return Err(Error::no_such_key());
         }
         let started = std::time::Instant::now();
         let okey = rules::origin_key(rule, key);
@@ -247,7 +247,7 @@ impl Mirror {
             Err(Failure::NotFound) => {
                 self.negative.insert(key.to_string(), ()).await;
                 self.count(idx, "not_found", Some(started));
-                return Err(not_found());
+                return Err(Error::no_such_key());
             }
             Err(Failure::Retry(e)) | Err(Failure::Fatal(e)) => Err(e),
         };
@@ -550,10 +550,6 @@ impl Mirror {
             store: rule.store,
         })
     }
-}
-
-fn not_found() -> Error {
-    Error::NoSuchKey("the specified key does not exist".into())
 }
 
 fn mirror_failed(msg: &str) -> Error {

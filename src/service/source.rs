@@ -31,10 +31,6 @@ pub enum Found<T> {
     Mirror(Arc<Fetched>),
 }
 
-fn no_such_key() -> Error {
-    Error::NoSuchKey("the specified key does not exist".into())
-}
-
 impl App {
     /// The one place that decides where an original comes from: `read` is the
     /// bucket's answer (a HEAD or a GET); on "not found", and only then, the
@@ -210,7 +206,7 @@ impl App {
     /// `None`: the bucket holds it now (stored by a flight that ended between
     /// the caller's read and this one), so the origin is not asked again.
     async fn fetch_mirror(self: Arc<Self>, ctx: Arc<Ctx>) -> Result<Option<Arc<Fetched>>> {
-        let m = self.mirror.as_ref().ok_or_else(no_such_key)?;
+        let m = self.mirror.as_ref().ok_or_else(Error::no_such_key)?;
         let key = &ctx.req.key;
         match self.store.head(key).await {
             Ok(_) => return Ok(None),

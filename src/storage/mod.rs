@@ -42,7 +42,7 @@ pub enum StoreError {
 impl From<StoreError> for Error {
     fn from(e: StoreError) -> Error {
         match e {
-            StoreError::NotFound => Error::NoSuchKey("the specified key does not exist".into()),
+            StoreError::NotFound => Error::no_such_key(),
             StoreError::AccessDenied(_) => Error::AccessDenied("the store denied access".into()),
             StoreError::InvalidKey(m) => Error::InvalidArgument(m),
             StoreError::Timeout(_) => Error::Timeout("the store did not answer in time".into()),
