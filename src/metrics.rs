@@ -309,8 +309,9 @@ const STAGE_BUCKETS: [f64; 13] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
-/// The standard `process_*` metrics (Prometheus client conventions), read
-/// from /proc at each scrape; absent elsewhere.
+/// The process metrics Prometheus clients export as `process_*`, named
+/// `pixmirror_process_*` (SPEC: every metric name starts with `pixmirror_`);
+/// read from /proc at each scrape, absent elsewhere.
 struct ProcessMetrics {
     resident: IntGauge,
     cpu: Counter,
@@ -322,18 +323,21 @@ impl ProcessMetrics {
     fn new() -> ProcessMetrics {
         ProcessMetrics {
             resident: must(IntGauge::new(
-                "process_resident_memory_bytes",
+                "pixmirror_process_resident_memory_bytes",
                 "Resident memory size in bytes",
             )),
             cpu: must(Counter::new(
-                "process_cpu_seconds_total",
+                "pixmirror_process_cpu_seconds_total",
                 "Total user and system CPU time spent in seconds",
             )),
             fds: must(IntGauge::new(
-                "process_open_fds",
+                "pixmirror_process_open_fds",
                 "Number of open file descriptors",
             )),
-            threads: must(IntGauge::new("process_threads", "Number of OS threads")),
+            threads: must(IntGauge::new(
+                "pixmirror_process_threads",
+                "Number of OS threads",
+            )),
         }
     }
 

@@ -624,8 +624,8 @@ async fn admin_endpoints() {
         gauge("pixmirror_response_bytes_total{cache_status=\"memory\"}"),
         derived
     );
-    assert!(gauge("process_resident_memory_bytes") > 1e6);
-    assert!(gauge("process_open_fds") > 0.0);
+    assert!(gauge("pixmirror_process_resident_memory_bytes") > 1e6);
+    assert!(gauge("pixmirror_process_open_fds") > 0.0);
     // Image keys never reach the admin listener.
     assert_eq!(
         get(&format!("{}/{}", s.admin, env.key("sunset.jpg")))
