@@ -25,13 +25,16 @@ fn decode(s: &str, what: &str) -> Result<String> {
 /// the key `a!thumb`), and only when the suffix names a configured style, so
 /// every stored key stays reachable.
 fn style_suffix<'a>(raw_path: &'a str, cfg: &Config) -> Option<(&'a str, &'a str)> {
-    // The longest separator first: `@!` before `!`.
-    let mut seps: Vec<&str> = cfg.styles.separators.iter().map(String::as_str).collect();
-    seps.sort_by_key(|s| std::cmp::Reverse(s.len()));
-    seps.into_iter().find_map(|sep| {
-        let (key, name) = raw_path.rsplit_once(sep)?;
-        (!key.is_empty() && cfg.styles.contains_key(name)).then_some((key, name))
-    })
+    // Of the separators that match, the longest: `@!` before `!`.
+    let seps = &cfg.styles.separators;
+    seps.iter()
+        .filter_map(|sep| {
+            let (key, name) = raw_path.rsplit_once(sep.as_str())?;
+            let found = !key.is_empty() && cfg.styles.contains_key(name);
+            found.then_some((sep.len(), key, name))
+        })
+        .min_by_key(|(len, _, _)| std::cmp::Reverse(*len))
+        .map(|(_, key, name)| (key, name))
 }
 
 pub fn parse<B>(req: &Request<B>, cfg: &Config) -> Result<ImageRequest> {
@@ -117,10 +120,15 @@ fn process_param(query: &str) -> Result<(Option<Process>, Option<String>)> {
     let mut rest: Vec<&str> = Vec::new();
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let cos_item = if v.is_empty() {
+            Some(decode(k, "the query")?).filter(|item| cos::is_cos(item))
+        } else {
+            None
+        };
         let found = if k == OSS_PARAM || k == BOS_PARAM {
             Process::Oss(decode(v, k)?)
-        } else if v.is_empty() && cos::is_cos(&decode(k, "the query")?) {
-            Process::Cos(decode(k, "the query")?)
+        } else if let Some(item) = cos_item {
+            Process::Cos(item)
         } else {
             if !crate::signing::is_signature_param(k) {
                 rest.push(pair);

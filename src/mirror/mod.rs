@@ -108,8 +108,7 @@ pub struct Mirror {
     /// For every other host (redirects): the address guard applies.
     client: HttpClient,
     negative: moka::future::Cache<String, ()>,
-    /// `pixmirror_mirror_fetches_total` and the `mirror_fetch` stage; the
-    /// server's own after [`Mirror::with_metrics`].
+    /// The server's: `pixmirror_mirror_fetches_total`, the `mirror_fetch` stage.
     metrics: Arc<Metrics>,
     allow_private: bool,
     max_bytes: u64,
@@ -135,7 +134,7 @@ const HOP_BY_HOP: &[&str] = &[
 const MAX_REDIRECTS: usize = 10;
 
 impl Mirror {
-    pub async fn new(cfg: &Config) -> Result<Mirror, String> {
+    pub async fn new(cfg: &Config, metrics: Arc<Metrics>) -> Result<Mirror, String> {
         let mut s3 = Vec::new();
         for r in &cfg.mirror.rules {
             s3.push(match &r.origin_s3 {
@@ -158,14 +157,8 @@ impl Mirror {
             allow_private: cfg.mirror.allow_private_networks,
             max_bytes: cfg.process.max_source_bytes.0,
             spill_at: cfg.cache.max_item_bytes.0,
-            metrics: Arc::new(Metrics::new()),
+            metrics,
         })
-    }
-
-    /// Count fetches in the server's metrics.
-    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Mirror {
-        self.metrics = metrics;
-        self
     }
 
     /// One fetch by rule `idx` and its outcome: "ok", "not_found" (the origin

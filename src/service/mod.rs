@@ -227,8 +227,13 @@ pub struct App {
 }
 
 impl App {
-    pub fn new(cfg: Config, store: DynStore, mirror: Option<Mirror>) -> Arc<App> {
-        let metrics = Arc::new(Metrics::new());
+    /// `metrics` is the server's registry, which `mirror` already counts into.
+    pub fn new(
+        cfg: Config,
+        store: DynStore,
+        mirror: Option<Mirror>,
+        metrics: Arc<Metrics>,
+    ) -> Arc<App> {
         let cfg = Arc::new(cfg);
         let store: DynStore = Arc::new(Counted::new(
             store,
@@ -276,7 +281,7 @@ impl App {
                 mirrors: Coalescer::counting(joined, wait),
             },
             process_opts: Options::from_config(&cfg.process),
-            mirror: mirror.map(|m| m.with_metrics(metrics.clone())),
+            mirror,
             pool,
             budget,
             writeback,
