@@ -12,7 +12,6 @@ served to pixmirror's mirror rule by a local HTTP server, so they land in the
 bucket the way a migration would put them there.
 """
 import argparse
-import collections
 import concurrent.futures
 import functools
 import http.server
@@ -21,7 +20,6 @@ import random
 import re
 import shutil
 import signal
-import socket
 import struct
 import subprocess
 import sys
@@ -33,12 +31,9 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+sys.path.insert(0, os.path.join(REPO, "tests", "support"))
+import pmtools  # noqa: E402
+from pmtools import free_port  # noqa: E402
 
 
 def width_of(b):
@@ -92,10 +87,7 @@ def run_policy(a, g, origin_port, name, derivs, originals):
     with open(cfg, "w") as f:
         f.write(f'[server]\nlisten = "127.0.0.1:{port}"\nadmin_listen = "127.0.0.1:{admin}"\n'
                 f'shutdown_timeout = "120s"\n'
-                f'[storage]\nkind = "s3"\nbucket = "{g["PIXMIRROR_TEST_S3_BUCKET"]}"\n'
-                f'endpoint = "{g["PIXMIRROR_TEST_S3_ENDPOINT"]}"\nregion = "garage"\nforce_path_style = true\n'
-                f'access_key_id = "{g["PIXMIRROR_TEST_S3_ACCESS_KEY"]}"\n'
-                f'secret_access_key = "{g["PIXMIRROR_TEST_S3_SECRET_KEY"]}"\n'
+                + pmtools.s3_toml(g) +
                 f'[cache]\nmemory_bytes = "64MiB"\n'
                 f'[derivatives]\n{derivs}\n'
                 f'[mirror]\nallow_private_networks = true\n[[mirror.rules]]\nprefix = "{prefix}"\n'
@@ -165,10 +157,7 @@ def main():
     threading.Thread(target=origin.serve_forever, daemon=True).start()
 
     gdir = tempfile.mkdtemp(prefix="pm-garage-")
-    out = subprocess.run(["bash", os.path.join(REPO, "tests/support/garage.sh"), "start", gdir],
-                         env=dict(os.environ, PIXMIRROR_TEST_S3_PORT=str(free_port())),
-                         capture_output=True, text=True, check=True).stdout
-    g = dict(re.findall(r"export (\w+)=(\S+)", out))
+    g = pmtools.start_garage(gdir, free_port())
     print(f"originals: {names}", flush=True)
     policies = [
         ("cap-200", 'write = "sync"\nadmit = "always"\nmax_per_original = 200'),
@@ -182,8 +171,7 @@ def main():
             rows.append(r)
             print(r, flush=True)
     finally:
-        subprocess.run(["bash", os.path.join(REPO, "tests/support/garage.sh"), "stop", gdir],
-                       capture_output=True)
+        pmtools.stop_garage(gdir)
         origin.shutdown()
         shutil.rmtree(originals_dir, ignore_errors=True)
 

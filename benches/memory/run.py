@@ -12,7 +12,6 @@ import concurrent.futures
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,22 +21,9 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def status_of(pid):
-    out = {}
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            k, _, v = line.partition(":")
-            if k in ("VmRSS", "VmHWM"):
-                out[k] = int(v.split()[0]) * 1024
-    return out
+sys.path.insert(0, os.path.join(REPO, "tests", "support"))
+import pmtools  # noqa: E402
+from pmtools import free_port  # noqa: E402
 
 
 def fetch(url):
@@ -71,7 +57,7 @@ def run(binary, images, budget, n, pause):
                 break
             except Exception:
                 time.sleep(0.05)
-        start = status_of(p.pid)["VmRSS"]
+        start = pmtools.memory(p.pid)["VmRSS"]
         names = sorted(os.listdir(images))
         plans = ["resize,w_6000,limit_0/format,png", "resize,p_150,limit_0/format,webp",
                  "rotate,30/format,jpg", "resize,w_5000,limit_0/blur,r_3,s_2/format,png"]
@@ -81,9 +67,9 @@ def run(binary, images, budget, n, pause):
         with concurrent.futures.ThreadPoolExecutor(max_workers=n) as ex:
             statuses = collections.Counter(ex.map(fetch, urls))
         took = time.time() - t0
-        end = status_of(p.pid)
+        end = pmtools.memory(p.pid)
         time.sleep(pause)
-        after = status_of(p.pid)
+        after = pmtools.memory(p.pid)
         return {"budget": budget, "statuses": dict(statuses), "seconds": round(took, 1),
                 "rss_start_mib": start >> 20, "peak_mib": end["VmHWM"] >> 20,
                 "rss_end_mib": end["VmRSS"] >> 20, f"rss_after_{pause}s_mib": after["VmRSS"] >> 20}

@@ -22,7 +22,6 @@ import json
 import os
 import random
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,14 +31,11 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
+sys.path.insert(0, os.path.join(REPO, "tests", "support"))
+import pmtools  # noqa: E402
+
 TOOLS = os.environ.get("PIXMIRROR_TOOLS", os.path.expanduser("~/.cache/pixmirror-tools"))
 IMAGES = ["sunset.jpg", "dragonfly.jpg", "rotated-exif6.jpg", "gulp.png"]
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def oha_binary():
@@ -47,19 +43,6 @@ def oha_binary():
     if not os.path.exists(path):
         subprocess.run(["cargo", "install", "oha", "--locked", "--root", TOOLS], check=True)
     return path
-
-
-def start_garage(work):
-    # Its own port: `make test` may run a Garage on the default one.
-    env = dict(os.environ, PIXMIRROR_TEST_S3_PORT=os.environ.get("PIXMIRROR_OHA_S3_PORT", "3930"))
-    out = subprocess.run(["bash", os.path.join(REPO, "tests/support/garage.sh"), "start", work],
-                         capture_output=True, text=True, check=True, env=env).stdout
-    env = {}
-    for line in out.splitlines():
-        if line.startswith("export "):
-            k, v = line[len("export "):].split("=", 1)
-            env[k] = v.strip("'\"")
-    return env
 
 
 class Origin(http.server.BaseHTTPRequestHandler):
@@ -75,41 +58,6 @@ class Origin(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, *a):
         pass
-
-
-def s3_config(g):
-    return (f'[storage]\nkind = "s3"\nbucket = "{g["PIXMIRROR_TEST_S3_BUCKET"]}"\n'
-            f'endpoint = "{g["PIXMIRROR_TEST_S3_ENDPOINT"]}"\nregion = "garage"\nforce_path_style = true\n'
-            f'access_key_id = "{g["PIXMIRROR_TEST_S3_ACCESS_KEY"]}"\n'
-            f'secret_access_key = "{g["PIXMIRROR_TEST_S3_SECRET_KEY"]}"\n')
-
-
-def start_pixmirror(binary, work, body):
-    port, admin = free_port(), free_port()
-    cfg = os.path.join(work, "pixmirror.toml")
-    open(cfg, "w").write(f'[server]\nlisten = "127.0.0.1:{port}"\nadmin_listen = "127.0.0.1:{admin}"\n' + body)
-    env = dict(os.environ, PIXMIRROR_LOG="error", MALLOC_ARENA_MAX="2")
-    p = subprocess.Popen([binary, "serve", "--config", cfg], env=env,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(300):
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{admin}/healthz", timeout=1)
-            return p, f"http://127.0.0.1:{port}"
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit("pixmirror did not start")
-
-
-def cpu_seconds(pid):
-    f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def peak_rss_mb(pid):
-    for line in open(f"/proc/{pid}/status"):
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def upload(base, prefix, names):
@@ -154,7 +102,9 @@ def main():
     work = tempfile.mkdtemp(prefix="pm-oha-")
     procs = []
     try:
-        g = start_garage(os.path.join(work, "garage"))
+        # Its own port: `make test` may run a Garage on the default one.
+        g = pmtools.start_garage(os.path.join(work, "garage"),
+                                 os.environ.get("PIXMIRROR_OHA_S3_PORT", "3930"))
         Origin.body = open(os.path.join(REPO, "tests/fixtures/sunset.jpg"), "rb").read()
         origin = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Origin)
         threading.Thread(target=origin.serve_forever, daemon=True).start()
@@ -164,16 +114,19 @@ def main():
                   f'replace_prefix = ""\norigin = "http://127.0.0.1:{oport}/{{key}}"\n')
         l1_off = '[cache]\nmemory_bytes = "0"\n'
         if a.scenario == "l1-hit":
-            body = s3_config(g) + mirror
+            body = pmtools.s3_toml(g) + mirror
         elif a.scenario == "bucket-hit":
-            body = s3_config(g) + l1_off + '[derivatives]\nwrite = "sync"\n' + mirror
+            body = pmtools.s3_toml(g) + l1_off + '[derivatives]\nwrite = "sync"\n' + mirror
         elif a.scenario == "cold":
-            body = s3_config(g) + l1_off + '[derivatives]\nstore = false\n' + mirror
+            body = pmtools.s3_toml(g) + l1_off + '[derivatives]\nstore = false\n' + mirror
         elif a.scenario == "mirror-miss":
-            body = s3_config(g) + '[derivatives]\nstore = false\n' + mirror
+            body = pmtools.s3_toml(g) + '[derivatives]\nstore = false\n' + mirror
         else:
-            body = s3_config(g) + mirror
-        px, base = start_pixmirror(a.binary, work, body)
+            body = pmtools.s3_toml(g) + mirror
+        cfg = os.path.join(work, "pixmirror.toml")
+        open(cfg, "w").write('[server]\nlisten = "127.0.0.1:0"\nadmin_listen = "127.0.0.1:0"\n' + body)
+        px, base, _ = pmtools.start_pixmirror(a.binary, cfg, log="warn,pixmirror=info",
+                                              env={"MALLOC_ARENA_MAX": "2"})
         procs.append(px)
         names = [f"o{i:02d}-{IMAGES[i % len(IMAGES)]}" for i in range(50 if a.scenario == "zipf" else 1)]
         if a.scenario != "mirror-miss":
@@ -181,7 +134,7 @@ def main():
         one = f"{base}/{run}{names[0]}?x-oss-process=image/resize,w_300/format,webp"
         if a.scenario in ("l1-hit", "bucket-hit"):
             urllib.request.urlopen(one, timeout=60).read()  # rendered (and stored) once
-        cpu0 = cpu_seconds(px.pid)
+        cpu0 = pmtools.cpu_seconds(px.pid)
         if a.scenario in ("l1-hit", "bucket-hit"):
             r = oha(one, a)
         elif a.scenario == "cold":
@@ -198,13 +151,13 @@ def main():
             path = os.path.join(work, "urls.txt")
             open(path, "w").write("\n".join(rnd.choices(urls, weights, k=200_000)) + "\n")
             r = oha(None, a, urls_file=path)
-        summarize(a.scenario, r, cpu_seconds(px.pid) - cpu0, peak_rss_mb(px.pid), cmd)
+        summarize(a.scenario, r, pmtools.cpu_seconds(px.pid) - cpu0,
+                  pmtools.memory(px.pid)["VmHWM"] / 2**20, cmd)
     finally:
         for p in procs:
             p.terminate()
             p.wait(timeout=60)
-        subprocess.run(["bash", os.path.join(REPO, "tests/support/garage.sh"), "stop", os.path.join(work, "garage")],
-                       capture_output=True)
+        pmtools.stop_garage(os.path.join(work, "garage"))
         shutil.rmtree(work, ignore_errors=True)
 
 

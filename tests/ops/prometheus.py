@@ -18,7 +18,6 @@ import os
 import random
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,13 +27,10 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+import pmtools  # noqa: E402
+
 FIXTURES = ["sunset.jpg", "gulp.png", "rotated-exif6.jpg", "dragonfly.jpg"]
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def get(url, headers=None, timeout=30):
@@ -72,14 +68,7 @@ prefix = "m/"
 origin = "http://127.0.0.1:{origin_port}/{{key}}"
 replace_prefix = ""
 """)
-    env = dict(os.environ, NO_COLOR="1", PIXMIRROR_LOG="warn,pixmirror=info")
-    p = subprocess.Popen([binary, "serve", "--config", conf], stderr=subprocess.PIPE, text=True, env=env)
-    for line in p.stderr:
-        m = re.search(r" listen=(\S+) admin=(\S+)", line)
-        if m:
-            threading.Thread(target=p.stderr.read, daemon=True).start()
-            return p, "http://" + m.group(1), "http://" + m.group(2)
-    raise SystemExit("pixmirror did not start")
+    return pmtools.start_pixmirror(binary, conf, log="warn,pixmirror=info")
 
 
 def load(base, stop):
@@ -110,7 +99,7 @@ def check_metrics(admin):
 
 
 def start_prometheus(work, admin):
-    port = free_port()
+    port = pmtools.free_port()
     conf = os.path.join(work, "prometheus.yml")
     target = admin.removeprefix("http://")
     open(conf, "w").write(f"""

@@ -15,9 +15,11 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.error
 import urllib.request
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+import pmtools  # noqa: E402
 
 
 def expand(name, cache={}):
@@ -64,16 +66,7 @@ def main(binary, unit):
             '[server]\nlisten = "127.0.0.1:0"\nadmin_listen = "127.0.0.1:0"\n'
             f'[storage]\nkind = "fs"\nroot = "{work}/bucket"\n')
         trace = os.path.join(work, "trace")
-        env = dict(os.environ, NO_COLOR="1", PIXMIRROR_LOG="info")
-        p = subprocess.Popen(["strace", "-f", "-qq", "-o", trace, binary, "serve", "--config", conf],
-                             stderr=subprocess.PIPE, text=True, env=env)
-        base = admin = None
-        for line in p.stderr:
-            m = re.search(r" listen=(\S+) admin=(\S+)", line)
-            if m:
-                base, admin = "http://" + m.group(1), "http://" + m.group(2)
-                break
-        assert base, "the server did not start"
+        p, base, admin = pmtools.start_pixmirror(binary, conf, prefix=["strace", "-f", "-qq", "-o", trace])
         paths = [
             "/s/sunset.jpg?x-oss-process=image/resize,w_300/format,webp",
             "/s/gulp.png?x-oss-process=image/resize,w_120/format,avif",
@@ -93,7 +86,6 @@ def main(binary, unit):
         assert codes == [200] * 7 + [404, 400], f"statuses {codes}"
         tracee = int(open(f"/proc/{p.pid}/task/{p.pid}/children").read().split()[0])
         os.kill(tracee, signal.SIGTERM)
-        p.stderr.read()
         p.wait(timeout=60)
         used = set()
         for line in open(trace):
