@@ -12,9 +12,10 @@ use crate::error::{Error, Result};
 
 /// Does this query item name a COS/Qiniu process (`imageMogr2/...`, `imageView2/...`)?
 pub fn is_cos(item: &str) -> bool {
-    ["imageMogr2", "imageView2"]
-        .iter()
-        .any(|p| item == *p || item.starts_with(&format!("{p}/")))
+    ["imageMogr2", "imageView2"].iter().any(|p| {
+        item.strip_prefix(p)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    })
 }
 
 /// A whole value, percent-decoded: `imageMogr2/...|imageView2/...`, applied in order.
