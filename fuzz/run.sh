@@ -16,6 +16,8 @@ fi
 export RUSTC_BOOTSTRAP=1
 # libvips warns on every broken input; the fuzzer's output stays readable.
 export VIPS_WARNING=0
+# Leaks reported from inside glib cannot be judged from their stack: fuzz/lsan.supp.
+export LSAN_OPTIONS="suppressions=$PWD/fuzz/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 secs="${1:-30}"
 shift || true
 targets=("$@")

@@ -1,36 +1,16 @@
 //! No libvips object outlives a pipeline run, whatever the plan and input,
-//! errors included. libvips keeps every live object in a global table, so a
-//! leaked image is still reachable and LeakSanitizer cannot see it; counting
-//! the table can. (The pipeline fuzzer ran out of memory this way: live
-//! libjpeg, GIF and orc allocations piling up over thousands of inputs.)
+//! errors included (`vips::live_objects` counts libvips' global table, where a
+//! leaked image stays reachable and LeakSanitizer cannot see it). The pipeline
+//! fuzzer ran out of memory this way: live libjpeg, GIF and orc allocations
+//! piling up over thousands of inputs.
 //! Its own test binary: the count is process-wide.
 
 mod common;
 
 use std::collections::BTreeMap;
 
+use pixmirror::process::vips::live_objects;
 use pixmirror::process::{grammar, pipeline};
-
-unsafe extern "C" fn count(
-    _item: *mut std::ffi::c_void,
-    a: *mut std::ffi::c_void,
-    _b: *mut std::ffi::c_void,
-) -> *mut std::ffi::c_void {
-    *(a as *mut usize) += 1;
-    std::ptr::null_mut()
-}
-
-fn live_objects() -> usize {
-    let mut n = 0usize;
-    unsafe {
-        libvips::bindings::vips_object_map(
-            Some(count),
-            &mut n as *mut usize as *mut std::ffi::c_void,
-            std::ptr::null_mut(),
-        );
-    }
-    n
-}
 
 #[test]
 fn no_libvips_object_outlives_a_run() {

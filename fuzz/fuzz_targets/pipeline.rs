@@ -1,20 +1,26 @@
 //! The libvips pipeline on arbitrary image bytes with arbitrary plans.
 //! Input: a process string, a NUL byte, then the source bytes. Properties: no
 //! panic or crash; a success is an image of the content type it claims (or
-//! the JSON of a report), within the output cap.
+//! the JSON of a report), within the output cap; no libvips object outlives
+//! the run (counted in libvips' own table, which LeakSanitizer cannot judge:
+//! see fuzz/lsan.supp).
 #![no_main]
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
 use pixmirror::process::grammar::parse_process;
 use pixmirror::process::pipeline::{self, Options};
 use pixmirror::process::plan::Format;
+use pixmirror::process::vips::live_objects;
 
 /// Small limits, so that one input stays well inside libFuzzer's time and
 /// memory limits; the limits themselves are part of what is tested.
 const MAX_PIXELS: u64 = 2_000_000;
+
+static STARTED: AtomicBool = AtomicBool::new(false);
 
 fuzz_target!(|data: &[u8]| {
     let Some(nul) = data.iter().position(|&b| b == 0) else {
@@ -39,7 +45,17 @@ fuzz_target!(|data: &[u8]| {
         avif_effort: 0,
         deadline: Some(Instant::now() + Duration::from_secs(5)),
     };
-    let Ok(out) = pipeline::run(src, &plan, &opts) else {
+    let before = live_objects();
+    let result = pipeline::run(src, &plan, &opts);
+    // The first run starts libvips, whose own objects stay.
+    if STARTED.swap(true, Ordering::Relaxed) {
+        let after = live_objects();
+        assert_eq!(
+            after, before,
+            "{process:?}: libvips objects left after the run"
+        );
+    }
+    let Ok(out) = result else {
         return;
     };
     if out.content_type == "application/json" {

@@ -47,6 +47,33 @@ pub fn version() -> String {
         .unwrap_or_default()
 }
 
+/// How many libvips objects are alive in the whole process. libvips keeps
+/// every live object in a global table, so a leaked image stays reachable and
+/// LeakSanitizer cannot see it; counting the table can (tests/leaks.rs and
+/// the pipeline fuzz target compare it before and after a run).
+pub fn live_objects() -> usize {
+    unsafe extern "C" fn count(
+        _item: *mut std::ffi::c_void,
+        a: *mut std::ffi::c_void,
+        _b: *mut std::ffi::c_void,
+    ) -> *mut std::ffi::c_void {
+        // SAFETY: `a` is the `usize` passed below, alive for the whole map.
+        unsafe { *(a as *mut usize) += 1 };
+        std::ptr::null_mut()
+    }
+    let mut n = 0usize;
+    // SAFETY: vips_object_map walks libvips' table under its own lock and
+    // calls `count` with our pointer; nothing is kept past the call.
+    unsafe {
+        libvips::bindings::vips_object_map(
+            Some(count),
+            &mut n as *mut usize as *mut std::ffi::c_void,
+            std::ptr::null_mut(),
+        );
+    }
+    n
+}
+
 /// Take (and clear) libvips' error buffer: the first line, trimmed, for messages.
 pub fn take_error() -> String {
     unsafe {
