@@ -12,6 +12,21 @@ use std::collections::BTreeMap;
 use pixmirror::process::vips::live_objects;
 use pixmirror::process::{grammar, pipeline};
 
+/// Three 40x30 frames (the animated path cuts and joins frames).
+fn animated_gif() -> Vec<u8> {
+    let mut out = Vec::new();
+    {
+        let mut enc = image::codecs::gif::GifEncoder::new(&mut out);
+        for v in [0u8, 120, 240] {
+            let buf = image::RgbaImage::from_pixel(40, 30, image::Rgba([v, 255 - v, 60, 255]));
+            let delay = image::Delay::from_numer_denom_ms(100, 1);
+            enc.encode_frame(image::Frame::from_parts(buf, 0, 0, delay))
+                .expect("frame");
+        }
+    }
+    out
+}
+
 #[test]
 fn no_libvips_object_outlives_a_run() {
     let opts = pipeline::Options {
@@ -40,6 +55,8 @@ fn no_libvips_object_outlives_a_run() {
         "image/resize,w_60/sharpen,100/bright,20/contrast,-30",
         "image/resize,w_60/format,tiff",
         "image/resize,w_60/format,bmp",
+        "image/resize,w_30/rotate,90/format,gif",
+        "image/crop,w_20,h_20/format,webp",
         "image/resize,w_60/interlace,1/quality,q_50/format,jpg",
         "image/auto-orient,0/resize,w_60",
         "image/info",
@@ -52,8 +69,11 @@ fn no_libvips_object_outlives_a_run() {
     let _ = pipeline::run(&common::fixture("sunset.jpg"), &warm, &opts);
     let base = live_objects();
     let mut leaks = Vec::new();
-    for input in inputs {
-        let src = common::fixture(input);
+    let sources = inputs
+        .iter()
+        .map(|&f| (f, common::fixture(f)))
+        .chain([("animated.gif", animated_gif())]);
+    for (input, src) in sources {
         for p in plans {
             let plan = grammar::parse_process(p, &BTreeMap::new()).expect("plan");
             let before = live_objects();

@@ -4,7 +4,9 @@
 //! runs a resolved plan over source bytes with libvips and knows nothing of
 //! HTTP or storage, so `pixmirror process` runs exactly what the server runs.
 
+pub mod animation;
 pub mod cos;
+mod gifmeta;
 pub mod grammar;
 pub mod icc;
 pub mod negotiate;

@@ -1,6 +1,8 @@
 //! Run a resolved [`Plan`] over source bytes with libvips. Reads top to bottom:
 //! probe → (report) → load with shrink-on-load → the plan's operations in order
-//! → encode. Blocking and CPU-bound: call it from the bounded blocking pool.
+//! → encode. An animated GIF or WebP written as GIF or WebP runs the
+//! operations on each frame (`animation`). Blocking and CPU-bound: call it
+//! from the bounded blocking pool.
 
 use std::time::Instant;
 
@@ -9,7 +11,7 @@ use libvips::ops;
 use super::plan::{Format, FormatSpec, Op, Plan, Quality, Report};
 use super::steps::{self, ResizeTarget};
 use super::vips::{self, decode_err, op, Img};
-use super::{icc, pngload, webpmeta};
+use super::{animation, gifmeta, icc, pngload, webpmeta};
 use crate::error::{Error, Result};
 
 /// Limits and encoder defaults of one run.
@@ -55,6 +57,8 @@ pub struct Header {
     pub width: u32,
     pub height: u32,
     pub orientation: i32,
+    /// Frames (pages) in the source; 1 for a still image.
+    pub frames: u32,
     /// The embedded colour profile, read from the container's bytes.
     pub profile: icc::Profile,
 }
@@ -97,6 +101,7 @@ pub fn probe(src: &[u8], max_pixels: u64, max_frames: u32) -> Result<Header> {
         width,
         height,
         orientation,
+        frames: frames as u32,
         profile: icc::sniff(src, format),
     })
 }
@@ -110,25 +115,20 @@ pub fn run(src: &[u8], plan: &Plan, opts: &Options) -> Result<Output> {
             Report::AverageHue => average_hue(src, &header, plan),
         };
     }
+    let plan = &*animation::source_rules(plan, header.format);
     let format = output_format(plan, header.format);
-    output_geometry(
-        plan,
-        header.oriented(plan.auto_orient),
-        opts.max_output_pixels,
-    )?;
+    let frames = kept_frames(&header, format);
+    let from = header.oriented(plan.auto_orient && frames == 1);
+    geometry(plan, from, frames, opts.max_output_pixels)?;
     // Pixels decoded outside libvips, which the images below borrow: declared
     // before them, so it is dropped after them.
     let mut decoded: Option<Vec<u8>> = None;
-    let (mut img, mut preshrunk) = load(src, &header, plan, &mut decoded, opts.deadline)?;
-    for (i, step) in plan.ops.iter().enumerate() {
-        check_deadline(opts)?;
-        img = apply(img, step, if i == 0 { preshrunk.take() } else { None })?;
-        within_output_cap(
-            step.action(),
-            (img.width(), img.height()),
-            opts.max_output_pixels,
-        )?;
-    }
+    let (img, preshrunk) = load(src, &header, plan, frames, &mut decoded, opts.deadline)?;
+    let steps = |img| apply_all(img, plan, preshrunk, frames, opts);
+    let img = match frames {
+        1 => steps(img)?,
+        n => animation::each_frame(img, n, steps)?,
+    };
     check_deadline(opts)?;
     let bytes = encode(img, format, plan, opts)?;
     Ok(Output {
@@ -137,13 +137,60 @@ pub fn run(src: &[u8], plan: &Plan, opts: &Options) -> Result<Output> {
     })
 }
 
+/// The plan's steps in order on one image (or one frame of `frames`), each
+/// result checked against the output cap.
+fn apply_all(
+    mut img: Img,
+    plan: &Plan,
+    mut preshrunk: Option<ResizeTarget>,
+    frames: u32,
+    opts: &Options,
+) -> Result<Img> {
+    for step in &plan.ops {
+        check_deadline(opts)?;
+        img = apply(img, step, preshrunk.take())?;
+        let size = (img.width(), img.height());
+        within_output_cap(step.action(), size, frames, opts.max_output_pixels)?;
+    }
+    Ok(img)
+}
+
+/// Frames the output keeps: all of an animated GIF or WebP written as GIF or
+/// WebP, else 1 (the first).
+fn kept_frames(header: &Header, output: Format) -> u32 {
+    if animation::keeps_frames(header.format, header.frames, output) {
+        header.frames
+    } else {
+        1
+    }
+}
+
+/// Frames a run of `plan` on `src` keeps, counted from the container without
+/// libvips (for the memory estimate); 1 when unsure.
+pub fn kept_frames_of(src: &[u8], plan: &Plan) -> u32 {
+    let Some(source) = Format::sniff(src) else {
+        return 1;
+    };
+    let frames = animation::count_frames(src);
+    if animation::keeps_frames(source, frames, output_format(plan, source)) {
+        frames
+    } else {
+        1
+    }
+}
+
 /// The size each step of `plan` makes of a `from` image, each checked against
 /// `process.max_output_pixels` (and 16384 a side): the geometry alone, before
 /// any pixel is decoded. Returns the final size.
 pub fn output_geometry(plan: &Plan, from: (u32, u32), cap: u64) -> Result<(u32, u32)> {
+    geometry(plan, from, 1, cap)
+}
+
+/// [`output_geometry`] for an output of `frames` frames of that size.
+fn geometry(plan: &Plan, from: (u32, u32), frames: u32, cap: u64) -> Result<(u32, u32)> {
     plan.ops.iter().try_fold(from, |size, step| {
         let next = steps::output_size(step, size)?;
-        within_output_cap(step.action(), next, cap)?;
+        within_output_cap(step.action(), next, frames, cap)?;
         Ok(next)
     })
 }
@@ -151,28 +198,34 @@ pub fn output_geometry(plan: &Plan, from: (u32, u32), cap: u64) -> Result<(u32, 
 /// What a run of `plan` on a `from`-sized source decodes and outputs, in
 /// pixels, from the geometry alone (for the memory budget, before a libvips
 /// slot is taken): the decoder's shrink-on-load when the plan starts with a
-/// resize, the plan's final size. `None` when the plan is refused anyway.
-pub fn pixel_estimate(plan: &Plan, from: (u32, u32)) -> Option<(u64, u64)> {
+/// resize, the plan's final size; both times `frames` for an animation.
+/// `None` when the plan is refused anyway.
+pub fn pixel_estimate(plan: &Plan, from: (u32, u32), frames: u32) -> Option<(u64, u64)> {
     if plan.report.is_some() {
         return Some((0, 0));
     }
     let (w, h) = output_geometry(plan, from, u64::MAX).ok()?;
+    let frames = frames.max(1) as u64;
     let shrink = match plan.ops.first() {
-        Some(Op::Resize(r)) => {
+        Some(Op::Resize(r)) if frames == 1 => {
             let t = steps::resize_target(from.0, from.1, r).ok()?;
             load_shrink(from, t.scaled) as u64
         }
         _ => 1,
     };
     let decoded = (from.0 as u64).div_ceil(shrink) * (from.1 as u64).div_ceil(shrink);
-    Some((decoded, w as u64 * h as u64))
+    Some((decoded * frames, w as u64 * h as u64 * frames))
 }
 
-fn within_output_cap(step: &str, (w, h): (u32, u32), cap: u64) -> Result<()> {
-    let pixels = w as u64 * h as u64;
+fn within_output_cap(step: &str, (w, h): (u32, u32), frames: u32, cap: u64) -> Result<()> {
+    let pixels = w as u64 * h as u64 * frames as u64;
     if pixels > cap {
+        let what = match frames {
+            1 => format!("{w}x{h}"),
+            n => format!("{n} frames of {w}x{h}"),
+        };
         return Err(Error::invalid(format!(
-            "{step}: the output would be {w}x{h} = {pixels} pixels, over process.max_output_pixels ({cap})"
+            "{step}: the output would be {what} = {pixels} pixels, over process.max_output_pixels ({cap})"
         )));
     }
     Ok(())
@@ -206,18 +259,29 @@ pub fn output_format(plan: &Plan, source: Format) -> Format {
 ///
 /// `decoded` receives pixels decoded outside libvips (PNG shrink-on-load); the
 /// returned image borrows them, so the caller keeps it alive longer than the image.
+///
+/// With `frames` > 1 every frame is decoded, into one strip in memory, at
+/// full size and as stored (see `animation`); the resize target is a frame's.
 fn load(
     src: &[u8],
     header: &Header,
     plan: &Plan,
+    frames: u32,
     decoded: &mut Option<Vec<u8>>,
     deadline: Option<Instant>,
 ) -> Result<(Img, Option<ResizeTarget>)> {
-    let (w, h) = header.oriented(plan.auto_orient);
+    let animated = frames > 1;
+    let (w, h) = header.oriented(plan.auto_orient && !animated);
     let target = match plan.ops.first() {
         Some(Op::Resize(r)) => Some(steps::resize_target(w, h, r)?),
         _ => None,
     };
+    if animated {
+        let img =
+            libvips::VipsImage::new_from_buffer(src, "n=-1").map_err(|_| decode_err("load"))?;
+        let img = to_srgb(Img::new(img), header.profile)?;
+        return Ok((vips::copy_memory(img, deadline, "load")?, target));
+    }
     let shrink = target.map_or(1, |t| load_shrink((w, h), t.scaled));
     if header.format == Format::Png
         && shrink > 1
@@ -393,6 +457,10 @@ fn encode(img: Img, format: Format, plan: &Plan, opts: &Options) -> Result<Vec<u
     })?;
     Ok(match format {
         Format::Webp => webpmeta::strip(bytes),
+        Format::Gif => match vips::get_int(img.get(), c"loop") {
+            Some(plays) if animation::is_strip(&img) => gifmeta::set_plays(bytes, plays),
+            _ => bytes,
+        },
         _ => bytes,
     })
 }
@@ -426,6 +494,7 @@ fn info(src: &[u8], h: &Header) -> Output {
     let v = |s: String| serde_json::json!({ "value": s });
     m.insert("FileSize".into(), v(src.len().to_string()));
     m.insert("Format".into(), v(h.format.name().to_string()));
+    m.insert("FrameCount".into(), v(h.frames.to_string()));
     m.insert("ImageHeight".into(), v(h.height.to_string()));
     m.insert("ImageWidth".into(), v(h.width.to_string()));
     if h.orientation > 1 {
@@ -448,7 +517,7 @@ fn average_hue(src: &[u8], header: &Header, plan: &Plan) -> Result<Output> {
         ..plan.clone()
     };
     let mut decoded = None;
-    let (img, _) = load(src, header, &small, &mut decoded, None)?;
+    let (img, _) = load(src, header, &small, 1, &mut decoded, None)?;
     let img = prepare_for(img, Format::Jpg)?;
     let img = vips::copy_memory(img, None, "average-hue")?;
     let mut rgb = [0u8; 3];

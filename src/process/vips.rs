@@ -116,6 +116,56 @@ impl Img {
     }
 }
 
+/// An integer field of the image's metadata (`page-height`, `loop`), if set.
+pub fn get_int(img: &VipsImage, name: &CStr) -> Option<i32> {
+    let mut v: std::os::raw::c_int = 0;
+    // SAFETY: a live image, a NUL-terminated name, an out-pointer to our stack.
+    let r = unsafe { libvips::bindings::vips_image_get_int(raw(img), name.as_ptr(), &mut v) };
+    if r == 0 {
+        Some(v)
+    } else {
+        let _ = take_error();
+        None
+    }
+}
+
+/// An int-array field of the image's metadata (`delay`), copied out.
+pub fn get_array_int(img: &VipsImage, name: &CStr) -> Option<Vec<i32>> {
+    let mut p: *mut std::os::raw::c_int = std::ptr::null_mut();
+    let mut n: std::os::raw::c_int = 0;
+    // SAFETY: on success `p` points at `n` ints owned by the image, which we
+    // copy before the image can change or go.
+    unsafe {
+        if libvips::bindings::vips_image_get_array_int(raw(img), name.as_ptr(), &mut p, &mut n) != 0
+            || p.is_null()
+        {
+            let _ = take_error();
+            return None;
+        }
+        Some(std::slice::from_raw_parts(p, n.max(0) as usize).to_vec())
+    }
+}
+
+/// Set an integer field. `img` must be an image no one else holds yet (the
+/// fresh output of `ops::copy`): libvips images are shared once they are used.
+pub fn set_int(img: &Img, name: &CStr, v: i32) {
+    // SAFETY: a live image that only we hold; libvips copies the name.
+    unsafe { libvips::bindings::vips_image_set_int(raw(&img.0), name.as_ptr(), v) }
+}
+
+/// Set an int-array field (same rule as [`set_int`]). libvips copies the array.
+pub fn set_array_int(img: &Img, name: &CStr, v: &[i32]) {
+    // SAFETY: as set_int; `v` is read during the call only.
+    unsafe {
+        libvips::bindings::vips_image_set_array_int(
+            raw(&img.0),
+            name.as_ptr(),
+            v.as_ptr(),
+            v.len() as std::os::raw::c_int,
+        )
+    }
+}
+
 /// Map a failed libvips call on the source to 422, with libvips' reason.
 pub fn decode_err(what: &str) -> Error {
     let why = take_error();

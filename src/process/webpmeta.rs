@@ -42,6 +42,14 @@ fn chunks(data: &[u8]) -> Option<Vec<Chunk<'_>>> {
     Some(out)
 }
 
+/// Frames of an animated WebP (its `ANMF` chunks); 0 for a still one or
+/// for bytes that are not a WebP container.
+pub(super) fn frames(data: &[u8]) -> u32 {
+    chunks(data).map_or(0, |all| {
+        all.iter().filter(|c| c.fourcc == b"ANMF").count() as u32
+    })
+}
+
 /// `data` without EXIF and XMP chunks (see the module comment).
 pub fn strip(data: Vec<u8>) -> Vec<u8> {
     let Some(all) = chunks(&data) else {

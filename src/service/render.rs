@@ -42,7 +42,8 @@ fn processing_bytes(src: &[u8], plan: &crate::process::Plan) -> u64 {
         return 0;
     };
     let from = (size.width as u32, size.height as u32);
-    crate::process::pipeline::pixel_estimate(plan, from).map_or(0, |(decoded, out)| {
+    let frames = crate::process::pipeline::kept_frames_of(src, plan);
+    crate::process::pipeline::pixel_estimate(plan, from, frames).map_or(0, |(decoded, out)| {
         crate::budget::processing_bytes(decoded, out)
     })
 }
