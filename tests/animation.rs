@@ -229,8 +229,7 @@ fn the_output_cap_counts_every_frame() {
         max_output_pixels: 60 * 40 * 3,
         ..pipeline::Options::from_config(&Default::default())
     };
-    let err = run_with(&src, "image/resize,w_60", opts.clone())
-        .expect_err("over the cap");
+    let err = run_with(&src, "image/resize,w_60", opts.clone()).expect_err("over the cap");
     assert_eq!(err.status().as_u16(), 400, "{err}");
     assert!(err.to_string().contains("4 frames of 60x40"), "{err}");
     // One frame fits.

@@ -9,6 +9,7 @@ pub mod cos;
 mod gifmeta;
 pub mod grammar;
 pub mod icc;
+mod info;
 pub mod negotiate;
 pub mod pipeline;
 pub mod plan;

@@ -11,7 +11,7 @@ use libvips::ops;
 use super::plan::{Format, FormatSpec, Op, Plan, Quality, Report};
 use super::steps::{self, ResizeTarget};
 use super::vips::{self, decode_err, op, Img};
-use super::{animation, gifmeta, icc, pngload, webpmeta};
+use super::{animation, gifmeta, icc, info, pngload, webpmeta};
 use crate::error::{Error, Result};
 
 /// Limits and encoder defaults of one run.
@@ -111,7 +111,7 @@ pub fn run(src: &[u8], plan: &Plan, opts: &Options) -> Result<Output> {
     let header = probe(src, opts.max_source_pixels, opts.max_frames)?;
     if let Some(report) = plan.report {
         return match report {
-            Report::Info => Ok(info(src, &header)),
+            Report::Info => Ok(info::report(src, &header)),
             Report::AverageHue => average_hue(src, &header, plan),
         };
     }
@@ -486,24 +486,6 @@ fn encode_bmp(img: &Img) -> Result<Vec<u8>> {
         .encode(&raw, w, h, color)
         .map_err(|e| Error::unprocessable(format!("encode bmp: {e}")))?;
     Ok(out)
-}
-
-/// OSS `info`: the source's metadata as JSON, with OSS field names.
-fn info(src: &[u8], h: &Header) -> Output {
-    let mut m = serde_json::Map::new();
-    let v = |s: String| serde_json::json!({ "value": s });
-    m.insert("FileSize".into(), v(src.len().to_string()));
-    m.insert("Format".into(), v(h.format.name().to_string()));
-    m.insert("FrameCount".into(), v(h.frames.to_string()));
-    m.insert("ImageHeight".into(), v(h.height.to_string()));
-    m.insert("ImageWidth".into(), v(h.width.to_string()));
-    if h.orientation > 1 {
-        m.insert("Orientation".into(), v(h.orientation.to_string()));
-    }
-    Output {
-        bytes: serde_json::Value::Object(m).to_string().into_bytes(),
-        content_type: "application/json",
-    }
 }
 
 /// OSS `average-hue`: `{"RGB":"0xRRGGBB"}` of the whole (upright, sRGB) image.

@@ -292,10 +292,17 @@ pub fn with_orientation(jpeg: &[u8], orientation: u16) -> Vec<u8> {
     exif.extend_from_slice(&orientation.to_be_bytes());
     exif.extend_from_slice(&[0, 0]);
     exif.extend_from_slice(&0u32.to_be_bytes());
+    with_exif(jpeg, &exif[6..])
+}
+
+/// Insert an EXIF APP1 segment holding `tiff` (a TIFF header and its
+/// directories) right after a JPEG's SOI marker.
+pub fn with_exif(jpeg: &[u8], tiff: &[u8]) -> Vec<u8> {
     let mut out = jpeg[..2].to_vec();
     out.extend_from_slice(&[0xFF, 0xE1]);
-    out.extend_from_slice(&((exif.len() + 2) as u16).to_be_bytes());
-    out.extend_from_slice(&exif);
+    out.extend_from_slice(&((tiff.len() + 8) as u16).to_be_bytes());
+    out.extend_from_slice(b"Exif\0\0");
+    out.extend_from_slice(tiff);
     out.extend_from_slice(&jpeg[2..]);
     out
 }

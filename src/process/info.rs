@@ -1,0 +1,234 @@
+//! OSS `info`: the source's properties and EXIF fields as JSON, each
+//! `"Name": {"value": "..."}`, read from the header and the EXIF block
+//! without decoding pixels.
+//!
+//! Field names and value forms follow what OSS returns:
+//! - always `FileSize`, `Format`, `FrameCount`, `ImageHeight`, `ImageWidth` (as
+//!   stored, before EXIF orientation), and `ResolutionUnit`, `XResolution`,
+//!   `YResolution` (`1`, `1/1`, `1/1` when the image does not say);
+//! - every EXIF field of the main image, the Exif and GPS directories and
+//!   the thumbnail directory (the main image wins a name both have), under
+//!   its EXIF tag name, the directory pointers as `ExifTag`, `GPSTag` and
+//!   `InteroperabilityTag`;
+//! - numbers in decimal, rationals as `n/d`, several values space-separated,
+//!   text as is; `GPSLatitude`/`GPSLongitude` as degrees, minutes and seconds
+//!   (`30deg 15' 30.120" `, trailing zero parts left out: `0deg `); the GPS
+//!   references as words (`North`, `East`, ...);
+//! - no EXIF for PNG sources (OSS reads none there); `MakerNote` and binary
+//!   values over 64 bytes are left out.
+
+use std::collections::BTreeMap;
+
+use exif::{Field, In, Tag, Value};
+use serde_json::json;
+
+use super::pipeline::{Header, Output};
+use super::plan::Format;
+
+/// Binary (UNDEFINED) values longer than this are left out of the report.
+const MAX_BINARY: usize = 64;
+
+/// The report for `src`, whose header `h` the pipeline has read.
+pub fn report(src: &[u8], h: &Header) -> Output {
+    let mut m: BTreeMap<String, String> = BTreeMap::new();
+    if h.format != Format::Png {
+        for (name, value) in exif_fields(src) {
+            m.entry(name).or_insert(value);
+        }
+    }
+    m.insert("FileSize".into(), src.len().to_string());
+    m.insert("Format".into(), h.format.name().to_string());
+    m.insert("FrameCount".into(), h.frames.to_string());
+    m.insert("ImageHeight".into(), h.height.to_string());
+    m.insert("ImageWidth".into(), h.width.to_string());
+    for (name, default) in [
+        ("ResolutionUnit", "1"),
+        ("XResolution", "1/1"),
+        ("YResolution", "1/1"),
+    ] {
+        m.entry(name.into()).or_insert_with(|| default.into());
+    }
+    let body: serde_json::Map<String, serde_json::Value> = m
+        .into_iter()
+        .map(|(k, v)| (k, json!({ "value": v })))
+        .collect();
+    Output {
+        bytes: serde_json::Value::Object(body).to_string().into_bytes(),
+        content_type: "application/json",
+    }
+}
+
+/// `(name, value)` of every EXIF field worth reporting, main image first.
+fn exif_fields(src: &[u8]) -> Vec<(String, String)> {
+    let mut cursor = std::io::Cursor::new(src);
+    let Ok(exif) = exif::Reader::new().read_from_container(&mut cursor) else {
+        return Vec::new();
+    };
+    let mut fields: Vec<&Field> = exif.fields().collect();
+    // The main image's directories before the thumbnail's.
+    fields.sort_by_key(|f| f.ifd_num != In::PRIMARY);
+    let mut out: Vec<(String, String)> = fields
+        .into_iter()
+        .filter(|f| f.tag != Tag::MakerNote)
+        .filter_map(|f| Some((name(f.tag), value(f)?)))
+        .collect();
+    out.extend(pointers(exif.buf(), exif.little_endian()));
+    out
+}
+
+/// The main image's pointers to the Exif, GPS and interoperability
+/// directories, as offsets (the parser follows them without keeping them).
+fn pointers(tiff: &[u8], little: bool) -> Vec<(String, String)> {
+    let u16_at = |at: usize| -> Option<u16> {
+        let b: [u8; 2] = tiff.get(at..at + 2)?.try_into().ok()?;
+        Some(if little {
+            u16::from_le_bytes(b)
+        } else {
+            u16::from_be_bytes(b)
+        })
+    };
+    let u32_at = |at: usize| -> Option<u32> {
+        let b: [u8; 4] = tiff.get(at..at + 4)?.try_into().ok()?;
+        Some(if little {
+            u32::from_le_bytes(b)
+        } else {
+            u32::from_be_bytes(b)
+        })
+    };
+    let Some(ifd0) = u32_at(4).map(|o| o as usize) else {
+        return Vec::new();
+    };
+    let count = u16_at(ifd0).unwrap_or(0) as usize;
+    (0..count)
+        .filter_map(|i| {
+            let entry = ifd0 + 2 + 12 * i;
+            let tag = match u16_at(entry)? {
+                0x8769 => Tag::ExifIFDPointer,
+                0x8825 => Tag::GPSInfoIFDPointer,
+                0xA005 => Tag::InteropIFDPointer,
+                _ => return None,
+            };
+            Some((name(tag), u32_at(entry + 8)?.to_string()))
+        })
+        .collect()
+}
+
+/// The tag's name as OSS spells it (the directory pointers differ).
+fn name(tag: Tag) -> String {
+    match tag {
+        Tag::ExifIFDPointer => "ExifTag".into(),
+        Tag::GPSInfoIFDPointer => "GPSTag".into(),
+        Tag::InteropIFDPointer => "InteroperabilityTag".into(),
+        t => t.to_string(),
+    }
+}
+
+/// The field's value as OSS writes it; `None` to leave it out.
+fn value(f: &Field) -> Option<String> {
+    match f.tag {
+        Tag::GPSLatitude | Tag::GPSLongitude | Tag::GPSDestLatitude | Tag::GPSDestLongitude => {
+            if let Value::Rational(v) = &f.value {
+                return degrees(&v.iter().map(|r| (r.num, r.denom)).collect::<Vec<_>>());
+            }
+        }
+        Tag::GPSLatitudeRef
+        | Tag::GPSLongitudeRef
+        | Tag::GPSDestLatitudeRef
+        | Tag::GPSDestLongitudeRef => {
+            let word = match plain(&f.value)?.as_str() {
+                "N" => "North",
+                "S" => "South",
+                "E" => "East",
+                "W" => "West",
+                other => return Some(other.to_string()),
+            };
+            return Some(word.to_string());
+        }
+        _ => {}
+    }
+    plain(&f.value)
+}
+
+/// Numbers in decimal, rationals `n/d`, several values space-separated, text
+/// as is, short binary values as text when printable, else as byte values.
+fn plain(v: &Value) -> Option<String> {
+    fn join<T: ToString>(v: impl IntoIterator<Item = T>) -> String {
+        v.into_iter()
+            .map(|x| x.to_string())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+    Some(match v {
+        Value::Byte(b) => join(b),
+        Value::SByte(b) => join(b),
+        Value::Short(s) => join(s),
+        Value::SShort(s) => join(s),
+        Value::Long(l) => join(l),
+        Value::SLong(l) => join(l),
+        Value::Rational(r) => join(r.iter().map(|r| format!("{}/{}", r.num, r.denom))),
+        Value::SRational(r) => join(r.iter().map(|r| format!("{}/{}", r.num, r.denom))),
+        Value::Float(x) => join(x),
+        Value::Double(x) => join(x),
+        Value::Ascii(parts) => parts
+            .iter()
+            .map(|p| {
+                String::from_utf8_lossy(p)
+                    .trim_end_matches('\0')
+                    .to_string()
+            })
+            .collect::<Vec<_>>()
+            .join(" "),
+        Value::Undefined(b, _) if b.len() > MAX_BINARY => return None,
+        Value::Undefined(b, _) if b.iter().all(|c| (0x20..0x7f).contains(c)) => {
+            String::from_utf8_lossy(b).into_owned()
+        }
+        Value::Undefined(b, _) => join(b),
+        Value::Unknown(..) => return None,
+    })
+}
+
+/// Degrees, minutes, seconds as `30deg 15' 30.120" `: each part followed by a
+/// space, parts after the last non-zero one left out, a whole number without
+/// decimals, else 7, 5 and 3 decimals. `None` for a zero denominator.
+fn degrees(parts: &[(u32, u32)]) -> Option<String> {
+    if parts.len() != 3 {
+        return None;
+    }
+    const UNIT: [&str; 3] = ["deg", "'", "\""];
+    const DECIMALS: [usize; 3] = [7, 5, 3];
+    let last = (1..3).rev().find(|&i| parts[i].0 != 0).unwrap_or(0);
+    let mut out = String::new();
+    for i in 0..=last {
+        let (n, d) = parts[i];
+        if d == 0 {
+            return None;
+        }
+        let places = if n % d == 0 { 0 } else { DECIMALS[i] };
+        out.push_str(&format!("{:.*}{} ", places, n as f64 / d as f64, UNIT[i]));
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn degrees_as_oss_writes_them() {
+        assert_eq!(degrees(&[(0, 1), (0, 1), (0, 1)]).as_deref(), Some("0deg "));
+        assert_eq!(
+            degrees(&[(30, 1), (15, 1), (3012, 100)]).as_deref(),
+            Some("30deg 15' 30.120\" ")
+        );
+        assert_eq!(
+            degrees(&[(120, 1), (30, 1), (0, 1)]).as_deref(),
+            Some("120deg 30' ")
+        );
+        assert_eq!(
+            degrees(&[(1, 3), (0, 1), (0, 1)]).as_deref(),
+            Some("0.3333333deg ")
+        );
+        assert_eq!(degrees(&[(30, 0), (0, 1), (0, 1)]), None);
+        assert_eq!(degrees(&[(30, 1)]), None);
+    }
+}
