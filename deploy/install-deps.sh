@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install what pixmirror needs to build and run on Debian 12 (as root, or with sudo):
-# libvips (with its headers) and pkg-config. apt is retried: a mirror hiccup once
+# libvips (with its headers), pkg-config and the fonts of text watermarks. apt is retried: a mirror hiccup once
 # failed an install part-way here. Extra Debian packages named as arguments are
 # installed too (tests/ops/check.sh passes the tools it lacks).
 #   deploy/install-deps.sh [PACKAGE ...]
@@ -10,6 +10,12 @@ need=("$@")
 pkg-config --exists vips 2>/dev/null || need+=(libvips-dev)
 command -v pkg-config >/dev/null || need+=(pkg-config)
 command -v curl >/dev/null || need+=(curl)
+# Fonts for text watermarks (process::watermark maps OSS's font names onto
+# them); the container's runtime stage installs the same list.
+FONTS="fonts-wqy-zenhei fonts-wqy-microhei fonts-droid-fallback fonts-arphic-ukai fonts-arphic-uming"
+for font in $FONTS; do
+  dpkg -s "$font" >/dev/null 2>&1 || need+=("$font")
+done
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi

@@ -25,6 +25,7 @@ enum Cmd {
         config: Option<PathBuf>,
     },
     /// Run the processing pipeline offline: pixmirror process --ops 'image/resize,w_300' IN OUT
+    /// (a watermark image's key is read as a file path)
     Process {
         #[arg(long)]
         ops: String,
@@ -224,8 +225,16 @@ fn process(
             input.display()
         ));
     }
-    let out = pipeline::run(&src, &plan, &pipeline::Options::from_config(&cfg.process))
-        .map_err(|e| format!("{}: {e}", e.code()))?;
+    // Offline, a watermark image's key is a file path (relative to the
+    // current directory).
+    let mut marks = pipeline::Marks::new();
+    for key in plan.mark_keys() {
+        let bytes = std::fs::read(key).map_err(|e| format!("watermark image {key}: {e}"))?;
+        marks.insert(key.to_string(), bytes.into());
+    }
+    let opts = pipeline::Options::from_config(&cfg.process);
+    let out =
+        pipeline::run_with(&src, &plan, &opts, &marks).map_err(|e| format!("{}: {e}", e.code()))?;
     std::fs::write(&output, &out.bytes).map_err(|e| format!("{}: {e}", output.display()))?;
     eprintln!(
         "{} -> {} ({}, {} bytes)",

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::plan::*;
+use super::watermark;
 use crate::error::{Error, Result};
 
 /// Largest width/height/side accepted anywhere (SPEC: [1,16384]).
@@ -132,6 +133,15 @@ impl<'a> Params<'a> {
     }
 }
 
+impl watermark::Params for Params<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.kv.get(key).copied()
+    }
+    fn int(&self, key: &str, min: i64, max: i64) -> Result<Option<i64>> {
+        Params::int(self, key, min, max)
+    }
+}
+
 fn parse_int(v: &str, min: i64, max: i64) -> Option<i64> {
     let digits = v.strip_prefix('-').unwrap_or(v);
     if digits.is_empty() || digits.len() > 9 || !digits.bytes().all(|b| b.is_ascii_digit()) {
@@ -243,9 +253,10 @@ fn parse_actions<'a>(actions: impl Iterator<Item = &'a str>) -> Result<Plan> {
                 plan.report = Some(Report::AverageHue);
             }
             "watermark" => {
-                return Err(Error::invalid(
-                    "watermark: not supported by this version of pixmirror",
-                ))
+                p.only(watermark::KEYS, false)?;
+                let preprocess = |s: &str| parse_process(s, &BTreeMap::new());
+                plan.ops
+                    .push(Op::Watermark(Box::new(watermark::parse(&p, &preprocess)?)));
             }
             other => {
                 return Err(Error::invalid(format!(
@@ -257,6 +268,17 @@ fn parse_actions<'a>(actions: impl Iterator<Item = &'a str>) -> Result<Plan> {
     }
     if !any {
         return Err(Error::invalid("process string has no actions"));
+    }
+    let image_marks = plan
+        .ops
+        .iter()
+        .filter(|o| matches!(o, Op::Watermark(w) if w.image.is_some()))
+        .count();
+    if image_marks > watermark::MAX_IMAGE_MARKS {
+        return Err(Error::invalid(format!(
+            "watermark: at most {} image watermarks in one request",
+            watermark::MAX_IMAGE_MARKS
+        )));
     }
     // `auto-orient,1` alone still processes (OSS rotates and re-encodes);
     // beside other actions it is the default and leaves no trace in the key.

@@ -11,11 +11,13 @@ pub mod grammar;
 pub mod icc;
 mod info;
 pub mod negotiate;
+mod overlay;
 pub mod pipeline;
 pub mod plan;
 pub mod pngload;
 mod steps;
 pub mod vips;
+pub mod watermark;
 mod webpmeta;
 
 pub use plan::{Format, FormatSpec, Plan};

@@ -8,6 +8,8 @@ use std::time::Instant;
 
 use libvips::ops;
 
+pub use super::overlay::Marks;
+use super::overlay::{self, MarkLimits};
 use super::plan::{Format, FormatSpec, Op, Plan, Quality, Report};
 use super::steps::{self, ResizeTarget};
 use super::vips::{self, decode_err, op, Img};
@@ -106,8 +108,14 @@ pub fn probe(src: &[u8], max_pixels: u64, max_frames: u32) -> Result<Header> {
     })
 }
 
-/// The whole pipeline.
+/// The whole pipeline, for a plan that draws no watermark image.
 pub fn run(src: &[u8], plan: &Plan, opts: &Options) -> Result<Output> {
+    run_with(src, plan, opts, &Marks::new())
+}
+
+/// The whole pipeline; `marks` holds the watermark images the plan names
+/// (`Plan::mark_keys`).
+pub fn run_with(src: &[u8], plan: &Plan, opts: &Options, marks: &Marks) -> Result<Output> {
     let header = probe(src, opts.max_source_pixels, opts.max_frames)?;
     if let Some(report) = plan.report {
         return match report {
@@ -124,7 +132,7 @@ pub fn run(src: &[u8], plan: &Plan, opts: &Options) -> Result<Output> {
     // before them, so it is dropped after them.
     let mut decoded: Option<Vec<u8>> = None;
     let (img, preshrunk) = load(src, &header, plan, frames, &mut decoded, opts.deadline)?;
-    let steps = |img| apply_all(img, plan, preshrunk, frames, opts);
+    let steps = |img| apply_all(img, plan, preshrunk, frames, opts, marks);
     let img = match frames {
         1 => steps(img)?,
         n => animation::each_frame(img, n, steps)?,
@@ -145,10 +153,14 @@ fn apply_all(
     mut preshrunk: Option<ResizeTarget>,
     frames: u32,
     opts: &Options,
+    marks: &Marks,
 ) -> Result<Img> {
+    let limits = MarkLimits {
+        max_pixels: opts.max_output_pixels,
+    };
     for step in &plan.ops {
         check_deadline(opts)?;
-        img = apply(img, step, preshrunk.take())?;
+        img = apply(img, step, preshrunk.take(), marks, limits)?;
         let size = (img.width(), img.height());
         within_output_cap(step.action(), size, frames, opts.max_output_pixels)?;
     }
@@ -356,7 +368,20 @@ fn to_srgb(img: Img, profile: icc::Profile) -> Result<Img> {
     op("load", ops::colourspace(img.get(), target))
 }
 
-fn apply(img: Img, step: &Op, preshrunk: Option<ResizeTarget>) -> Result<Img> {
+/// One step with no resize target from the decoder and no watermark image
+/// (a watermark image's own preprocessing).
+pub(super) fn apply_step(img: Img, step: &Op) -> Result<Img> {
+    let limits = MarkLimits { max_pixels: 0 };
+    apply(img, step, None, &Marks::new(), limits)
+}
+
+fn apply(
+    img: Img,
+    step: &Op,
+    preshrunk: Option<ResizeTarget>,
+    marks: &Marks,
+    limits: MarkLimits,
+) -> Result<Img> {
     match step {
         Op::Resize(r) => {
             let t = match preshrunk {
@@ -374,6 +399,7 @@ fn apply(img: Img, step: &Op, preshrunk: Option<ResizeTarget>) -> Result<Img> {
         Op::Bright(v) => steps::bright(img, *v),
         Op::Contrast(v) => steps::contrast(img, *v),
         Op::Sharpen(v) => steps::sharpen(img, *v),
+        Op::Watermark(w) => overlay::draw(img, w, marks, limits),
     }
 }
 

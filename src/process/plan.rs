@@ -249,6 +249,7 @@ pub enum Op {
     Bright(i32),
     Contrast(i32),
     Sharpen(u32),
+    Watermark(Box<super::watermark::Watermark>),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -349,6 +350,7 @@ impl Op {
             Op::Bright(_) => "bright",
             Op::Contrast(_) => "contrast",
             Op::Sharpen(_) => "sharpen",
+            Op::Watermark(_) => "watermark",
         }
     }
 
@@ -436,12 +438,28 @@ impl Op {
             Op::Sharpen(v) => {
                 let _ = write!(s, "sharpen,{v}");
             }
+            Op::Watermark(w) => s.push_str(&w.canonical()),
         }
         s
     }
 }
 
 impl Plan {
+    /// The keys of the watermark images the plan draws, in order, each once.
+    pub fn mark_keys(&self) -> Vec<&str> {
+        let mut keys: Vec<&str> = Vec::new();
+        for o in &self.ops {
+            if let Op::Watermark(w) = o {
+                if let Some(m) = &w.image {
+                    if !keys.contains(&m.key.as_str()) {
+                        keys.push(&m.key);
+                    }
+                }
+            }
+        }
+        keys
+    }
+
     /// True when the plan changes nothing: the original is served as stored.
     pub fn is_identity(&self) -> bool {
         self.ops.is_empty()

@@ -175,7 +175,8 @@ pub fn output_size(step: &Op, (w, h): (u32, u32)) -> Result<(u32, u32)> {
         | Op::Blur { .. }
         | Op::Bright(_)
         | Op::Contrast(_)
-        | Op::Sharpen(_) => (w, h),
+        | Op::Sharpen(_)
+        | Op::Watermark(_) => (w, h),
     })
 }
 

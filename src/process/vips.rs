@@ -166,6 +166,44 @@ pub fn set_array_int(img: &Img, name: &CStr, v: &[i32]) {
     }
 }
 
+/// Render Pango `markup` (the caller escapes any text in it) with the font
+/// description `font` (`"WenQuanYi Zen Hei 40"`, points at 72 dpi, so
+/// pixels) as 8-bit sRGB with alpha. Called through the C API: the crate's
+/// wrapper always passes a `fontfile`, and an empty one fails.
+pub fn text_rgba(markup: &str, font: &str) -> Result<Img> {
+    let t = std::ffi::CString::new(markup)
+        .map_err(|_| Error::invalid("watermark: the text holds a NUL byte"))?;
+    let f = std::ffi::CString::new(font)
+        .map_err(|_| Error::invalid("watermark: the font holds a NUL byte"))?;
+    let mut out: *mut libvips::bindings::VipsImage = std::ptr::null_mut();
+    // SAFETY: NUL-terminated strings alive for the call; the variadic list
+    // of (name, value) pairs ends with a null pointer, as libvips requires.
+    let r = unsafe {
+        libvips::bindings::vips_text(
+            &mut out,
+            t.as_ptr(),
+            c"font".as_ptr(),
+            f.as_ptr(),
+            c"dpi".as_ptr(),
+            72 as std::os::raw::c_int,
+            c"rgba".as_ptr(),
+            1 as std::os::raw::c_int,
+            std::ptr::null::<std::os::raw::c_char>(),
+        )
+    };
+    if r != 0 || out.is_null() {
+        return Err(Error::unprocessable(format!(
+            "watermark: the text cannot be drawn: {}",
+            take_error()
+        )));
+    }
+    // SAFETY: `VipsImage` is this one pointer (see `raw`), and we own the
+    // reference libvips returned.
+    Ok(Img(unsafe {
+        std::mem::transmute::<*mut libvips::bindings::VipsImage, VipsImage>(out)
+    }))
+}
+
 /// Map a failed libvips call on the source to 422, with libvips' reason.
 pub fn decode_err(what: &str) -> Error {
     let why = take_error();

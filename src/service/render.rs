@@ -10,11 +10,12 @@ use bytes::Bytes;
 use super::admit::Verdict;
 use super::fresh::Check;
 use super::source::Source;
-use super::{derivative_metadata, App, CacheStatus, Ctx, Derived, Reply};
+use super::{derivative_metadata, App, CacheStatus, Ctx, Derived, ImageRequest, Reply};
 use super::{META_CANONICAL, META_SOURCE_ETAG, META_SOURCE_MODIFIED};
 use crate::cache::{Entry, Item, Ticket};
 use crate::config::WriteMode;
 use crate::error::{Error, Result};
+use crate::process::pipeline::Marks;
 use crate::storage::{read_limited, Object, PutObject, StoreError};
 use crate::writeback::Job;
 
@@ -74,7 +75,8 @@ impl App {
             return Ok((item, CacheStatus::Store));
         }
         let source = self.source(&ctx).await?;
-        let item = self.process(d, &source).await?;
+        let marks = self.marks(&ctx, d).await?;
+        let item = self.process(d, &source, marks).await?;
         self.publish(&ctx, d, &item, ticket).await;
         let status = match source.status {
             CacheStatus::Mirrored => CacheStatus::Mirrored,
@@ -122,8 +124,40 @@ impl App {
         })))
     }
 
+    /// Stage `marks`: the watermark images the plan names, each loaded as an
+    /// original is (L1, else one shared read: bucket, then mirror). A missing
+    /// one is the request's fault: 400.
+    async fn marks(self: &Arc<Self>, ctx: &Ctx, d: &Derived) -> Result<(Marks, Vec<Source>)> {
+        let mut marks = Marks::new();
+        let mut held = Vec::new();
+        for key in d.plan.mark_keys() {
+            let req = ImageRequest {
+                key: key.to_string(),
+                plan: None,
+                ..ctx.req.clone()
+            };
+            let child = Arc::new(Ctx { req, derived: None });
+            let src = match self.source(&child).await {
+                Err(Error::NoSuchKey(_)) => {
+                    return Err(Error::invalid(
+                        "watermark: the watermark image does not exist",
+                    ))
+                }
+                r => r?,
+            };
+            marks.insert(key.to_string(), src.item.bytes.clone());
+            held.push(src);
+        }
+        Ok((marks, held))
+    }
+
     /// Stage `process`: libvips on the bounded blocking pool.
-    async fn process(&self, d: &Derived, source: &Source) -> Result<Item> {
+    async fn process(
+        &self,
+        d: &Derived,
+        source: &Source,
+        (marks, _held): (Marks, Vec<Source>),
+    ) -> Result<Item> {
         let _mem = self
             .budget
             .reserve(
@@ -139,7 +173,7 @@ impl App {
             .run(move |deadline| {
                 opts.deadline = Some(deadline);
                 let start = Instant::now();
-                let r = crate::process::pipeline::run(&src, &plan, &opts);
+                let r = crate::process::pipeline::run_with(&src, &plan, &opts, &marks);
                 if r.is_ok() {
                     metrics.processed.inc();
                 }

@@ -27,6 +27,9 @@ for pkg in $(grep -oE 'need\+=\(([a-z0-9.+-]+)\)' deploy/install-deps.sh | sed -
 done
 runtime_stage="$(sed -n '/^FROM debian/,$p' deploy/docker/Dockerfile)"
 grep -q 'libvips42' <<<"$runtime_stage" || { echo "ops: runtime stage lacks libvips42"; exit 1; }
+for font in $(sed -n 's/^FONTS="\(.*\)"$/\1/p' deploy/install-deps.sh); do
+  grep -q -- "$font" <<<"$runtime_stage" || { echo "ops: runtime stage lacks $font"; exit 1; }
+done
 if grep -qE '[a-z0-9]-dev( |$)' <<<"$runtime_stage"; then echo "ops: a -dev package in the runtime stage"; exit 1; fi
 step "container: its ENV names real config keys and the bundled config.toml loads"
 envs=()
