@@ -174,6 +174,29 @@ fn an_animated_webp_source_keeps_its_frames() {
 }
 
 #[test]
+fn a_watermark_lands_on_every_frame() {
+    use base64::Engine;
+    let text = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode("II");
+    let process = format!("image/watermark,text_{text},color_FFFFFF,size_30,g_nw,x_2,y_2");
+    let a = decode(&run(&source_gif(), &process).expect("watermark").bytes);
+    assert_eq!(
+        (a.frames.len(), a.delays.clone(), a.plays),
+        (4, DELAYS_MS.to_vec(), PLAYS)
+    );
+    for (i, f) in a.frames.iter().enumerate() {
+        let white = (0..20)
+            .flat_map(|x| (0..30).map(move |y| (x, y)))
+            .filter(|&(x, y)| near(f.get_pixel(x, y), [255, 255, 255]))
+            .count();
+        assert!(white > 20, "frame {i}: {white} white pixels of the mark");
+        assert!(
+            near(f.get_pixel(25, 35), COLORS[i]),
+            "frame {i} keeps its colour"
+        );
+    }
+}
+
+#[test]
 fn masks_make_every_frame_transparent_outside() {
     let src = source_gif();
     for process in [

@@ -56,6 +56,7 @@ fn no_libvips_object_outlives_a_run() {
         "image/resize,w_60/format,tiff",
         "image/resize,w_60/format,bmp",
         "image/resize,w_30/rotate,90/format,gif",
+        "image/resize,w_60/watermark,text_SGk,shadow_50,rotate_30,fill_1,t_50",
         "image/crop,w_20,h_20/format,webp",
         "image/resize,w_60/interlace,1/quality,q_50/format,jpg",
         "image/auto-orient,0/resize,w_60",

@@ -8,6 +8,7 @@
 //! derivative:  flight(derivative key) {
 //!                bucket_derivative (GET it ∥ check the original)
 //!                → source (L1, else flight(key) { locate: bucket, else mirror })
+//!                → marks (each watermark image as a source)
 //!                → process (pool) → publish (L1, write-back)
 //!              } → reply
 //! ```
