@@ -10,6 +10,7 @@ mod gifmeta;
 pub mod grammar;
 pub mod icc;
 mod info;
+pub mod jpegq;
 pub mod negotiate;
 mod overlay;
 pub mod pipeline;

@@ -13,7 +13,7 @@ use super::overlay::{self, MarkLimits};
 use super::plan::{Format, FormatSpec, Op, Plan, Quality, Report};
 use super::steps::{self, ResizeTarget};
 use super::vips::{self, decode_err, op, Img};
-use super::{animation, gifmeta, icc, info, pngload, webpmeta};
+use super::{animation, gifmeta, icc, info, jpegq, pngload, webpmeta};
 use crate::error::{Error, Result};
 
 /// Limits and encoder defaults of one run.
@@ -61,6 +61,8 @@ pub struct Header {
     pub orientation: i32,
     /// Frames (pages) in the source; 1 for a still image.
     pub frames: u32,
+    /// A JPEG source's estimated quality (`jpegq`).
+    pub quality: Option<u8>,
     /// The embedded colour profile, read from the container's bytes.
     pub profile: icc::Profile,
 }
@@ -104,6 +106,10 @@ pub fn probe(src: &[u8], max_pixels: u64, max_frames: u32) -> Result<Header> {
         height,
         orientation,
         frames: frames as u32,
+        quality: match format {
+            Format::Jpg => jpegq::estimate(src),
+            _ => None,
+        },
         profile: icc::sniff(src, format),
     })
 }
@@ -138,7 +144,7 @@ pub fn run_with(src: &[u8], plan: &Plan, opts: &Options, marks: &Marks) -> Resul
         n => animation::each_frame(img, n, steps)?,
     };
     check_deadline(opts)?;
-    let bytes = encode(img, format, plan, opts)?;
+    let bytes = encode(img, format, plan, opts, header.quality)?;
     Ok(Output {
         bytes,
         content_type: format.content_type(),
@@ -433,12 +439,29 @@ fn prepare_for(img: Img, format: Format) -> Result<Img> {
     Ok(img)
 }
 
-fn encode(img: Img, format: Format, plan: &Plan, opts: &Options) -> Result<Vec<u8>> {
+/// The quality an encoder is given: the plan's, else `default`. With a JPEG
+/// source whose quality is known (`jpegq`), `q_` is relative to it and `Q_`
+/// never goes above it (OSS); without one, both are absolute.
+fn quality(plan: &Plan, source: Option<u8>, default: u8) -> u8 {
+    match (plan.quality, source) {
+        (Some(Quality::Relative(q)), Some(src)) => {
+            ((src as u32 * q as u32 + 50) / 100).max(1) as u8
+        }
+        (Some(Quality::Absolute(q)), Some(src)) => q.min(src),
+        (Some(Quality::Relative(q) | Quality::Absolute(q)), None) => q,
+        (None, _) => default,
+    }
+}
+
+fn encode(
+    img: Img,
+    format: Format,
+    plan: &Plan,
+    opts: &Options,
+    source_quality: Option<u8>,
+) -> Result<Vec<u8>> {
     let img = prepare_for(img, format)?;
-    let q = |default: u8| match plan.quality {
-        Some(Quality::Absolute(q)) | Some(Quality::Relative(q)) => q,
-        None => default,
-    };
+    let q = |default: u8| quality(plan, source_quality, default);
     let il = plan.interlace;
     let suffix = match format {
         Format::Jpg => format!(

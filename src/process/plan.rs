@@ -254,10 +254,9 @@ pub enum Op {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Quality {
-    /// `q`: relative to the source's quality (taken as 100: pixmirror does not
-    /// estimate the source's quantisation).
+    /// `q`: relative to a JPEG source's estimated quality (`jpegq`), else absolute.
     Relative(u8),
-    /// `Q`: absolute.
+    /// `Q`: absolute, never above a JPEG source's estimated quality.
     Absolute(u8),
 }
 

@@ -23,6 +23,20 @@ fn round_dim(v: f64) -> u32 {
 
 /// OSS resize geometry for a `w`×`h` image.
 pub fn resize_target(w: u32, h: u32, r: &Resize) -> Result<ResizeTarget> {
+    // Both `l` and `s`: the long and the short side of a w×h box in the
+    // source's orientation, so every mode means what it means for w/h
+    // (`m_fixed` forces l×s, `fill` crops to it, `pad` pads to it).
+    if let (None, None, Some(l), Some(s)) = (r.w, r.h, r.l, r.s) {
+        let (bw, bh) = if w >= h { (l, s) } else { (s, l) };
+        let boxed = Resize {
+            w: Some(bw),
+            h: Some(bh),
+            l: None,
+            s: None,
+            ..r.clone()
+        };
+        return resize_target(w, h, &boxed);
+    }
     let (fw, fh) = (w as f64, h as f64);
     let unchanged = ResizeTarget {
         scaled: (w, h),
@@ -548,6 +562,38 @@ mod tests {
             h,
             ..Resize::default()
         }
+    }
+
+    #[test]
+    fn long_and_short_sides_are_a_box_in_the_sources_orientation() {
+        let ls = |mode, l, s| Resize {
+            mode,
+            l: Some(l),
+            s: Some(s),
+            ..Resize::default()
+        };
+        let out = |w, h, r: &Resize| output_size(&Op::Resize(r.clone()), (w, h)).expect("size");
+        // m_fixed forces long × short, whichever way the source lies.
+        assert_eq!(
+            out(4000, 2000, &ls(ResizeMode::Fixed, 300, 100)),
+            (300, 100)
+        );
+        assert_eq!(
+            out(2000, 4000, &ls(ResizeMode::Fixed, 300, 100)),
+            (100, 300)
+        );
+        // fill crops to it, pad pads to it, lfit and mfit scale as before.
+        assert_eq!(out(4000, 2000, &ls(ResizeMode::Fill, 300, 300)), (300, 300));
+        assert_eq!(out(4000, 2000, &ls(ResizeMode::Pad, 300, 300)), (300, 300));
+        assert_eq!(out(4000, 2000, &ls(ResizeMode::Lfit, 300, 300)), (300, 150));
+        assert_eq!(out(4000, 2000, &ls(ResizeMode::Mfit, 300, 300)), (600, 300));
+        // One of them alone: proportional, in every mode.
+        let l_only = Resize {
+            mode: ResizeMode::Fixed,
+            l: Some(300),
+            ..Resize::default()
+        };
+        assert_eq!(out(4000, 2000, &l_only), (300, 150));
     }
 
     #[test]

@@ -1,0 +1,112 @@
+//! The quality a JPEG was saved at, estimated from its luminance quantisation
+//! table (OSS `quality,q_` is relative to it: a source at 80 with `q_90` is
+//! saved at 72; `Q_` never raises it). Read from the header, no decoding.
+//!
+//! Encoders derived from the IJG library (libjpeg, libjpeg-turbo, mozjpeg,
+//! Photoshop's "save for web" is close) scale the standard table of the JPEG
+//! specification (Annex K) by `5000 / q` below 50 and `200 - 2q` from 50 up.
+//! The estimate is the quality whose scaled table is nearest to the file's.
+
+/// The JPEG specification's luminance table (Annex K.1), in zigzag order as
+/// stored in a DQT segment.
+const STD_LUMA: [u16; 64] = [
+    16, 11, 12, 14, 12, 10, 16, 14, 13, 14, 18, 17, 16, 19, 24, 40, 26, 24, 22, 22, 24, 49, 35, 37,
+    29, 40, 58, 51, 61, 60, 57, 51, 56, 55, 64, 72, 92, 78, 64, 68, 87, 69, 55, 56, 80, 109, 81,
+    87, 95, 98, 103, 104, 103, 62, 77, 113, 121, 112, 100, 120, 92, 101, 103, 99,
+];
+
+/// The luminance table (table 0) of a JPEG, from its DQT segments.
+fn luma_table(d: &[u8]) -> Option<[u16; 64]> {
+    if !d.starts_with(&[0xFF, 0xD8]) {
+        return None;
+    }
+    let mut at = 2;
+    loop {
+        // A marker: 0xFF, then its code (0xFF fill bytes may precede it).
+        while d.get(at) == Some(&0xFF) && d.get(at + 1) == Some(&0xFF) {
+            at += 1;
+        }
+        let (&ff, &code) = (d.get(at)?, d.get(at + 1)?);
+        if ff != 0xFF || code == 0xDA || code == 0xD9 {
+            return None; // start of scan or end: no table 0 before it
+        }
+        let len = u16::from_be_bytes([*d.get(at + 2)?, *d.get(at + 3)?]) as usize;
+        let body = d.get(at + 4..at + 2 + len)?;
+        if code == 0xDB {
+            if let Some(t) = table0(body) {
+                return Some(t);
+            }
+        }
+        at += 2 + len;
+    }
+}
+
+/// Table 0 among the tables of one DQT segment's body.
+fn table0(mut body: &[u8]) -> Option<[u16; 64]> {
+    while let Some((&pq_tq, rest)) = body.split_first() {
+        let wide = pq_tq >> 4 == 1;
+        let size = if wide { 128 } else { 64 };
+        let values = rest.get(..size)?;
+        if pq_tq & 0x0F == 0 {
+            let mut t = [0u16; 64];
+            for (i, v) in t.iter_mut().enumerate() {
+                *v = if wide {
+                    u16::from_be_bytes([values[2 * i], values[2 * i + 1]])
+                } else {
+                    values[i] as u16
+                };
+            }
+            return Some(t);
+        }
+        body = &rest[size..];
+    }
+    None
+}
+
+/// The IJG table for quality `q`.
+fn scaled(q: u32) -> [u16; 64] {
+    let s = if q < 50 { 5000 / q } else { 200 - 2 * q };
+    STD_LUMA.map(|v| ((v as u32 * s + 50) / 100).clamp(1, 255) as u16)
+}
+
+/// The estimated quality of a JPEG, 1 to 100; `None` for anything else.
+pub fn estimate(d: &[u8]) -> Option<u8> {
+    let t = luma_table(d)?;
+    let distance = |q: u32| -> u64 {
+        scaled(q)
+            .iter()
+            .zip(t.iter())
+            .map(|(a, b)| (*a as i64 - *b as i64).unsigned_abs())
+            .sum()
+    };
+    // The highest quality among the nearest (tables saturate at 1 near 100).
+    (1..=100u32)
+        .min_by_key(|&q| (distance(q), std::cmp::Reverse(q)))
+        .map(|q| q as u8)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A JPEG header holding the IJG luminance table of `q` (and a chroma one).
+    fn header(q: u32) -> Vec<u8> {
+        let mut d = vec![0xFF, 0xD8, 0xFF, 0xE0, 0, 4, 0, 0];
+        d.extend_from_slice(&[0xFF, 0xDB, 0, 132, 0x01]);
+        d.extend_from_slice(&[9; 64]);
+        d.push(0x00);
+        d.extend(scaled(q).iter().map(|&v| v as u8));
+        d.extend_from_slice(&[0xFF, 0xDA, 0, 2]);
+        d
+    }
+
+    #[test]
+    fn reads_back_the_quality_of_the_table() {
+        for q in [10, 35, 50, 72, 80, 90, 95] {
+            assert_eq!(estimate(&header(q)), Some(q as u8), "q {q}");
+        }
+        assert_eq!(estimate(&header(100)), Some(100));
+        assert_eq!(estimate(b"\x89PNG\r\n"), None);
+        assert_eq!(estimate(&header(80)[..20]), None);
+    }
+}

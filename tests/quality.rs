@@ -1,0 +1,51 @@
+//! `quality`: `q_` is relative to a JPEG source's own quality (estimated from
+//! its quantisation table), `Q_` is absolute but never above it; for other
+//! sources both are absolute. The output's quality is read back the same way.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use pixmirror::process::{grammar, jpegq, pipeline};
+
+fn jpeg_at(q: u8) -> Vec<u8> {
+    let img = common::quadrants(64, 48);
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, q)
+        .encode_image(&img)
+        .expect("jpeg");
+    out
+}
+
+fn output_quality(src: &[u8], process: &str) -> u8 {
+    let plan = grammar::parse_process(process, &BTreeMap::new()).expect("plan");
+    let opts = pipeline::Options::from_config(&Default::default());
+    let out = pipeline::run(src, &plan, &opts).expect(process);
+    jpegq::estimate(&out.bytes).expect("a JPEG")
+}
+
+#[test]
+fn relative_and_absolute_quality_follow_the_source() {
+    let src = jpeg_at(80);
+    assert_eq!(jpegq::estimate(&src), Some(80), "the source reads as 80");
+    // q_90 of 80 is 72; Q_ caps at the source's 80.
+    assert_eq!(output_quality(&src, "image/resize,w_32/quality,q_90"), 72);
+    assert_eq!(output_quality(&src, "image/resize,w_32/quality,q_50"), 40);
+    assert_eq!(output_quality(&src, "image/resize,w_32/quality,Q_90"), 80);
+    assert_eq!(output_quality(&src, "image/resize,w_32/quality,Q_50"), 50);
+    // Both: Q wins.
+    assert_eq!(
+        output_quality(&src, "image/resize,w_32/quality,q_50,Q_60"),
+        60
+    );
+    // Without a quality: process.jpeg_quality, whatever the source's.
+    let default = pixmirror::config::ProcessConfig::default().jpeg_quality;
+    assert_eq!(output_quality(&jpeg_at(95), "image/resize,w_32"), default);
+}
+
+#[test]
+fn other_sources_take_quality_as_absolute() {
+    let png = common::encode(&common::quadrants(64, 48), image::ImageFormat::Png);
+    assert_eq!(output_quality(&png, "image/quality,q_70/format,jpg"), 70);
+    assert_eq!(output_quality(&png, "image/quality,Q_65/format,jpg"), 65);
+}
