@@ -56,6 +56,15 @@ impl Error {
         Error::NoSuchKey("the specified key does not exist".into())
     }
 
+    /// A failure of this request's own making (a limit, a parameter, an
+    /// undecodable source), not of the store, an origin or the server.
+    pub fn caused_by_request(&self) -> bool {
+        matches!(
+            self,
+            Error::InvalidArgument(_) | Error::SourceTooLarge(_) | Error::UnprocessableImage(_)
+        )
+    }
+
     pub fn unprocessable(msg: impl Into<String>) -> Self {
         Error::UnprocessableImage(msg.into())
     }

@@ -892,6 +892,26 @@ async fn cos_and_qiniu_grammars() {
             (300, 200),
         ),
         ("imageMogr2/iradius/50/format/png", Format::Png, (101, 101)),
+        (
+            "imageMogr2/thumbnail/!50px/format/png",
+            Format::Png,
+            (400, 533),
+        ),
+        (
+            "imageMogr2/thumbnail/!x50p/format/png",
+            Format::Png,
+            (800, 267),
+        ),
+        (
+            "imageView2/5/w/300/h/300/format/png",
+            Format::Png,
+            (300, 300),
+        ),
+        (
+            "imageView2/5/w/300/h/100/format/png",
+            Format::Png,
+            (300, 100),
+        ),
     ] {
         let r = get(&s.url(&format!("{k}?{q}"))).await;
         assert_eq!(r.status, 200, "{q}: {:?}", r.body);
@@ -909,6 +929,22 @@ async fn cos_and_qiniu_grammars() {
             (400, "InvalidArgument"),
             "{bad}"
         );
+    }
+    // `ignore-error/1`: a refusal becomes the original, as stored.
+    let original = get(&s.url(&k)).await;
+    let bad_image = env.key("not-an-image.jpg");
+    for (key, q, refused) in [
+        (&k, "imageMogr2/thumbnail/0x100", 400),
+        (&k, "imageMogr2/rotate/400", 400),
+        (&bad_image, "imageMogr2/thumbnail/100x", 422),
+    ] {
+        let r = get(&s.url(&format!("{key}?{q}"))).await;
+        assert_eq!(r.status, refused, "{q} without ignore-error");
+        let r = get(&s.url(&format!("{key}?{q}/ignore-error/1"))).await;
+        assert_eq!(r.status, 200, "{q}/ignore-error/1: {:?}", r.body);
+        if key == &k {
+            assert_eq!(r.body, original.body, "{q}: the original's bytes");
+        }
     }
     s.stop().await;
 }

@@ -19,7 +19,24 @@ pub fn is_cos(item: &str) -> bool {
 }
 
 /// A whole value, percent-decoded: `imageMogr2/...|imageView2/...`, applied in order.
+/// With `ignore-error/1` anywhere in it, a value that cannot be parsed (a
+/// parameter out of range) serves the original, as COS does.
 pub fn parse(value: &str) -> Result<Plan> {
+    let ignore = value.split('|').any(|stage| {
+        let parts: Vec<&str> = stage.split('/').collect();
+        parts.windows(2).any(|w| w == ["ignore-error", "1"])
+    });
+    match parse_stages(value) {
+        Ok(mut plan) => {
+            plan.ignore_error = ignore;
+            Ok(plan)
+        }
+        Err(Error::InvalidArgument(_)) if ignore => Ok(Plan::default()),
+        Err(e) => Err(e),
+    }
+}
+
+fn parse_stages(value: &str) -> Result<Plan> {
     // COS and Qiniu do not rotate by EXIF unless asked (`auto-orient`).
     let mut plan = Plan {
         auto_orient: false,
@@ -91,10 +108,20 @@ fn thumbnail(g: &str) -> Result<Resize> {
         });
     }
     if let Some(inner) = g.strip_prefix('!') {
+        // `!<W>px`: the width only; `!x<H>p`: the height only.
+        if let Some(pct) = inner.strip_suffix("px") {
+            return Ok(Resize {
+                wp: Some(int(OP, pct, 1, 999)? as u32),
+                ..free
+            });
+        }
+        if let Some(pct) = inner.strip_prefix('x').and_then(|v| v.strip_suffix('p')) {
+            return Ok(Resize {
+                hp: Some(int(OP, pct, 1, 999)? as u32),
+                ..free
+            });
+        }
         if let Some(pct) = inner.strip_suffix('p') {
-            if pct.starts_with('x') || pct.ends_with('p') {
-                return Err(bad(OP, "one-sided percentages are not supported", g));
-            }
             return Ok(Resize {
                 p: Some(int(OP, pct, 1, 999)? as u32),
                 ..free
@@ -108,9 +135,6 @@ fn thumbnail(g: &str) -> Result<Resize> {
                 h,
                 ..free
             });
-        }
-        if inner.ends_with("px") {
-            return Err(bad(OP, "one-sided percentages are not supported", g));
         }
         return Err(bad(OP, "unknown geometry", g));
     }
@@ -193,6 +217,13 @@ fn mogr2<'a>(plan: &mut Plan, mut parts: impl Iterator<Item = &'a str>) -> Resul
                 continue;
             }
             "strip" => continue, // pixmirror always strips metadata
+            "ignore-error" => {
+                // Read by `parse`; only `1` is a value.
+                if parts.next() != Some("1") {
+                    return Err(Error::invalid("imageMogr2: ignore-error takes 1"));
+                }
+                continue;
+            }
             _ => {}
         }
         let v = parts
@@ -249,9 +280,8 @@ fn mogr2<'a>(plan: &mut Plan, mut parts: impl Iterator<Item = &'a str>) -> Resul
                 }
             }
             "format" => plan.format = Some(FormatSpec::Concrete(format(v)?)),
-            "quality" | "lquality" => {
-                plan.quality = Some(Quality::Absolute(quality(op, v)?));
-            }
+            "quality" => plan.quality = Some(Quality::Absolute(quality(op, v)?)),
+            "lquality" => plan.quality = Some(Quality::Floor(quality(op, v)?)),
             "rquality" => plan.quality = Some(Quality::Relative(quality(op, v)?)),
             "interlace" => plan.interlace = int(op, v, 0, 1)? == 1,
             "blur" => {
@@ -308,6 +338,7 @@ fn view2<'a>(plan: &mut Plan, mut parts: impl Iterator<Item = &'a str>) -> Resul
             "format" => plan.format = Some(FormatSpec::Concrete(format(v)?)),
             "q" => plan.quality = Some(Quality::Absolute(int(k, v, 1, 100)? as u8)),
             "interlace" => plan.interlace = int(k, v, 0, 1)? == 1,
+            "ignore-error" if v == "1" => {}
             other => return Err(unsupported(&format!("{OP}/{}", cut(other)))),
         }
     }
@@ -354,7 +385,16 @@ fn view2<'a>(plan: &mut Plan, mut parts: impl Iterator<Item = &'a str>) -> Resul
                 ..Resize::default()
             }
         }
-        _ => return Err(unsupported("imageView2 mode 5")),
+        // Mode 4's long and short minima, then cropped to them at the centre.
+        _ => {
+            let (l, s) = both(w, h);
+            Resize {
+                mode: ResizeMode::Fill,
+                l,
+                s,
+                ..Resize::default()
+            }
+        }
     };
     plan.ops.push(Op::Resize(r));
     Ok(())
@@ -409,6 +449,15 @@ mod tests {
                 "imageMogr2/thumbnail/!50p",
                 "image/auto-orient,0/resize,p_50,limit_0",
             ),
+            (
+                "imageMogr2/thumbnail/!50px",
+                "image/auto-orient,0/resize,wp_50,limit_0",
+            ),
+            (
+                "imageMogr2/thumbnail/!x25p",
+                "image/auto-orient,0/resize,hp_25,limit_0",
+            ),
+            ("imageMogr2/auto-orient/lquality/70", "image/quality,l_70"),
             (
                 "imageMogr2/thumbnail/300x200</auto-orient",
                 "image/resize,w_300,h_200,limit_0,grow_1",
@@ -484,6 +533,14 @@ mod tests {
                 "image/auto-orient,0/resize,m_mfit,l_300,s_300",
             ),
             ("imageView2/2/format/png", "image/auto-orient,0/format,png"),
+            (
+                "imageView2/5/w/300/h/200",
+                "image/auto-orient,0/resize,m_fill,l_300,s_200",
+            ),
+            (
+                "imageView2/2/w/300/ignore-error/1",
+                "image/auto-orient,0/resize,w_300",
+            ),
         ] {
             assert_eq!(canon(q), oss(oss_form), "{q}");
         }
@@ -495,7 +552,6 @@ mod tests {
             "imageMogr2/thumbnail/0x100",
             "imageMogr2/thumbnail/20000x",
             "imageMogr2/thumbnail/!1000p",
-            "imageMogr2/thumbnail/!50px",
             "imageMogr2/thumbnail/x",
             "imageMogr2/thumbnail/25000000@",
             "imageMogr2/rotate/361",
@@ -506,11 +562,10 @@ mod tests {
             "imageMogr2/cut/1x2x3",
             "imageMogr2/thumbnail",
             "imageMogr2/frobnicate/1",
-            "imageMogr2/ignore-error/1",
+            "imageMogr2/ignore-error/2",
             "imageView2/6/w/100",
             "imageView2/2/w/0",
             "imageView2/2/w/100/q/0",
-            "imageView2/5/w/100",
             "imageView2/2/w/100/x/1",
             "imageMogr3/thumbnail/100x",
         ] {

@@ -296,7 +296,7 @@ fn parse_actions<'a>(actions: impl Iterator<Item = &'a str>) -> Result<Plan> {
 fn parse_resize(p: &Params) -> Result<Resize> {
     p.only(
         &[
-            "m", "w", "h", "l", "s", "limit", "color", "p", "area", "grow",
+            "m", "w", "h", "l", "s", "limit", "color", "p", "area", "grow", "wp", "hp",
         ],
         false,
     )?;
@@ -318,6 +318,8 @@ fn parse_resize(p: &Params) -> Result<Resize> {
     let mut l = side(p, "l")?;
     let mut s = side(p, "s")?;
     let mut pct = p.int("p", 1, 1000)?.map(|v| v as u32);
+    let mut wp = p.int("wp", 1, 1000)?.map(|v| v as u32);
+    let mut hp = p.int("hp", 1, 1000)?.map(|v| v as u32);
     let limit = p.int("limit", 0, 1)?.unwrap_or(1) == 1;
     // pixmirror extensions for the COS/Qiniu geometries (`<Area>@`, `WxH<`).
     let mut area = p.int("area", 1, MAX_AREA as i64)?.map(|v| v as u64);
@@ -331,7 +333,7 @@ fn parse_resize(p: &Params) -> Result<Resize> {
             ))
         })?,
     };
-    if w.is_none() && h.is_none() && l.is_none() && s.is_none() && pct.is_none() && area.is_none() {
+    if [w, h, l, s, pct, wp, hp].iter().all(Option::is_none) && area.is_none() {
         return Err(Error::invalid("resize: one of w, h, l, s, p is required"));
     }
     // Precedence: w/h, then l/s, then p, then area. Drop what does not take effect.
@@ -347,6 +349,10 @@ fn parse_resize(p: &Params) -> Result<Resize> {
         h = None;
     }
     if w.is_some() || h.is_some() || l.is_some() || s.is_some() || pct.is_some() {
+        wp = None;
+        hp = None;
+    }
+    if [w, h, l, s, pct, wp, hp].iter().any(Option::is_some) {
         area = None;
     }
     // The colour only matters when padding.
@@ -366,6 +372,8 @@ fn parse_resize(p: &Params) -> Result<Resize> {
         color,
         area,
         grow,
+        wp,
+        hp,
     })
 }
 
@@ -415,13 +423,15 @@ fn parse_format(p: &Params) -> Result<FormatSpec> {
 }
 
 fn parse_quality(p: &Params) -> Result<Quality> {
-    p.only(&["q", "Q"], false)?;
+    p.only(&["q", "Q", "l"], false)?;
     let rel = p.int("q", 1, 100)?;
     let abs = p.int("Q", 1, 100)?;
-    match (rel, abs) {
-        (_, Some(q)) => Ok(Quality::Absolute(q as u8)),
-        (Some(q), None) => Ok(Quality::Relative(q as u8)),
-        (None, None) => Err(Error::invalid("quality: parameter q or Q is required")),
+    let floor = p.int("l", 1, 100)?;
+    match (rel, abs, floor) {
+        (_, Some(q), _) => Ok(Quality::Absolute(q as u8)),
+        (Some(q), None, _) => Ok(Quality::Relative(q as u8)),
+        (None, None, Some(q)) => Ok(Quality::Floor(q as u8)),
+        (None, None, None) => Err(Error::invalid("quality: parameter q or Q is required")),
     }
 }
 

@@ -448,7 +448,8 @@ fn quality(plan: &Plan, source: Option<u8>, default: u8) -> u8 {
             ((src as u32 * q as u32 + 50) / 100).max(1) as u8
         }
         (Some(Quality::Absolute(q)), Some(src)) => q.min(src),
-        (Some(Quality::Relative(q) | Quality::Absolute(q)), None) => q,
+        (Some(Quality::Floor(q)), Some(src)) => q.max(src),
+        (Some(Quality::Relative(q) | Quality::Absolute(q) | Quality::Floor(q)), None) => q,
         (None, _) => default,
     }
 }

@@ -157,6 +157,10 @@ pub struct Resize {
     /// Only enlarge: a resize that would shrink leaves the image unchanged
     /// (COS `WxH<`); pixmirror's `grow_1`.
     pub grow: bool,
+    /// Width and height scaled apart, in percent (BOS `wp`/`hp`, COS
+    /// `!50px`/`!x50p`); the side not given stays. Below `p` in precedence.
+    pub wp: Option<u32>,
+    pub hp: Option<u32>,
 }
 
 impl Default for Resize {
@@ -172,6 +176,8 @@ impl Default for Resize {
             color: [255, 255, 255],
             area: None,
             grow: false,
+            wp: None,
+            hp: None,
         }
     }
 }
@@ -258,6 +264,8 @@ pub enum Quality {
     Relative(u8),
     /// `Q`: absolute, never above a JPEG source's estimated quality.
     Absolute(u8),
+    /// `l` (COS `lquality`): at least this, a JPEG source's own quality when higher.
+    Floor(u8),
 }
 
 /// A report returned as JSON instead of an image.
@@ -281,6 +289,10 @@ pub struct Plan {
     /// An explicit `auto-orient,1` and nothing else: re-encoded upright (OSS),
     /// not the stored bytes. Canonical `image/auto-orient,1`.
     pub orient_only: bool,
+    /// COS `ignore-error/1`: a processing failure caused by the request (a
+    /// limit, an undecodable source) serves the original instead. Not part
+    /// of the canonical form: it changes no successful output.
+    pub ignore_error: bool,
 }
 
 /// The next listed value at or above `v`; the largest when `v` is past them
@@ -316,6 +328,7 @@ impl Plan {
         self.quality = match self.quality {
             Some(Quality::Absolute(q)) => Some(Quality::Absolute(nearest(q, qualities))),
             Some(Quality::Relative(q)) => Some(Quality::Relative(nearest(q, qualities))),
+            Some(Quality::Floor(q)) => Some(Quality::Floor(nearest(q, qualities))),
             None => None,
         };
     }
@@ -331,6 +344,7 @@ impl Default for Plan {
             interlace: false,
             report: None,
             orient_only: false,
+            ignore_error: false,
         }
     }
 }
@@ -375,6 +389,9 @@ impl Op {
                 if let Some(h) = r.h {
                     let _ = write!(s, ",h_{h}");
                 }
+                if let Some(v) = r.hp {
+                    let _ = write!(s, ",hp_{v}");
+                }
                 if let Some(l) = r.l {
                     let _ = write!(s, ",l_{l}");
                 }
@@ -392,6 +409,9 @@ impl Op {
                 }
                 if let Some(w) = r.w {
                     let _ = write!(s, ",w_{w}");
+                }
+                if let Some(v) = r.wp {
+                    let _ = write!(s, ",wp_{v}");
                 }
             }
             Op::Crop(c) => {
@@ -489,6 +509,7 @@ impl Plan {
         match self.quality {
             Some(Quality::Relative(q)) => out.push(format!("quality,q_{q}")),
             Some(Quality::Absolute(q)) => out.push(format!("quality,Q_{q}")),
+            Some(Quality::Floor(q)) => out.push(format!("quality,l_{q}")),
             None => {}
         }
         if self.interlace {

@@ -111,6 +111,13 @@ pub fn resize_target(w: u32, h: u32, r: &Resize) -> Result<ResizeTarget> {
             return Ok(unchanged);
         }
         (round_dim(fw * scale), round_dim(fh * scale))
+    } else if r.p.is_none() && (r.wp.is_some() || r.hp.is_some()) {
+        let sx = r.wp.unwrap_or(100) as f64 / 100.0;
+        let sy = r.hp.unwrap_or(100) as f64 / 100.0;
+        if held(r, sx.max(sy)) {
+            return Ok(unchanged);
+        }
+        (round_dim(fw * sx), round_dim(fh * sy))
     } else {
         let scale = match (r.p, r.area) {
             (None, Some(a)) => (a as f64 / (fw * fh)).sqrt(),

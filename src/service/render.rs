@@ -58,7 +58,13 @@ impl App {
             .renders
             .run(ctx.cache_key(), move || this.render(c))
             .await;
-        let (item, status) = r?;
+        let (item, status) = match r {
+            // COS `ignore-error/1`: the original instead of a refusal.
+            Err(e) if derived(ctx)?.plan.ignore_error && e.caused_by_request() => {
+                return self.original(ctx).await;
+            }
+            r => r?,
+        };
         Ok(Reply::from_item(&item, status, ctx.req.vary_accept))
     }
 
