@@ -13,4 +13,5 @@ pub mod process;
 pub mod service;
 pub mod signing;
 pub mod storage;
+pub mod warm;
 pub mod writeback;

@@ -34,6 +34,17 @@ enum Cmd {
         input: PathBuf,
         output: PathBuf,
     },
+    /// Render into the bucket the derivatives that access logs (CloudFront,
+    /// nginx/Apache combined) or URL lists ask for, most requested first.
+    Warm {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Renders at once (default: process.workers).
+        #[arg(long)]
+        concurrency: Option<usize>,
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
     /// Load and validate the configuration; name the bad key and why.
     CheckConfig {
         #[arg(long)]
@@ -100,6 +111,11 @@ fn main() -> ExitCode {
             config,
         } => sign(&url, expires.as_deref(), config).map(|u| println!("{u}")),
         Cmd::Purge { key, config } => runtime().and_then(|rt| rt.block_on(purge(key, config))),
+        Cmd::Warm {
+            config,
+            concurrency,
+            files,
+        } => runtime().and_then(|rt| rt.block_on(warm(config, concurrency, files))),
         Cmd::Healthcheck { config } => {
             load(config).and_then(|c| healthcheck(c.server.admin_listen))
         }
@@ -277,6 +293,21 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
     tracing::info!("signal received");
+}
+
+async fn warm(
+    config: Option<PathBuf>,
+    concurrency: Option<usize>,
+    files: Vec<PathBuf>,
+) -> Result<(), String> {
+    let cfg = pixmirror::warm::warm_config(load(config)?);
+    pixmirror::process::vips::init().map_err(|e| e.to_string())?;
+    let store = pixmirror::storage::from_config(&cfg.storage).await?;
+    let concurrency = concurrency.unwrap_or_else(|| cfg.workers());
+    let app = pixmirror::service::App::from_config(cfg, store).await?;
+    let summary = pixmirror::warm::run(app, &files, concurrency).await?;
+    println!("{summary}");
+    Ok(())
 }
 
 async fn purge(key: String, config: Option<PathBuf>) -> Result<(), String> {

@@ -141,13 +141,7 @@ impl Server {
             .map_err(|e| format!("server.admin_listen {}: {e}", cfg.server.admin_listen))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         let admin_addr = admin.local_addr().map_err(|e| e.to_string())?;
-        let metrics = Arc::new(crate::metrics::Metrics::new());
-        let mirror = if cfg.mirror.rules.is_empty() {
-            None
-        } else {
-            Some(crate::mirror::Mirror::new(&cfg, metrics.clone()).await?)
-        };
-        let app = App::new(cfg, store, mirror, metrics);
+        let app = App::from_config(cfg, store).await?;
         Ok(Server {
             addr,
             admin_addr,

@@ -228,6 +228,21 @@ pub struct App {
 }
 
 impl App {
+    /// The App of a configuration over `store`: a metrics registry, and the
+    /// mirror when there are rules (the server and `warm` build it alike).
+    pub async fn from_config(
+        cfg: Config,
+        store: DynStore,
+    ) -> std::result::Result<Arc<App>, String> {
+        let metrics = Arc::new(Metrics::new());
+        let mirror = if cfg.mirror.rules.is_empty() {
+            None
+        } else {
+            Some(Mirror::new(&cfg, metrics.clone()).await?)
+        };
+        Ok(App::new(cfg, store, mirror, metrics))
+    }
+
     /// `metrics` is the server's registry, which `mirror` already counts into.
     pub fn new(
         cfg: Config,
