@@ -8,6 +8,7 @@ pub mod error;
 pub mod http;
 pub mod metrics;
 pub mod mirror;
+pub mod oss_import;
 pub mod pool;
 pub mod process;
 pub mod service;

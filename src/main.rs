@@ -45,6 +45,14 @@ enum Cmd {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Turn an OSS bucket's website XML (RoutingRules) and style list XML
+    /// into pixmirror TOML on stdout; what does not carry over is listed on stderr.
+    ImportOss {
+        #[arg(long)]
+        website: Option<PathBuf>,
+        #[arg(long)]
+        styles: Option<PathBuf>,
+    },
     /// Load and validate the configuration; name the bad key and why.
     CheckConfig {
         #[arg(long)]
@@ -111,6 +119,7 @@ fn main() -> ExitCode {
             config,
         } => sign(&url, expires.as_deref(), config).map(|u| println!("{u}")),
         Cmd::Purge { key, config } => runtime().and_then(|rt| rt.block_on(purge(key, config))),
+        Cmd::ImportOss { website, styles } => import_oss(website, styles),
         Cmd::Warm {
             config,
             concurrency,
@@ -293,6 +302,34 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
     tracing::info!("signal received");
+}
+
+fn import_oss(website: Option<PathBuf>, styles: Option<PathBuf>) -> Result<(), String> {
+    if website.is_none() && styles.is_none() {
+        return Err("import-oss: give --website FILE and/or --styles FILE".into());
+    }
+    let read = |p: &Option<PathBuf>| -> Result<Option<String>, String> {
+        p.as_ref()
+            .map(|p| std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display())))
+            .transpose()
+    };
+    let (w, s) = (read(&website)?, read(&styles)?);
+    let imp = pixmirror::oss_import::import(w.as_deref(), s.as_deref())?;
+    println!("# Written by `pixmirror import-oss`: paste into config.toml (see README, Migrating from OSS).");
+    print!("{}", imp.toml);
+    if !imp.toml.ends_with('\n') {
+        println!();
+    }
+    for line in &imp.report {
+        eprintln!("import-oss: {line}");
+    }
+    eprintln!(
+        "import-oss: {} mirror rule(s) and {} style(s) imported; {} note(s) above",
+        imp.rules,
+        imp.styles,
+        imp.report.len()
+    );
+    Ok(())
 }
 
 async fn warm(

@@ -214,14 +214,7 @@ async fn purge_command() {
         2
     );
     let conf = env.root().join("purge.toml");
-    std::fs::write(
-        &conf,
-        format!(
-            "[storage]\nkind = \"fs\"\nroot = \"{}\"\n",
-            env.root().display()
-        ),
-    )
-    .expect("write");
+    env.write_config(&conf, "");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_pixmirror"))
         .args(["purge", &key, "--config"])
         .arg(&conf)

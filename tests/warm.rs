@@ -50,14 +50,7 @@ async fn warm_renders_each_logged_derivative_once() {
     let env = Env::new(Backend::Fs, "warm").await;
     let dir = tempfile::tempdir().expect("tempdir");
     let conf = dir.path().join("pixmirror.toml");
-    std::fs::write(
-        &conf,
-        format!(
-            "[storage]\nkind = \"fs\"\nroot = \"{}\"\n[process]\nauto_formats = [\"webp\"]\n",
-            env.root().display()
-        ),
-    )
-    .expect("config");
+    env.write_config(&conf, "[process]\nauto_formats = [\"webp\"]\n");
     let k = env.key("sunset.jpg"); // 800x533
     let g = env.key("gulp.png");
     // Twelve derivatives, several logged many times, plus originals, a 404,

@@ -373,6 +373,15 @@ impl Env {
         self.dir.path().to_path_buf()
     }
 
+    /// Write a config file at `path` for the binary: this env's fs store, then `extra` TOML.
+    pub fn write_config(&self, path: &Path, extra: &str) {
+        let toml = format!(
+            "[storage]\nkind = \"fs\"\nroot = \"{}\"\n{extra}",
+            self.root().display()
+        );
+        std::fs::write(path, toml).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    }
+
     pub async fn exists(&self, key: &str) -> bool {
         match self.store.head(key).await {
             Ok(_) => true,
