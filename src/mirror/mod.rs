@@ -549,8 +549,6 @@ fn mirror_failed(msg: &str) -> Error {
     Error::MirrorFailed(msg.to_string())
 }
 
-/// Headers sent to an HTTP origin: the client's headers named in `pass` (`*`:
-/// all), minus `remove`, never hop-by-hop or `Host`, then `set`.
 /// The HTTP(S) client of the mirror; `allow_private` off puts the address
 /// guard into its resolver.
 fn http_client(allow_private: bool) -> Result<HttpClient, String> {
@@ -568,8 +566,9 @@ fn http_client(allow_private: bool) -> Result<HttpClient, String> {
     Ok(Client::builder(TokioExecutor::new()).build(https))
 }
 
-/// The headers of a request to an origin: the client's that the rule passes,
-/// then the rule's own. Away from the origin (`to_origin == false`, a redirect
+/// The headers of a request to an origin: the client's that the rule passes
+/// (`pass`, `*` for all), minus `remove`, never hop-by-hop or `Host`, then the
+/// rule's own (`set`). Away from the origin (`to_origin == false`, a redirect
 /// to an allowed host) neither the rule's headers nor credentials go along.
 fn forward_headers(rule: &MirrorRule, client: &HeaderMap, to_origin: bool) -> HeaderMap {
     const CREDENTIALS: &[&str] = &["authorization", "cookie"];
