@@ -217,6 +217,10 @@ pub struct ServerConfig {
     pub admin_listen: SocketAddr,
     /// How long SIGTERM waits for in-flight requests and the write-back queue.
     pub shutdown_timeout: Dur,
+    /// A shared secret for `POST /purge/<key>` on the admin listener
+    /// (`Authorization: Bearer <token>`). Without it, purge is answered only
+    /// when the admin listener is on a loopback address.
+    pub admin_token: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -415,6 +419,7 @@ impl Default for ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             admin_listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
             shutdown_timeout: Dur(Duration::from_secs(25)),
+            admin_token: None,
         }
     }
 }

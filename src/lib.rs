@@ -5,6 +5,7 @@ pub mod budget;
 pub mod cache;
 pub mod config;
 pub mod error;
+pub mod fleet;
 pub mod http;
 pub mod metrics;
 pub mod mirror;

@@ -1,4 +1,7 @@
-//! The admin listener: `/healthz`, `/readyz`, `/metrics`, `POST /purge/<key>`.
+//! The admin listener: `/healthz`, `/readyz`, `/metrics`, `POST /purge/<key>`
+//! (`?scope=memory`: this instance's L1 only, for the fleet purge), which
+//! needs `Authorization: Bearer <server.admin_token>` when a token is set, and
+//! is refused without one unless the admin listener is on loopback.
 
 use std::sync::Arc;
 
@@ -41,6 +44,9 @@ pub async fn handle<B>(app: Arc<App>, req: Request<B>) -> Response<Body> {
             )
         }
         (&Method::POST, p) | (&Method::DELETE, p) if p.starts_with("/purge/") => {
+            if let Err(e) = purge_allowed(&app.cfg.server, &req) {
+                return error(&e, false);
+            }
             let raw = &p["/purge/".len()..];
             let key = match percent_decode_str(raw).decode_utf8() {
                 Ok(k) if !k.is_empty() => k.into_owned(),
@@ -51,6 +57,14 @@ pub async fn handle<B>(app: Arc<App>, req: Request<B>) -> Response<Body> {
                     )
                 }
             };
+            if req.uri().query() == Some("scope=memory") {
+                app.purge_memory(&key);
+                return text(
+                    StatusCode::OK,
+                    "application/json",
+                    serde_json::json!({ "key": key, "scope": "memory" }).to_string(),
+                );
+            }
             match app.purge(&key).await {
                 Ok(n) => text(
                     StatusCode::OK,
@@ -64,5 +78,76 @@ pub async fn handle<B>(app: Arc<App>, req: Request<B>) -> Response<Body> {
             &Error::NoSuchKey(format!("no admin endpoint {path}")),
             false,
         ),
+    }
+}
+
+/// May this request purge? With `server.admin_token`: only with that bearer
+/// token (compared in constant time). Without: only on a loopback listener.
+fn purge_allowed<B>(server: &crate::config::ServerConfig, req: &Request<B>) -> Result<(), Error> {
+    let Some(token) = server.admin_token.as_deref().filter(|t| !t.is_empty()) else {
+        return if server.admin_listen.ip().is_loopback() {
+            Ok(())
+        } else {
+            Err(Error::AccessDenied(
+                "purge over the network needs server.admin_token".into(),
+            ))
+        };
+    };
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    // Constant time in the token's length: compare digests.
+    use sha2::{Digest, Sha256};
+    let (a, b) = (
+        Sha256::digest(given.as_bytes()),
+        Sha256::digest(token.as_bytes()),
+    );
+    let same = a
+        .iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0;
+    if same {
+        Ok(())
+    } else {
+        Err(Error::AccessDenied(
+            "purge: a valid admin token is required".into(),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(auth: Option<&str>) -> Request<()> {
+        let mut b = Request::post("/purge/a.jpg");
+        if let Some(a) = auth {
+            b = b.header(header::AUTHORIZATION, a);
+        }
+        b.body(()).expect("request")
+    }
+
+    #[test]
+    fn purge_needs_the_token_or_a_loopback_listener() {
+        let mut server = crate::config::ServerConfig::default();
+        assert!(
+            purge_allowed(&server, &req(None)).is_ok(),
+            "loopback, no token"
+        );
+        server.admin_listen = "0.0.0.0:8081".parse().expect("addr");
+        assert!(
+            purge_allowed(&server, &req(None)).is_err(),
+            "network, no token"
+        );
+        server.admin_token = Some("t0k".into());
+        assert!(purge_allowed(&server, &req(Some("Bearer t0k"))).is_ok());
+        for bad in [None, Some("Bearer t0"), Some("Bearer t0kk"), Some("t0k")] {
+            let e = purge_allowed(&server, &req(bad)).expect_err("refused");
+            assert_eq!(e.status().as_u16(), 403);
+        }
     }
 }

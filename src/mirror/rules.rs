@@ -42,16 +42,21 @@ pub fn check_origin_key(key: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
-/// Fill `{key}` in a URL template (path segments percent-encoded, `/` kept) and
-/// append the client's query when `pass_query`.
-pub fn origin_url(template: &str, origin_key: &str, query: Option<&str>) -> String {
+/// An object key as a URL path: each segment percent-encoded, `/` kept.
+pub fn encode_key(key: &str) -> String {
     const SET: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
         .remove(b'/')
         .remove(b'-')
         .remove(b'_')
         .remove(b'.')
         .remove(b'~');
-    let enc = percent_encoding::utf8_percent_encode(origin_key, SET).to_string();
+    percent_encoding::utf8_percent_encode(key, SET).to_string()
+}
+
+/// Fill `{key}` in a URL template (path segments percent-encoded, `/` kept) and
+/// append the client's query when `pass_query`.
+pub fn origin_url(template: &str, origin_key: &str, query: Option<&str>) -> String {
+    let enc = encode_key(origin_key);
     let mut url = if template.contains("{key}") {
         template.replace("{key}", &enc)
     } else {

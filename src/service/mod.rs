@@ -375,8 +375,19 @@ impl App {
         for k in &keys {
             self.store.delete(k).await?;
         }
-        self.l1.remove_key_and_prefix(key, &prefix);
+        self.purge_memory(key);
         Ok(keys.len())
+    }
+
+    /// This instance's part of a purge only: renders in flight for `key`
+    /// publish nothing, and L1 drops the key and its derivatives. The fleet
+    /// purge deletes the stored derivatives once, then asks every instance
+    /// for this.
+    pub fn purge_memory(&self, key: &str) {
+        let prefix = format!("{key}{}", self.cfg.derivatives.separator);
+        self.purges.purge(key);
+        self.flights.renders.forget_prefix(&prefix);
+        self.l1.remove_key_and_prefix(key, &prefix);
     }
 }
 
