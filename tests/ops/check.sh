@@ -50,6 +50,16 @@ for d in yaml.safe_load_all(open(sys.argv[1])):
         open(sys.argv[2], "w").write(d["data"]["config.toml"])' "$out" "$work/config.toml"
   "$px" check-config --config "$work/config.toml"
 done
+step "kubernetes: k8s/envoy (consistent hashing in front of the pods) | kubernetes-validate --strict"
+kubectl kustomize k8s/envoy >"$work/envoy.yaml" 2>"$work/kustomize.err" || { cat "$work/kustomize.err"; exit 1; }
+"$venv/kubernetes-validate" --strict --quiet "$work/envoy.yaml"
+"$venv/python" tests/ops/envoy_check.py "$work/envoy.yaml" "$work/base.yaml"
+step "nginx: nginx -t on deploy/nginx/pixmirror.conf (tests/fleet.rs runs it for real)"
+mkdir -p "$work/nginx"
+printf 'pid %s/nginx.pid;\nerror_log %s/error.log;\nevents {}\nhttp { access_log off; include %s/deploy/nginx/pixmirror.conf; }\n' \
+  "$work/nginx" "$work/nginx" "$PWD" >"$work/nginx/nginx.conf"
+nginx_bin="$(command -v nginx || echo /usr/sbin/nginx)"
+"$nginx_bin" -t -q -p "$work/nginx" -c "$work/nginx/nginx.conf"
 step "cloudfront: the Accept-normalising function (node --test)"
 node --test tests/ops/cloudfront.test.js
 step "aws: CloudFront policies, function and IAM policy against the AWS API models"

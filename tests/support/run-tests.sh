@@ -7,6 +7,8 @@ dir="$(pwd)/.test-tmp/garage"
 trap 'tests/support/garage.sh stop "$dir"' EXIT
 eval "$(tests/support/garage.sh start "$dir")"
 echo "garage up at $PIXMIRROR_TEST_S3_ENDPOINT"
+# tests/fleet.rs puts three instances behind a real nginx (deploy/nginx).
+[ -x /usr/sbin/nginx ] || command -v nginx >/dev/null || bash deploy/install-deps.sh nginx
 cargo test --all-targets -- --test-threads=4 "$@"
 # The deployment artifacts (systemd, container, Kubernetes, ...), each through
 # the tool its users run it with.
