@@ -49,11 +49,15 @@ impl Entry {
     }
 }
 
+/// The in-memory LRU. Several sites share one (one memory bound): each sees
+/// it through [`L1::scoped`], whose keys carry the site's prefix.
 pub struct L1 {
     cache: Option<moka::future::Cache<String, Item>>,
     max_item: u64,
     /// `pixmirror_l1_lookups_total{result}`.
     lookups: prometheus::IntCounterVec,
+    /// Prepended to every key ("" for the default site).
+    scope: String,
 }
 
 impl L1 {
@@ -78,11 +82,35 @@ impl L1 {
             cache,
             max_item,
             lookups,
+            scope: String::new(),
+        }
+    }
+
+    /// The same cache seen by site `site`: its keys cannot meet another site's.
+    pub fn scoped(&self, site: &str) -> L1 {
+        L1 {
+            cache: self.cache.clone(),
+            max_item: self.max_item,
+            lookups: self.lookups.clone(),
+            scope: if site.is_empty() {
+                String::new()
+            } else {
+                format!("{site}\u{1f}")
+            },
+        }
+    }
+
+    /// `key` as stored: behind the site's prefix.
+    fn k<'a>(&self, key: &'a str) -> std::borrow::Cow<'a, str> {
+        if self.scope.is_empty() {
+            std::borrow::Cow::Borrowed(key)
+        } else {
+            std::borrow::Cow::Owned(format!("{}{key}", self.scope))
         }
     }
 
     pub async fn get(&self, key: &str) -> Option<Item> {
-        let found = self.cache.as_ref()?.get(key).await;
+        let found = self.cache.as_ref()?.get(self.k(key).as_ref()).await;
         let result = if found.is_some() { "hit" } else { "miss" };
         self.lookups.with_label_values(&[result]).inc();
         found
@@ -92,6 +120,10 @@ impl L1 {
     pub async fn insert(&self, key: String, item: Item) {
         if let Some(c) = &self.cache {
             if item.bytes.len() as u64 <= self.max_item {
+                let key = match self.k(&key) {
+                    std::borrow::Cow::Borrowed(_) => key,
+                    std::borrow::Cow::Owned(k) => k,
+                };
                 c.insert(key, item).await;
             }
         }
@@ -103,14 +135,14 @@ impl L1 {
 
     pub async fn remove(&self, key: &str) {
         if let Some(c) = &self.cache {
-            c.invalidate(key).await;
+            c.invalidate(self.k(key).as_ref()).await;
         }
     }
 
     /// Drop the original `key` and every entry starting with `prefix`.
     pub fn remove_key_and_prefix(&self, key: &str, prefix: &str) {
         if let Some(c) = &self.cache {
-            let (key, prefix) = (key.to_string(), prefix.to_string());
+            let (key, prefix) = (self.k(key).into_owned(), self.k(prefix).into_owned());
             let _ = c.invalidate_entries_if(move |k, _| *k == key || k.starts_with(&prefix));
         }
     }

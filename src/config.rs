@@ -162,6 +162,42 @@ pub struct Config {
     pub styles: StylesConfig,
     pub mirror: MirrorConfig,
     pub signing: SigningConfig,
+    /// More buckets and domains in one fleet; the top level is the default site.
+    pub sites: Vec<SiteConfig>,
+}
+
+/// `[[sites]]`: the `Host` names a site answers, and what it has of its own.
+/// Whatever a site leaves out comes from the top level (the default site).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SiteConfig {
+    /// Its name in logs and admin calls (`?site=`); default: its first host.
+    pub name: Option<String>,
+    pub hosts: Vec<String>,
+    pub storage: Option<StorageConfig>,
+    pub styles: Option<StylesConfig>,
+    pub mirror: Option<MirrorConfig>,
+    pub http: Option<HttpConfig>,
+}
+
+impl SiteConfig {
+    pub fn name(&self) -> String {
+        self.name
+            .clone()
+            .or_else(|| self.hosts.first().cloned())
+            .unwrap_or_default()
+    }
+}
+
+/// What a request whose `Host` no site names gets, when `[[sites]]` exist.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UnknownHosts {
+    /// 404 NoSuchKey.
+    #[default]
+    Reject,
+    /// The top-level (default) site.
+    Default,
 }
 
 /// `[styles]`: `name = "image/..."` for `style/name`, and the reserved key
@@ -217,6 +253,11 @@ pub struct ServerConfig {
     pub admin_listen: SocketAddr,
     /// How long SIGTERM waits for in-flight requests and the write-back queue.
     pub shutdown_timeout: Dur,
+    /// With `[[sites]]`: the host names of the default (top-level) site.
+    pub hosts: Vec<String>,
+    /// With `[[sites]]`: a `Host` no site names is refused (404) or served
+    /// by the default site.
+    pub unknown_hosts: UnknownHosts,
     /// A shared secret for `POST /purge/<key>` on the admin listener
     /// (`Authorization: Bearer <token>`). Without it, purge is answered only
     /// when the admin listener is on a loopback address.
@@ -420,6 +461,8 @@ impl Default for ServerConfig {
             admin_listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
             shutdown_timeout: Dur(Duration::from_secs(25)),
             admin_token: None,
+            hosts: Vec::new(),
+            unknown_hosts: UnknownHosts::Reject,
         }
     }
 }
@@ -541,8 +584,61 @@ impl Config {
         Ok(cfg)
     }
 
+    /// The configuration of site `i`: the top level with the site's own
+    /// storage, styles, mirror and http in place (and no sites).
+    pub fn site(&self, i: usize) -> Option<Config> {
+        let s = self.sites.get(i)?;
+        let mut c = self.clone();
+        c.sites = Vec::new();
+        if let Some(v) = &s.storage {
+            c.storage = v.clone();
+        }
+        if let Some(v) = &s.styles {
+            c.styles = v.clone();
+        }
+        if let Some(v) = &s.mirror {
+            c.mirror = v.clone();
+        }
+        if let Some(v) = &s.http {
+            c.http = v.clone();
+        }
+        Some(c)
+    }
+
+    /// `[[sites]]`: hosts given and not shared, names unique, each site's
+    /// own configuration valid.
+    fn validate_sites(&self) -> Result<(), String> {
+        let mut hosts: std::collections::BTreeSet<String> = self
+            .server
+            .hosts
+            .iter()
+            .map(|h| h.to_ascii_lowercase())
+            .collect();
+        let mut names = std::collections::BTreeSet::new();
+        for (i, s) in self.sites.iter().enumerate() {
+            if s.hosts.is_empty() {
+                return Err(format!(
+                    "sites[{i}].hosts: at least one host name is required"
+                ));
+            }
+            for h in &s.hosts {
+                if !hosts.insert(h.to_ascii_lowercase()) {
+                    return Err(format!("sites[{i}].hosts: `{h}` is named by two sites"));
+                }
+            }
+            if !names.insert(s.name()) {
+                return Err(format!("sites[{i}].name: `{}` is used twice", s.name()));
+            }
+            if let Some(c) = self.site(i) {
+                c.validate().map_err(|e| format!("sites[{i}]: {e}"))?;
+            }
+        }
+        Ok(())
+    }
+
     /// Checks that cannot be expressed in types. Errors name the key.
     pub fn validate(&self) -> Result<(), String> {
+        self.validate_sites()?;
         let sep = &self.derivatives.separator;
         if sep.is_empty() || sep.contains('/') || sep.contains(',') {
             return Err(format!(

@@ -42,6 +42,9 @@ enum Cmd {
         /// Renders at once (default: process.workers).
         #[arg(long)]
         concurrency: Option<usize>,
+        /// The `[[sites]]` entry to warm (default: the top-level site).
+        #[arg(long)]
+        site: Option<String>,
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
@@ -130,8 +133,9 @@ fn main() -> ExitCode {
         Cmd::Warm {
             config,
             concurrency,
+            site,
             files,
-        } => runtime().and_then(|rt| rt.block_on(warm(config, concurrency, files))),
+        } => runtime().and_then(|rt| rt.block_on(warm(config, concurrency, site, files))),
         Cmd::Healthcheck { config } => {
             load(config).and_then(|c| healthcheck(c.server.admin_listen))
         }
@@ -342,13 +346,18 @@ fn import_oss(website: Option<PathBuf>, styles: Option<PathBuf>) -> Result<(), S
 async fn warm(
     config: Option<PathBuf>,
     concurrency: Option<usize>,
+    site: Option<String>,
     files: Vec<PathBuf>,
 ) -> Result<(), String> {
     let cfg = pixmirror::warm::warm_config(load(config)?);
     pixmirror::process::vips::init().map_err(|e| e.to_string())?;
     let store = pixmirror::storage::from_config(&cfg.storage).await?;
     let concurrency = concurrency.unwrap_or_else(|| cfg.workers());
-    let app = pixmirror::service::App::from_config(cfg, store).await?;
+    let sites = pixmirror::service::sites::Sites::build(cfg, store).await?;
+    let app = sites
+        .named(site.as_deref())
+        .cloned()
+        .ok_or_else(|| format!("--site {}: no such site", site.unwrap_or_default()))?;
     let summary = pixmirror::warm::run(app, &files, concurrency).await?;
     println!("{summary}");
     Ok(())

@@ -1,5 +1,7 @@
-//! The admin listener: `/healthz`, `/readyz`, `/metrics`, `POST /purge/<key>`
-//! (`?scope=memory`: this instance's L1 only, for the fleet purge), which
+//! The admin listener: `/healthz`, `/readyz` (every site's store),
+//! `/metrics` (one registry for all sites), `POST /purge/<key>`
+//! (`?site=<name>`: another site than the default; `scope=memory`: this
+//! instance's L1 only, for the fleet purge), which
 //! needs `Authorization: Bearer <server.admin_token>` when a token is set, and
 //! is refused without one unless the admin listener is on loopback.
 
@@ -10,7 +12,7 @@ use percent_encoding::percent_decode_str;
 
 use super::response::{error, full, Body};
 use crate::error::Error;
-use crate::service::App;
+use crate::service::sites::Sites;
 
 fn text(status: StatusCode, ct: &str, body: String) -> Response<Body> {
     Response::builder()
@@ -20,21 +22,32 @@ fn text(status: StatusCode, ct: &str, body: String) -> Response<Body> {
         .unwrap_or_else(|_| Response::new(full("")))
 }
 
-pub async fn handle<B>(app: Arc<App>, req: Request<B>) -> Response<Body> {
+/// The value of `name` in the query, if given.
+fn query_param<'a, B>(req: &'a Request<B>, name: &str) -> Option<&'a str> {
+    req.uri()
+        .query()?
+        .split('&')
+        .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+}
+
+pub async fn handle<B>(sites: Arc<Sites>, req: Request<B>) -> Response<Body> {
     let path = req.uri().path().to_string();
+    let app = &sites.default;
     match (req.method(), path.as_str()) {
         (&Method::GET, "/healthz") => text(StatusCode::OK, "text/plain", "ok\n".into()),
-        (&Method::GET, "/readyz") => match app.store.ready().await {
-            Ok(()) => text(StatusCode::OK, "text/plain", "ready\n".into()),
-            Err(e) => {
-                tracing::warn!(error = %e, "readiness check failed");
-                text(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "text/plain",
-                    "store unreachable\n".into(),
-                )
+        (&Method::GET, "/readyz") => {
+            for site in sites.all() {
+                if let Err(e) = site.store.ready().await {
+                    tracing::warn!(error = %e, "readiness check failed");
+                    return text(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "text/plain",
+                        "store unreachable\n".into(),
+                    );
+                }
             }
-        },
+            text(StatusCode::OK, "text/plain", "ready\n".into())
+        }
         (&Method::GET, "/metrics") => {
             app.l1.update_gauges(&app.metrics).await;
             text(
@@ -57,7 +70,10 @@ pub async fn handle<B>(app: Arc<App>, req: Request<B>) -> Response<Body> {
                     )
                 }
             };
-            if req.uri().query() == Some("scope=memory") {
+            let Some(app) = sites.named(query_param(&req, "site")) else {
+                return error(&Error::invalid("purge: no such site"), false);
+            };
+            if query_param(&req, "scope") == Some("memory") {
                 app.purge_memory(&key);
                 return text(
                     StatusCode::OK,

@@ -20,12 +20,33 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::config::Config;
 use crate::error::Error;
+use crate::service::sites::Sites;
 use crate::service::App;
 use crate::storage::DynStore;
 use response::Body;
 
-/// The image listener's handler: parse → serve → respond → finish (metrics, log).
-pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
+/// The image listener's handler: the site for the `Host`, then parse → serve →
+/// respond → finish (metrics, log).
+pub async fn handle(sites: Arc<Sites>, req: Request<Incoming>) -> Response<Body> {
+    let host = req
+        .headers()
+        .get(http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| req.uri().host());
+    let Some(app) = sites.for_host(host).cloned() else {
+        let resp = response::error(&Error::NoSuchKey("no site serves this host".into()), false);
+        sites
+            .default
+            .metrics
+            .requests
+            .with_label_values(&["none", "404"])
+            .inc();
+        return resp;
+    };
+    serve_site(app, req).await
+}
+
+async fn serve_site(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
     let start = Instant::now();
     let head = req.method() == http::Method::HEAD;
     let inm = req
@@ -97,13 +118,13 @@ fn serve_connection<F>(
     builder: &Builder<TokioExecutor>,
     graceful: &GracefulShutdown,
     stream: TcpStream,
-    app: Arc<App>,
-    handler: fn(Arc<App>, Request<Incoming>) -> F,
+    sites: Arc<Sites>,
+    handler: fn(Arc<Sites>, Request<Incoming>) -> F,
 ) where
     F: Future<Output = Response<Body>> + Send + 'static,
 {
     let svc = service_fn(move |req| {
-        let fut = handler(app.clone(), req);
+        let fut = handler(sites.clone(), req);
         async move { Ok::<_, std::convert::Infallible>(fut.await) }
     });
     let conn = graceful.watch(
@@ -119,7 +140,9 @@ fn serve_connection<F>(
 pub struct Server {
     pub addr: SocketAddr,
     pub admin_addr: SocketAddr,
+    /// The default site's App (`sites.default`).
     pub app: Arc<App>,
+    pub sites: Arc<Sites>,
     listener: TcpListener,
     admin: TcpListener,
 }
@@ -141,11 +164,12 @@ impl Server {
             .map_err(|e| format!("server.admin_listen {}: {e}", cfg.server.admin_listen))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         let admin_addr = admin.local_addr().map_err(|e| e.to_string())?;
-        let app = App::from_config(cfg, store).await?;
+        let sites = Arc::new(Sites::build(cfg, store).await?);
         Ok(Server {
             addr,
             admin_addr,
-            app,
+            app: sites.default.clone(),
+            sites,
             listener,
             admin,
         })
@@ -160,19 +184,19 @@ impl Server {
             .http1()
             .timer(hyper_util::rt::TokioTimer::new())
             .header_read_timeout(std::time::Duration::from_secs(15));
-        let app = self.app.clone();
+        let (app, sites) = (self.app.clone(), self.sites.clone());
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
                 _ = &mut shutdown => break,
                 conn = self.listener.accept() => {
                     if let Some(stream) = accepted(conn).await {
-                        serve_connection(&builder, &graceful, stream, app.clone(), handle);
+                        serve_connection(&builder, &graceful, stream, sites.clone(), handle);
                     }
                 }
                 conn = self.admin.accept() => {
                     if let Some(stream) = accepted(conn).await {
-                        serve_connection(&builder, &graceful, stream, app.clone(), admin::handle);
+                        serve_connection(&builder, &graceful, stream, sites.clone(), admin::handle);
                     }
                 }
             }
@@ -188,11 +212,13 @@ impl Server {
         {
             tracing::warn!("in-flight requests did not finish in time");
         }
-        let left = deadline.saturating_sub(started.elapsed());
         let depth = app.metrics.writeback_queue_depth.get();
         tracing::info!(queued = depth, "draining the write-back queue");
-        if !app.writeback.drain(left).await {
-            tracing::warn!("write-back queue not drained before the deadline");
+        for site in sites.all() {
+            let left = deadline.saturating_sub(started.elapsed());
+            if !site.writeback.drain(left).await {
+                tracing::warn!("write-back queue not drained before the deadline");
+            }
         }
         Ok(())
     }

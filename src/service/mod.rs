@@ -19,6 +19,7 @@
 pub mod admit;
 mod fresh;
 mod render;
+pub mod sites;
 mod source;
 
 use std::collections::BTreeMap;
@@ -222,51 +223,28 @@ pub struct App {
     purges: Arc<Purges>,
     admission: admit::Admission,
     mirror: Option<Mirror>,
-    pool: Pool,
-    budget: Budget,
+    pool: Arc<Pool>,
+    budget: Arc<Budget>,
     process_opts: Options,
 }
 
-impl App {
-    /// The App of a configuration over `store`: a metrics registry, and the
-    /// mirror when there are rules (the server and `warm` build it alike).
-    pub async fn from_config(
-        cfg: Config,
-        store: DynStore,
-    ) -> std::result::Result<Arc<App>, String> {
-        let metrics = Arc::new(Metrics::new());
-        let mirror = if cfg.mirror.rules.is_empty() {
-            None
-        } else {
-            Some(Mirror::new(&cfg, metrics.clone()).await?)
-        };
-        Ok(App::new(cfg, store, mirror, metrics))
-    }
+/// What every site of one process shares: the metrics registry, the libvips
+/// pool, the memory budget and the L1 memory (each site sees its own keys).
+pub struct Shared {
+    pub metrics: Arc<Metrics>,
+    pool: Arc<Pool>,
+    budget: Arc<Budget>,
+    l1: L1,
+}
 
-    /// `metrics` is the server's registry, which `mirror` already counts into.
-    pub fn new(
-        cfg: Config,
-        store: DynStore,
-        mirror: Option<Mirror>,
-        metrics: Arc<Metrics>,
-    ) -> Arc<App> {
-        let cfg = Arc::new(cfg);
-        let store: DynStore = Arc::new(Counted::new(
-            store,
-            metrics.store_requests.clone(),
-            metrics.stage_seconds.clone(),
-        ));
+impl Shared {
+    /// Sized by the top-level configuration.
+    pub fn new(cfg: &Config, metrics: Arc<Metrics>) -> Shared {
         let pool = Pool::new(
             cfg.workers(),
             cfg.process.queue,
             cfg.process.timeout.0,
             metrics.clone(),
-        );
-        let writeback = WriteBack::new(
-            store.clone(),
-            metrics.clone(),
-            cfg.derivatives.queue,
-            cfg.derivatives.write_attempts,
         );
         let total = cfg
             .process
@@ -279,15 +257,60 @@ impl App {
             metrics.memory_reserved.clone(),
         );
         metrics.memory_budget.set(budget.total() as i64);
+        let l1 = L1::new(
+            cfg.cache.memory_bytes.0,
+            cfg.cache.ttl.0,
+            cfg.cache.max_item_bytes.0,
+            metrics.l1_lookups.clone(),
+        );
+        Shared {
+            metrics,
+            pool: Arc::new(pool),
+            budget: Arc::new(budget),
+            l1,
+        }
+    }
+}
+
+impl App {
+    /// `metrics` is the server's registry, which `mirror` already counts into.
+    pub fn new(
+        cfg: Config,
+        store: DynStore,
+        mirror: Option<Mirror>,
+        metrics: Arc<Metrics>,
+    ) -> Arc<App> {
+        let shared = Shared::new(&cfg, metrics);
+        App::new_in(cfg, store, mirror, &shared, "")
+    }
+
+    /// One site's App over the process's `shared` resources; `site` scopes
+    /// its L1 keys ("" for the default site). Its flights (coalescing) are
+    /// its own, so keys of two sites never meet there either.
+    pub fn new_in(
+        cfg: Config,
+        store: DynStore,
+        mirror: Option<Mirror>,
+        shared: &Shared,
+        site: &str,
+    ) -> Arc<App> {
+        let cfg = Arc::new(cfg);
+        let metrics = shared.metrics.clone();
+        let store: DynStore = Arc::new(Counted::new(
+            store,
+            metrics.store_requests.clone(),
+            metrics.stage_seconds.clone(),
+        ));
+        let writeback = WriteBack::new(
+            store.clone(),
+            metrics.clone(),
+            cfg.derivatives.queue,
+            cfg.derivatives.write_attempts,
+        );
         let joined = metrics.coalesced.clone();
         let wait = cfg.shared_work_limit();
         Arc::new(App {
-            l1: L1::new(
-                cfg.cache.memory_bytes.0,
-                cfg.cache.ttl.0,
-                cfg.cache.max_item_bytes.0,
-                metrics.l1_lookups.clone(),
-            ),
+            l1: shared.l1.scoped(site),
             fresh: Freshness::new(&cfg.derivatives, store.clone()),
             purges: Purges::new(wait),
             admission: admit::Admission::new(&cfg.derivatives, &cfg.styles),
@@ -298,8 +321,8 @@ impl App {
             },
             process_opts: Options::from_config(&cfg.process),
             mirror,
-            pool,
-            budget,
+            pool: shared.pool.clone(),
+            budget: shared.budget.clone(),
             writeback,
             metrics,
             store,
