@@ -23,6 +23,17 @@ async fn jpeg_xl_output_and_negotiation() {
         (Some(Format::Jxl), "image/jxl")
     );
     let jxl = r.body.clone();
+    // An RGBA PNG decoded with shrink-on-load (the memory image path): its
+    // alpha is alpha to the encoder, not a fourth colour channel.
+    let g = env.key("gulp.png"); // 320x200 RGBA
+    let r = get(&s.url(&format!("{g}?x-oss-process=image/resize,w_64/format,jxl"))).await;
+    assert_eq!(
+        (r.status, r.format()),
+        (200, Some(Format::Jxl)),
+        "{:?}",
+        r.body
+    );
+    let rgba_jxl = r.body.clone();
     let auto = s.url(&format!("{k}?x-oss-process=image/resize,w_300/format,auto"));
     for (accept, want) in [
         ("image/jxl,image/avif,image/webp,*/*", Format::Jxl),
@@ -52,4 +63,6 @@ async fn jpeg_xl_output_and_negotiation() {
     unsafe { libvips::bindings::vips_operation_block_set(c"VipsForeignLoadJxl".as_ptr(), 0) };
     let h = pixmirror::process::pipeline::probe(&jxl, u64::MAX, u32::MAX).expect("decodes");
     assert_eq!((h.width, h.height), (300, 200));
+    let h = pixmirror::process::pipeline::probe(&rgba_jxl, u64::MAX, u32::MAX).expect("decodes");
+    assert_eq!((h.width, h.height), (64, 40));
 }

@@ -312,7 +312,18 @@ fn load(
         let (w, h, b) = (s.width as i32, s.height as i32, s.bands as i32);
         let img = libvips::VipsImage::new_from_memory(pixels, w, h, b, ops::BandFormat::Uchar)
             .map_err(|_| decode_err("load"))?;
-        return Ok((to_srgb(Img::new(img), header.profile)?, target));
+        let img = Img::new(img);
+        // Else `multiband`: savers that look for alpha by interpretation
+        // (jxlsave) would take RGBA for four colour channels.
+        vips::set_interpretation(
+            &img,
+            if b >= 3 {
+                ops::Interpretation::Srgb
+            } else {
+                ops::Interpretation::BW
+            },
+        );
+        return Ok((to_srgb(img, header.profile)?, target));
     }
     let options = match (header.format, shrink) {
         (Format::Jpg, n) if n > 1 => format!("shrink={n},access=sequential,fail_on=truncated"),

@@ -153,6 +153,14 @@ pub fn set_int(img: &Img, name: &CStr, v: i32) {
     unsafe { libvips::bindings::vips_image_set_int(raw(&img.0), name.as_ptr(), v) }
 }
 
+/// Say how the bands of a fresh image are to be read (sRGB, grey). Same rule
+/// as [`set_int`]: only on an image no one else holds yet, such as one just
+/// made from memory, which libvips marks `multiband` whatever it holds.
+pub fn set_interpretation(img: &Img, i: libvips::ops::Interpretation) {
+    // SAFETY: a live image that only we hold; `Type` is a plain field.
+    unsafe { (*raw(&img.0)).Type = i as libvips::bindings::VipsInterpretation }
+}
+
 /// Set an int-array field (same rule as [`set_int`]). libvips copies the array.
 pub fn set_array_int(img: &Img, name: &CStr, v: &[i32]) {
     // SAFETY: as set_int; `v` is read during the call only.

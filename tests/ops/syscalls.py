@@ -74,6 +74,12 @@ def main(binary, unit):
             "/s/rotated-exif6.jpg?x-oss-process=image/blur,r_3,s_2/format,jpg",
             "/s/gulp.png?x-oss-process=image/resize,w_64/format,gif",
             "/s/sunset.jpg?x-oss-process=image/info",
+            # Text watermarks: fontconfig and Pango; an image watermark; the
+            # encoders that run threads of their own (x265, libjxl).
+            "/s/sunset.jpg?x-oss-process=image/watermark,text_5rC05Y2wIEFi,type_ZmFuZ3poZW5na2FpdGk,shadow_50,rotate_20",
+            "/s/sunset.jpg?x-oss-process=image/watermark,image_cy9ndWxwLnBuZz94LW9zcy1wcm9jZXNzPWltYWdlL3Jlc2l6ZSxQXzIw,g_nw",
+            "/s/gulp.png?x-oss-process=image/resize,w_64/format,heic",
+            "/s/gulp.png?x-oss-process=image/resize,w_64/format,jxl",
             "/s/sunset.jpg", "/s/missing.jpg", "/s/sunset.jpg?x-oss-process=image/resize,w_0",
         ]
         codes = []
@@ -83,7 +89,7 @@ def main(binary, unit):
             except urllib.error.HTTPError as e:
                 codes.append(e.code)
         urllib.request.urlopen(admin + "/metrics", timeout=10).read()
-        assert codes == [200] * 7 + [404, 400], f"statuses {codes}"
+        assert codes == [200] * 11 + [404, 400], f"statuses {codes}"
         tracee = int(open(f"/proc/{p.pid}/task/{p.pid}/children").read().split()[0])
         os.kill(tracee, signal.SIGTERM)
         p.wait(timeout=60)
