@@ -83,13 +83,17 @@ def main(binary, unit):
             "/s/sunset.jpg", "/s/missing.jpg", "/s/sunset.jpg?x-oss-process=image/resize,w_0",
         ]
         codes = []
-        for path in paths:
-            try:
-                codes.append(urllib.request.urlopen(base + path, timeout=30).status)
-            except urllib.error.HTTPError as e:
-                codes.append(e.code)
-        urllib.request.urlopen(admin + "/metrics", timeout=10).read()
-        assert codes == [200] * 11 + [404, 400], f"statuses {codes}"
+        try:
+            for path in paths:
+                try:
+                    codes.append(urllib.request.urlopen(base + path, timeout=30).status)
+                except urllib.error.HTTPError as e:
+                    codes.append(e.code)
+            urllib.request.urlopen(admin + "/metrics", timeout=10).read()
+            assert codes == [200] * 11 + [404, 400], f"statuses {codes}"
+        except BaseException:
+            p.kill()  # strace, and with it the traced server
+            raise
         tracee = int(open(f"/proc/{p.pid}/task/{p.pid}/children").read().split()[0])
         os.kill(tracee, signal.SIGTERM)
         p.wait(timeout=60)
