@@ -82,6 +82,29 @@ fn quote(etag: Option<&str>) -> String {
 }
 
 impl S3Store {
+    /// One PUT of `body` with its content type and user metadata (`put` and
+    /// `put_file` differ only in where the body comes from).
+    async fn put_body(
+        &self,
+        key: &str,
+        content_type: String,
+        metadata: std::collections::BTreeMap<String, String>,
+        body: SdkStream,
+    ) -> StoreResult<Written> {
+        let mut req = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .body(body);
+        for (k, v) in metadata {
+            req = req.metadata(k, v);
+        }
+        let r = req.send().await.map_err(classify)?;
+        Ok(written(r.e_tag()))
+    }
+
     pub async fn new(cfg: &S3Config, timeout: Duration) -> Result<S3Store, String> {
         let client = build_client(cfg, timeout).await;
         Ok(S3Store {
@@ -234,21 +257,9 @@ impl Store for S3Store {
     }
 
     fn put<'a>(&'a self, key: &'a str, obj: PutObject) -> BoxFuture<'a, StoreResult<Written>> {
-        async move {
-            let mut req = self
-                .client
-                .put_object()
-                .bucket(&self.bucket)
-                .key(key)
-                .content_type(obj.content_type)
-                .body(SdkStream::from(Bytes::clone(&obj.bytes)));
-            for (k, v) in obj.metadata {
-                req = req.metadata(k, v);
-            }
-            let r = req.send().await.map_err(classify)?;
-            Ok(written(r.e_tag()))
-        }
-        .boxed()
+        let body = SdkStream::from(Bytes::clone(&obj.bytes));
+        self.put_body(key, obj.content_type, obj.metadata, body)
+            .boxed()
     }
 
     fn put_file<'a>(
@@ -262,18 +273,7 @@ impl Store for S3Store {
             let body = SdkStream::from_path(path)
                 .await
                 .map_err(|e| StoreError::Other(format!("reading {}: {e}", path.display())))?;
-            let mut req = self
-                .client
-                .put_object()
-                .bucket(&self.bucket)
-                .key(key)
-                .content_type(content_type)
-                .body(body);
-            for (k, v) in metadata {
-                req = req.metadata(k, v);
-            }
-            let r = req.send().await.map_err(classify)?;
-            Ok(written(r.e_tag()))
+            self.put_body(key, content_type, metadata, body).await
         }
         .boxed()
     }
