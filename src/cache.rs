@@ -120,9 +120,10 @@ impl L1 {
     pub async fn insert(&self, key: String, item: Item) {
         if let Some(c) = &self.cache {
             if item.bytes.len() as u64 <= self.max_item {
-                let key = match self.k(&key) {
-                    std::borrow::Cow::Borrowed(_) => key,
-                    std::borrow::Cow::Owned(k) => k,
+                let key = if self.scope.is_empty() {
+                    key
+                } else {
+                    format!("{}{key}", self.scope)
                 };
                 c.insert(key, item).await;
             }

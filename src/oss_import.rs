@@ -472,14 +472,9 @@ fn rule(r: &RoutingRule, unknown: &[String], report: &mut Vec<String>) -> Option
 
 /// The origin(s), the key rewriting, and an S3 origin from `MirrorAuth`.
 fn origin(d: &Redirect, out: &mut OutRule, say: &mut impl FnMut(String)) -> Option<()> {
-    let Some(base) = d.mirror_url.clone() else {
+    let Some(base) = d.mirror_url.as_deref().map(folder) else {
         say("Mirror without MirrorURL".into());
         return None;
-    };
-    let base = if base.ends_with('/') {
-        base
-    } else {
-        format!("{base}/")
     };
     let key_part = match &d.replace_key_with {
         Some(with) if !with.is_empty() => {
@@ -499,25 +494,17 @@ fn origin(d: &Redirect, out: &mut OutRule, say: &mut impl FnMut(String)) -> Opti
         out.replace_prefix = Some(d.replace_key_prefix_with.clone().unwrap_or_default());
     }
     let mut urls = vec![format!("{base}{key_part}")];
-    if let Some(slave) = d.mirror_url_slave.as_ref().filter(|s| !s.is_empty()) {
-        let slave = if slave.ends_with('/') {
-            slave.clone()
-        } else {
-            format!("{slave}/")
-        };
-        urls.push(format!("{slave}{key_part}"));
+    if let Some(slave) = d.mirror_url_slave.as_deref().filter(|s| !s.is_empty()) {
+        urls.push(format!("{}{key_part}", folder(slave)));
     }
     if let Some(alts) = &d.mirror_multi_alternates {
         let mut alts: Vec<&MultiAlternate> = alts.mirror_multi_alternate.iter().collect();
         alts.sort_by_key(|a| a.mirror_multi_alternate_number);
         for a in alts {
-            let u = &a.mirror_multi_alternate_url;
-            let u = if u.ends_with('/') {
-                u.clone()
-            } else {
-                format!("{u}/")
-            };
-            urls.push(format!("{u}{key_part}"));
+            urls.push(format!(
+                "{}{key_part}",
+                folder(&a.mirror_multi_alternate_url)
+            ));
         }
     }
     if let Some(auth) = &d.mirror_auth {
@@ -534,6 +521,15 @@ fn origin(d: &Redirect, out: &mut OutRule, say: &mut impl FnMut(String)) -> Opti
         out.origins = Some(urls);
     }
     Some(())
+}
+
+/// An origin URL as OSS reads it: a folder, to which the key is appended.
+fn folder(url: &str) -> String {
+    if url.ends_with('/') {
+        url.to_string()
+    } else {
+        format!("{url}/")
+    }
 }
 
 /// An S3-compatible origin from its URL and `MirrorAuth`: a virtual-hosted

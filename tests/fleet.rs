@@ -18,6 +18,22 @@ fn purge(conf: &std::path::Path, fleet: &str, key: &str) -> std::process::Output
         .expect("run purge")
 }
 
+/// `n` real `pixmirror serve` processes on `conf`: each with its image and
+/// admin addresses (`host:port`); their logs are drained.
+async fn start_fleet(
+    conf: &std::path::Path,
+    n: usize,
+) -> Vec<(tokio::process::Child, String, String)> {
+    let mut fleet = Vec::new();
+    for _ in 0..n {
+        let (child, base, admin, lines) = spawn_binary_with_admin(conf).await;
+        tokio::spawn(drain(lines));
+        let strip = |u: &str| u.trim_start_matches("http://").to_string();
+        fleet.push((child, strip(&base), strip(&admin)));
+    }
+    fleet
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fleet_purge_drops_every_instances_copy() {
     let env = Env::new(Backend::Fs, "fleet").await;
@@ -26,12 +42,11 @@ async fn fleet_purge_drops_every_instances_copy() {
         &conf,
         "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nadmin_token = \"s3cret-token\"\n[derivatives]\nwrite = \"sync\"\n",
     );
-    let mut fleet = Vec::new();
-    for _ in 0..3 {
-        let (child, base, admin, lines) = spawn_binary_with_admin(&conf).await;
-        tokio::spawn(drain(lines));
-        fleet.push((child, base, admin.trim_start_matches("http://").to_string()));
-    }
+    let fleet: Vec<_> = start_fleet(&conf, 3)
+        .await
+        .into_iter()
+        .map(|(child, base, admin)| (child, format!("http://{base}"), admin))
+        .collect();
     let key = env.key("sunset.jpg");
     let path = format!("/{key}?x-oss-process=image/resize,w_120");
     // Instance 0 renders (and stores); the others read the bucket into L1.
@@ -141,13 +156,11 @@ async fn nginx_consistent_hashing_renders_a_cold_url_once_in_the_fleet() {
         &conf,
         "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n",
     );
-    let mut fleet = Vec::new();
-    for _ in 0..3 {
-        let (child, base, admin, lines) = spawn_binary_with_admin(&conf).await;
-        tokio::spawn(drain(lines));
-        let strip = |u: &str| u.trim_start_matches("http://").to_string();
-        fleet.push((Some(child), strip(&base), strip(&admin)));
-    }
+    let mut fleet: Vec<_> = start_fleet(&conf, 3)
+        .await
+        .into_iter()
+        .map(|(child, base, admin)| (Some(child), base, admin))
+        .collect();
     // nginx with the shipped configuration, on a free loopback port.
     let dir = tempfile::tempdir().expect("tempdir");
     let port = std::net::TcpListener::bind("127.0.0.1:0")

@@ -20,9 +20,12 @@ use crate::error::{Error, Result};
 
 /// Does a run from a `source` with `frames` frames into `output` keep them?
 pub fn keeps_frames(source: Format, frames: u32, output: Format) -> bool {
-    frames > 1
-        && matches!(source, Format::Gif | Format::Webp)
-        && matches!(output, Format::Gif | Format::Webp)
+    frames > 1 && animates(source, output)
+}
+
+/// Can a run from `source` into `output` be animated at all (GIF or WebP both ways)?
+pub fn animates(source: Format, output: Format) -> bool {
+    matches!(source, Format::Gif | Format::Webp) && matches!(output, Format::Gif | Format::Webp)
 }
 
 /// OSS never enlarges a GIF: every resize of a GIF source keeps `limit`
@@ -57,12 +60,6 @@ pub fn is_strip(img: &Img) -> bool {
     vips::get_int(img.get(), c"page-height").is_some_and(|p| p > 0 && (p as u32) < img.height())
 }
 
-/// `delay` and `loop` of a loaded animation.
-struct Timing {
-    delays: Vec<i32>,
-    looping: i32,
-}
-
 /// Run `step` on each of the `frames` frames of `strip`, then stack the
 /// results into a strip with the source's delays and loop count. Every frame
 /// goes through the same steps, so every result has the same size.
@@ -76,10 +73,8 @@ pub fn each_frame(
         .and_then(|p| u32::try_from(p).ok())
         .filter(|&p| p > 0 && p * frames == h)
         .ok_or_else(|| Error::unprocessable("animation: frames of unequal height"))?;
-    let timing = Timing {
-        delays: vips::get_array_int(strip.get(), c"delay").unwrap_or_default(),
-        looping: vips::get_int(strip.get(), c"loop").unwrap_or(0),
-    };
+    let delays = vips::get_array_int(strip.get(), c"delay").unwrap_or_default();
+    let looping = vips::get_int(strip.get(), c"loop").unwrap_or(0);
     let mut out = Vec::with_capacity(frames as usize);
     for i in 0..frames {
         let frame = op(
@@ -104,9 +99,9 @@ pub fn each_frame(
     // A fresh copy that only we hold, so its metadata can be written.
     let joined = op("animation", ops::copy(joined.get()))?;
     vips::set_int(&joined, c"page-height", fh);
-    vips::set_int(&joined, c"loop", timing.looping);
-    if timing.delays.len() == frames as usize {
-        vips::set_array_int(&joined, c"delay", &timing.delays);
+    vips::set_int(&joined, c"loop", looping);
+    if delays.len() == frames as usize {
+        vips::set_array_int(&joined, c"delay", &delays);
     }
     Ok(joined)
 }

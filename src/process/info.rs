@@ -79,22 +79,18 @@ fn exif_fields(src: &[u8]) -> Vec<(String, String)> {
 /// The main image's pointers to the Exif, GPS and interoperability
 /// directories, as offsets (the parser follows them without keeping them).
 fn pointers(tiff: &[u8], little: bool) -> Vec<(String, String)> {
-    let u16_at = |at: usize| -> Option<u16> {
-        let b: [u8; 2] = tiff.get(at..at + 2)?.try_into().ok()?;
+    // An unsigned integer of `len` bytes at `at`, in the file's byte order.
+    let uint = |at: usize, len: usize| -> Option<u32> {
+        let b = tiff.get(at..at.checked_add(len)?)?;
+        let fold = |v: u32, x: &u8| v << 8 | *x as u32;
         Some(if little {
-            u16::from_le_bytes(b)
+            b.iter().rev().fold(0, fold)
         } else {
-            u16::from_be_bytes(b)
+            b.iter().fold(0, fold)
         })
     };
-    let u32_at = |at: usize| -> Option<u32> {
-        let b: [u8; 4] = tiff.get(at..at + 4)?.try_into().ok()?;
-        Some(if little {
-            u32::from_le_bytes(b)
-        } else {
-            u32::from_be_bytes(b)
-        })
-    };
+    let u16_at = |at| uint(at, 2);
+    let u32_at = |at| uint(at, 4);
     let Some(ifd0) = u32_at(4).map(|o| o as usize) else {
         return Vec::new();
     };

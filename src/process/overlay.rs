@@ -37,17 +37,13 @@ pub fn draw(img: Img, w: &Watermark, marks: &Marks, limits: MarkLimits) -> Resul
         let (x, y) = position(w, (bw, bh), (mark.width(), mark.height()));
         (mark, x, y)
     };
+    // `over` gives 8 bits with alpha; the base's bands again without it.
     let out = over(&base, &layer, x, y)?;
-    // The base's bands again: composite adds an alpha band.
-    let out = if had_alpha {
-        out
-    } else {
-        op(
-            STEP,
-            ops::extract_band_with_opts(out.get(), 0, &ops::ExtractBandOptions { n: 3 }),
-        )?
-    };
-    op(STEP, ops::cast(out.get(), ops::BandFormat::Uchar))
+    if had_alpha {
+        return Ok(out);
+    }
+    let three = ops::ExtractBandOptions { n: 3 };
+    op(STEP, ops::extract_band_with_opts(out.get(), 0, &three))
 }
 
 /// 8-bit sRGB with 3 or 4 bands (grey is widened).

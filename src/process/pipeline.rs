@@ -61,8 +61,6 @@ pub struct Header {
     pub orientation: i32,
     /// Frames (pages) in the source; 1 for a still image.
     pub frames: u32,
-    /// A JPEG source's estimated quality (`jpegq`).
-    pub quality: Option<u8>,
     /// The embedded colour profile, read from the container's bytes.
     pub profile: icc::Profile,
 }
@@ -106,10 +104,6 @@ pub fn probe(src: &[u8], max_pixels: u64, max_frames: u32) -> Result<Header> {
         height,
         orientation,
         frames: frames as u32,
-        quality: match format {
-            Format::Jpg => jpegq::estimate(src),
-            _ => None,
-        },
         profile: icc::sniff(src, format),
     })
 }
@@ -144,7 +138,12 @@ pub fn run_with(src: &[u8], plan: &Plan, opts: &Options, marks: &Marks) -> Resul
         n => animation::each_frame(img, n, steps)?,
     };
     check_deadline(opts)?;
-    let bytes = encode(img, format, plan, opts, header.quality)?;
+    // Estimated only when the plan's quality is relative to, or capped by, it.
+    let source_quality = match (plan.quality, header.format) {
+        (Some(_), Format::Jpg) => jpegq::estimate(src),
+        _ => None,
+    };
+    let bytes = encode(img, format, plan, opts, source_quality)?;
     Ok(Output {
         bytes,
         content_type: format.content_type(),
@@ -186,14 +185,12 @@ fn kept_frames(header: &Header, output: Format) -> u32 {
 /// Frames a run of `plan` on `src` keeps, counted from the container without
 /// libvips (for the memory estimate); 1 when unsure.
 pub fn kept_frames_of(src: &[u8], plan: &Plan) -> u32 {
-    let Some(source) = Format::sniff(src) else {
-        return 1;
-    };
-    let frames = animation::count_frames(src);
-    if animation::keeps_frames(source, frames, output_format(plan, source)) {
-        frames
-    } else {
-        1
+    match Format::sniff(src) {
+        // Frames are counted only where they can be kept.
+        Some(source) if animation::animates(source, output_format(plan, source)) => {
+            animation::count_frames(src)
+        }
+        _ => 1,
     }
 }
 

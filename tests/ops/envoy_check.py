@@ -17,13 +17,8 @@ import sys
 
 import yaml
 
-failures = []
-
-
-def check(ok, what):
-    if not ok:
-        failures.append(what)
-        print(f"FAIL {what}")
+# The same failure list, check() and selector match as the base's checks.
+from k8s_check import check, failures, selects
 
 
 def main(envoy_path, base_path):
@@ -53,8 +48,7 @@ def main(envoy_path, base_path):
 
     check(pods["spec"].get("clusterIP") == "None", "pixmirror-pods is headless")
     labels = pm["spec"]["template"]["metadata"]["labels"]
-    check(all(labels.get(k) == v for k, v in pods["spec"]["selector"].items()),
-          "pixmirror-pods selects the pixmirror server pods")
+    check(selects(pods["spec"]["selector"], labels), "pixmirror-pods selects the pixmirror server pods")
     pm_ports = {p["name"] for p in pm["spec"]["template"]["spec"]["containers"][0]["ports"]}
     for p in pods["spec"]["ports"]:
         check(p["targetPort"] in pm_ports, f"pixmirror-pods port {p['name']} targets a pixmirror container port")
@@ -69,7 +63,7 @@ def main(envoy_path, base_path):
     check(ports.get("http") == listener["address"]["socket_address"]["port_value"],
           "the container port is the listener's")
     check(all(p["targetPort"] in ports for p in svc["spec"]["ports"]), "the Service targets the container")
-    check(all(dep["spec"]["template"]["metadata"]["labels"].get(k) == v for k, v in svc["spec"]["selector"].items()),
+    check(selects(svc["spec"]["selector"], dep["spec"]["template"]["metadata"]["labels"]),
           "the Service selects the envoy pods")
 
 
