@@ -16,6 +16,7 @@ mod overlay;
 pub mod pipeline;
 pub mod plan;
 pub mod pngload;
+mod resample;
 mod steps;
 pub mod vips;
 pub mod watermark;

@@ -160,12 +160,16 @@ fn apply_all(
     opts: &Options,
     marks: &Marks,
 ) -> Result<Img> {
-    let limits = MarkLimits {
-        max_pixels: opts.max_output_pixels,
+    let env = StepEnv {
+        marks,
+        limits: MarkLimits {
+            max_pixels: opts.max_output_pixels,
+        },
+        deadline: opts.deadline,
     };
     for step in &plan.ops {
         check_deadline(opts)?;
-        img = apply(img, step, preshrunk.take(), marks, limits)?;
+        img = apply(img, step, preshrunk.take(), &env)?;
         let size = (img.width(), img.height());
         within_output_cap(step.action(), size, frames, opts.max_output_pixels)?;
     }
@@ -385,24 +389,31 @@ fn to_srgb(img: Img, profile: icc::Profile) -> Result<Img> {
 /// One step with no resize target from the decoder and no watermark image
 /// (a watermark image's own preprocessing).
 pub(super) fn apply_step(img: Img, step: &Op) -> Result<Img> {
-    let limits = MarkLimits { max_pixels: 0 };
-    apply(img, step, None, &Marks::new(), limits)
+    let env = StepEnv {
+        marks: &Marks::new(),
+        limits: MarkLimits { max_pixels: 0 },
+        deadline: None,
+    };
+    apply(img, step, None, &env)
 }
 
-fn apply(
-    img: Img,
-    step: &Op,
-    preshrunk: Option<ResizeTarget>,
-    marks: &Marks,
+/// What the steps of one run share: the watermark images, the mark limits,
+/// and the deadline for steps that decode (the Rust resampler reads the
+/// decoded pixels).
+struct StepEnv<'a> {
+    marks: &'a Marks,
     limits: MarkLimits,
-) -> Result<Img> {
+    deadline: Option<Instant>,
+}
+
+fn apply(img: Img, step: &Op, preshrunk: Option<ResizeTarget>, env: &StepEnv) -> Result<Img> {
     match step {
         Op::Resize(r) => {
             let t = match preshrunk {
                 Some(t) => t,
                 None => steps::resize_target(img.width(), img.height(), r)?,
             };
-            steps::resize(img, &t, r.color)
+            steps::resize(img, &t, r.color, env.deadline)
         }
         Op::Crop(c) => steps::crop(img, c),
         Op::IndexCrop { axis, len, i } => steps::indexcrop(img, *axis, *len, *i),
@@ -413,7 +424,7 @@ fn apply(
         Op::Bright(v) => steps::bright(img, *v),
         Op::Contrast(v) => steps::contrast(img, *v),
         Op::Sharpen(v) => steps::sharpen(img, *v),
-        Op::Watermark(w) => overlay::draw(img, w, marks, limits),
+        Op::Watermark(w) => overlay::draw(img, w, env.marks, env.limits),
     }
 }
 

@@ -4,6 +4,7 @@
 use libvips::ops;
 
 use super::plan::{Axis, Crop, Gravity, Op, Resize, ResizeMode};
+use super::resample;
 use super::vips::{op, Img};
 use crate::error::{Error, Result};
 use crate::process::grammar::MAX_SIDE;
@@ -220,11 +221,19 @@ fn rotated_size((w, h): (u32, u32), deg: u32) -> (u32, u32) {
 }
 
 /// Apply a resize whose target was computed for this image (or that the load
-/// already scaled to `target.scaled`).
-pub fn resize(img: Img, t: &ResizeTarget, color: [u8; 3]) -> Result<Img> {
+/// already scaled to `target.scaled`). 8-bit images are resampled in Rust
+/// (`resample`, which decodes them by `deadline`), others by libvips.
+pub fn resize(
+    img: Img,
+    t: &ResizeTarget,
+    color: [u8; 3],
+    deadline: Option<std::time::Instant>,
+) -> Result<Img> {
     let (cw, ch) = (img.width(), img.height());
     let mut img = img;
-    if (cw, ch) != t.scaled {
+    if (cw, ch) != t.scaled && resample::suitable(&img) {
+        img = resample::lanczos3(img, t.scaled, deadline)?;
+    } else if (cw, ch) != t.scaled {
         let opts = ops::ResizeOptions {
             vscale: t.scaled.1 as f64 / ch as f64,
             kernel: ops::Kernel::Lanczos3,

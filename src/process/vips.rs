@@ -205,11 +205,7 @@ pub fn text_rgba(markup: &str, font: &str) -> Result<Img> {
             take_error()
         )));
     }
-    // SAFETY: `VipsImage` is this one pointer (see `raw`), and we own the
-    // reference libvips returned.
-    Ok(Img(unsafe {
-        std::mem::transmute::<*mut libvips::bindings::VipsImage, VipsImage>(out)
-    }))
+    Ok(Img(from_raw(out)))
 }
 
 /// Map a failed libvips call on the source to 422, with libvips' reason.
@@ -236,6 +232,13 @@ fn raw(img: &VipsImage) -> *mut libvips::bindings::VipsImage {
     );
     // SAFETY: same size, and the struct's only field is this pointer.
     unsafe { std::mem::transmute_copy(img) }
+}
+
+/// Own an image pointer libvips returned (not null, a reference of our own).
+fn from_raw(p: *mut libvips::bindings::VipsImage) -> VipsImage {
+    // SAFETY: `VipsImage` is this one pointer (see `raw`); the caller hands
+    // over the reference, which the crate's Drop releases.
+    unsafe { std::mem::transmute::<*mut libvips::bindings::VipsImage, VipsImage>(p) }
 }
 
 /// libvips' `eval` signal, emitted as tiles are computed (in its threads):
@@ -397,6 +400,67 @@ pub fn write_to_memory(img: &VipsImage) -> Option<Vec<u8>> {
         let buf = libvips::bindings::vips_image_write_to_memory(raw(img), &mut len);
         take_buffer(buf, len as usize)
     }
+}
+
+/// Evaluate `img` into libvips' memory and hand its pixels (rows of
+/// `width * bands` bytes, 8-bit images) to `f`, freeing them afterwards; no
+/// copy into a `Vec`. Stopped at `deadline` like [`evaluate`].
+pub fn with_pixels<T>(
+    img: &VipsImage,
+    deadline: Option<std::time::Instant>,
+    step: &str,
+    f: impl FnOnce(&[u8]) -> Result<T>,
+) -> Result<T> {
+    let watch = deadline.map(|d| DeadlineWatch::new(img, d));
+    let mut len: u64 = 0;
+    // SAFETY: a live image; libvips returns null or a g_malloc'd block of `len` bytes.
+    let buf = unsafe { libvips::bindings::vips_image_write_to_memory(raw(img), &mut len) };
+    if watch.as_ref().is_some_and(DeadlineWatch::killed) {
+        if !buf.is_null() {
+            // SAFETY: g_malloc'd by libvips, not used after this.
+            unsafe { libvips::bindings::g_free(buf) };
+        }
+        return Err(Error::Timeout("processing took too long".into()));
+    }
+    if buf.is_null() {
+        return Err(decode_err(step));
+    }
+    // SAFETY: `buf` holds `len` bytes and lives until the g_free below.
+    let pixels = unsafe { std::slice::from_raw_parts(buf as *const u8, len as usize) };
+    let r = f(pixels);
+    // SAFETY: as above; `pixels` is not used after this.
+    unsafe { libvips::bindings::g_free(buf) };
+    r
+}
+
+/// A new 8-bit image of `width`×`height`×`bands` from `pixels`, which libvips
+/// copies (so the image owns its memory), read as sRGB or grey.
+pub fn from_pixels(pixels: &[u8], width: u32, height: u32, bands: u32) -> Result<Img> {
+    // SAFETY: `pixels` is live for the call; libvips copies it and checks
+    // the size against width * height * bands.
+    let p = unsafe {
+        libvips::bindings::vips_image_new_from_memory_copy(
+            pixels.as_ptr() as *const std::ffi::c_void,
+            pixels.len() as u64,
+            width as i32,
+            height as i32,
+            bands as i32,
+            libvips::bindings::VipsBandFormat_VIPS_FORMAT_UCHAR,
+        )
+    };
+    if p.is_null() {
+        return Err(Error::Internal(format!("from memory: {}", take_error())));
+    }
+    let img = Img(from_raw(p));
+    set_interpretation(
+        &img,
+        if bands >= 3 {
+            libvips::ops::Interpretation::Srgb
+        } else {
+            libvips::ops::Interpretation::BW
+        },
+    );
+    Ok(img)
 }
 
 /// Decode `img` into memory (for steps that read it more than once, or out of
