@@ -56,34 +56,32 @@ pub fn resize_target(w: u32, h: u32, r: &Resize) -> Result<ResizeTarget> {
             }
             (tw, th)
         } else {
-            let scale = match (sx, sy) {
-                (Some(a), Some(b)) => match r.mode {
-                    ResizeMode::Lfit | ResizeMode::Pad => a.min(b),
-                    _ => a.max(b),
-                },
-                (Some(a), None) => a,
-                (None, Some(b)) => b,
-                (None, None) => 1.0,
+            // The scale, and the requested side that set it (kept exact below).
+            let (scale, side) = match (sx.zip(r.w), sy.zip(r.h)) {
+                (Some((a, tw)), Some((b, th))) => {
+                    let by_width = match r.mode {
+                        ResizeMode::Lfit | ResizeMode::Pad => a <= b,
+                        _ => a >= b,
+                    };
+                    if by_width {
+                        (a, Side::Width(tw))
+                    } else {
+                        (b, Side::Height(th))
+                    }
+                }
+                (Some((a, tw)), None) => (a, Side::Width(tw)),
+                (None, Some((b, th))) => (b, Side::Height(th)),
+                (None, None) => (1.0, Side::Neither),
             };
             if held(r, scale) {
                 return Ok(unchanged);
             }
             let s = (round_dim(fw * scale), round_dim(fh * scale));
             // Keep the requested side exact despite rounding.
-            let s = match (r.w, r.h, r.mode) {
-                (Some(tw), _, ResizeMode::Lfit | ResizeMode::Pad)
-                    if scale == sx.unwrap_or(-1.0) =>
-                {
-                    (tw, s.1)
-                }
-                (_, Some(th), ResizeMode::Lfit | ResizeMode::Pad)
-                    if scale == sy.unwrap_or(-1.0) =>
-                {
-                    (s.0, th)
-                }
-                (Some(tw), _, _) if scale == sx.unwrap_or(-1.0) => (tw, s.1),
-                (_, Some(th), _) if scale == sy.unwrap_or(-1.0) => (s.0, th),
-                _ => s,
+            let s = match side {
+                Side::Width(tw) => (tw, s.1),
+                Side::Height(th) => (s.0, th),
+                Side::Neither => s,
             };
             if matches!(r.mode, ResizeMode::Fill | ResizeMode::Pad) {
                 let fwid = r.w.unwrap_or(s.0);
@@ -153,6 +151,13 @@ pub fn resize_target(w: u32, h: u32, r: &Resize) -> Result<ResizeTarget> {
 
 /// The image stays as it is: `limit` and a scale that would enlarge, or `grow`
 /// and one that would shrink.
+/// The requested side a proportional resize takes its scale from.
+enum Side {
+    Width(u32),
+    Height(u32),
+    Neither,
+}
+
 fn held(r: &Resize, scale: f64) -> bool {
     (r.limit && scale > 1.0) || (r.grow && scale < 1.0)
 }
