@@ -24,16 +24,58 @@ thread_local! {
     static RESIZER: RefCell<fr::Resizer> = RefCell::new(fr::Resizer::new());
 }
 
-/// Whether [`lanczos3`] takes this image: 8-bit, 1 to 4 bands.
-pub fn suitable(img: &Img) -> bool {
-    matches!(img.get().get_format(), Ok(libvips::ops::BandFormat::Uchar))
-        && (1..=4).contains(&img.bands())
+/// Where a resample reads: a box of the source (`size`, from `origin` in
+/// the image with its margin) and the margin of repeated edge pixels around
+/// the image (`margin` on each side).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Layout {
+    to: (u32, u32),
+    size: (f64, f64),
+    origin: (f64, f64),
+    margin: (u32, u32),
 }
 
-/// Resample `img` to `to` with Lanczos3; an alpha band is premultiplied
+/// How [`lanczos3`] resamples `img` to `to`; `None` when it does not take
+/// it (not 8-bit with 1 to 4 bands, or a margin that would more than double
+/// the pixels: a reduction by more than about a sixth of the image's side,
+/// which libvips' box shrink handles in bounded memory).
+pub fn layout(img: &Img, to: (u32, u32)) -> Option<Layout> {
+    let uchar = matches!(img.get().get_format(), Ok(libvips::ops::BandFormat::Uchar));
+    if !uchar || !(1..=4).contains(&img.bands()) {
+        return None;
+    }
+    let from = (img.width(), img.height());
+    let l = layout_for(from, to);
+    let padded = (from.0 + 2 * l.margin.0) as f64 * (from.1 + 2 * l.margin.1) as f64;
+    (padded <= 2.0 * from.0 as f64 * from.1 as f64).then_some(l)
+}
+
+/// The layout from the sizes alone, whatever its margin.
+fn layout_for((w, h): (u32, u32), to: (u32, u32)) -> Layout {
+    let size = source_box((w, h), to);
+    // A box larger than the image is centred on it (as libvips' reduce
+    // does). The edge pixels repeat into a margin as wide as the kernel
+    // reaches, so that the kernel is never cut short at an edge (also as
+    // libvips does; `fast_image_resize` alone would cut and renormalise).
+    let over = |extent: f64, side: u32| (extent - side as f64).max(0.0) / 2.0;
+    let reach = |extent: f64, out: u32| (3.0 * (extent / out as f64).max(1.0)).ceil() + 1.0;
+    let (ox, oy) = (over(size.0, w), over(size.1, h));
+    let (mx, my) = (
+        (ox + reach(size.0, to.0)).ceil(),
+        (oy + reach(size.1, to.1)).ceil(),
+    );
+    Layout {
+        to,
+        size,
+        origin: (mx - ox, my - oy),
+        margin: (mx as u32, my as u32),
+    }
+}
+
+/// Resample `img` by `l` with Lanczos3; an alpha band is premultiplied
 /// while resampling so that transparent pixels do not bleed their colour.
-pub fn lanczos3(img: Img, to: (u32, u32), deadline: Option<Instant>) -> Result<Img> {
-    let (w, h, bands) = (img.width(), img.height(), img.bands() as u32);
+pub fn lanczos3(img: Img, l: &Layout, deadline: Option<Instant>) -> Result<Img> {
+    let bands = img.bands() as u32;
     let pixel = match bands {
         1 => fr::PixelType::U8,
         2 => fr::PixelType::U8x2,
@@ -42,37 +84,25 @@ pub fn lanczos3(img: Img, to: (u32, u32), deadline: Option<Instant>) -> Result<I
         n => return Err(Error::Internal(format!("resample: {n} bands"))),
     };
     let fail = |e: &dyn std::fmt::Display| Error::Internal(format!("resample: {e}"));
-    let (bw, bh) = source_box((w, h), to);
-    // A box larger than the image is centred on it (as libvips' reduce
-    // does). The edge pixels repeat into a margin as wide as the kernel
-    // reaches, so that the kernel is never cut short at an edge (also as
-    // libvips does; `fast_image_resize` alone would cut and renormalise).
-    let (mx, my) = (
-        (bw - w as f64).max(0.0) / 2.0,
-        (bh - h as f64).max(0.0) / 2.0,
-    );
-    let reach = |extent: f64, out: u32| (3.0 * (extent / out as f64).max(1.0)).ceil() + 1.0;
-    let (px, py) = ((mx + reach(bw, to.0)).ceil(), (my + reach(bh, to.1)).ceil());
-    let (px, py) = (px as u32, py as u32);
-    let (ew, eh) = (w + 2 * px, h + 2 * py);
+    let (ew, eh) = (img.width() + 2 * l.margin.0, img.height() + 2 * l.margin.1);
     let o = libvips::ops::EmbedOptions {
         extend: libvips::ops::Extend::Copy,
         ..Default::default()
     };
-    let e =
-        libvips::ops::embed_with_opts(img.get(), px as i32, py as i32, ew as i32, eh as i32, &o);
+    let (mx, my) = (l.margin.0 as i32, l.margin.1 as i32);
+    let e = libvips::ops::embed_with_opts(img.get(), mx, my, ew as i32, eh as i32, &o);
     let img = vips::op("resize", e)?;
     vips::with_pixels(img.get(), deadline, "resize", |pixels| {
         let src = fr::images::ImageRef::new(ew, eh, pixels, pixel).map_err(|e| fail(&e))?;
-        let mut dst = fr::images::Image::new(to.0, to.1, pixel);
+        let mut dst = fr::images::Image::new(l.to.0, l.to.1, pixel);
         let opts = fr::ResizeOptions::new()
             .resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::Lanczos3))
-            .crop(px as f64 - mx, py as f64 - my, bw, bh)
+            .crop(l.origin.0, l.origin.1, l.size.0, l.size.1)
             .use_alpha(bands == 2 || bands == 4);
         RESIZER
             .with(|r| r.borrow_mut().resize(&src, &mut dst, &opts))
             .map_err(|e| fail(&e))?;
-        vips::from_pixels(dst.buffer(), to.0, to.1, bands)
+        vips::from_pixels(dst.buffer(), l.to.0, l.to.1, bands)
     })
 }
 
@@ -107,6 +137,12 @@ mod tests {
             }
         }
         (vips::from_pixels(&px, w, h, bands).expect("image"), px)
+    }
+
+    /// `lanczos3` with its layout, whatever the margin.
+    fn resample(img: Img, to: (u32, u32)) -> Img {
+        let l = layout_for((img.width(), img.height()), to);
+        lanczos3(img, &l, None).expect("resize")
     }
 
     fn pixels(img: &Img) -> Vec<u8> {
@@ -182,7 +218,7 @@ mod tests {
         let f = |x: u32, y: u32, _| ((x * 7919 + y * 104_729) % 251) as u8;
         let (img, px) = image(753, 423, 1, f);
         let to = (300, 169);
-        let out = pixels(&lanczos3(img, to, None).expect("resize"));
+        let out = pixels(&resample(img, to));
         let want = reference(&px, (753, 423), to, source_box((753, 423), to));
         assert_eq!(out.len(), want.len());
         let worst = out
@@ -215,7 +251,7 @@ mod tests {
             ((640, 480), (639, 1)),
         ] {
             let (img, _) = image(from.0, from.1, 3, |_, _, b| [200, 100, 50][b as usize]);
-            let out = lanczos3(img, to, None).expect("resize");
+            let out = resample(img, to);
             assert_eq!((out.width(), out.height(), out.bands()), (to.0, to.1, 3));
             let px = pixels(&out);
             assert!(
@@ -240,10 +276,36 @@ mod tests {
             (false, _) => 0,
         };
         let (img, _) = image(100, 40, 4, f);
-        let px = pixels(&lanczos3(img, (33, 13), None).expect("resize"));
+        let px = pixels(&resample(img, (33, 13)));
         let visible: Vec<&[u8]> = px.chunks(4).filter(|p| p[3] > 8).collect();
         assert!(!visible.is_empty());
         assert!(visible.iter().all(|p| p[1] <= 2), "green bled in");
         assert!(px.chunks(4).any(|p| p[3] == 0) && px.chunks(4).any(|p| p[3] == 255));
+    }
+
+    /// A steep reduction would need a margin of 3 × the factor on each side
+    /// (once 20 GB for 2 px out of 8320x96, found by the pipeline fuzzer):
+    /// libvips takes it. An ordinary one has a margin of a few pixels.
+    #[test]
+    fn steep_reductions_are_left_to_libvips() {
+        vips::init().expect("libvips");
+        let wide = Img::new(libvips::ops::black(8320, 96).expect("black"));
+        assert_eq!(layout(&wide, (2, 1)), None);
+        assert_eq!(layout(&wide, (130, 2)), None);
+        let photo = Img::new(libvips::ops::black(753, 423).expect("black"));
+        let l = layout(&photo, (300, 169)).expect("layout");
+        assert!(l.margin.0 <= 10 && l.margin.1 <= 10, "{l:?}");
+        let steep = crate::process::grammar::parse_process(
+            "image/resize,l_2",
+            &std::collections::BTreeMap::new(),
+        )
+        .expect("plan");
+        let opts = crate::process::pipeline::Options::from_config(
+            &crate::config::ProcessConfig::default(),
+        );
+        let png = vips::write_to_buffer(wide.get(), ".png").expect("png");
+        let out = crate::process::pipeline::run(&png, &steep, &opts).expect("run");
+        let img = libvips::VipsImage::new_from_buffer(&out.bytes, "").expect("decode");
+        assert_eq!((img.get_width(), img.get_height()), (2, 1));
     }
 }

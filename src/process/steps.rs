@@ -227,7 +227,8 @@ fn rotated_size((w, h): (u32, u32), deg: u32) -> (u32, u32) {
 
 /// Apply a resize whose target was computed for this image (or that the load
 /// already scaled to `target.scaled`). 8-bit images are resampled in Rust
-/// (`resample`, which decodes them by `deadline`), others by libvips.
+/// (`resample`, which decodes them by `deadline`), others, and reductions
+/// too steep for its margin, by libvips.
 pub fn resize(
     img: Img,
     t: &ResizeTarget,
@@ -236,8 +237,12 @@ pub fn resize(
 ) -> Result<Img> {
     let (cw, ch) = (img.width(), img.height());
     let mut img = img;
-    if (cw, ch) != t.scaled && resample::suitable(&img) {
-        img = resample::lanczos3(img, t.scaled, deadline)?;
+    let rust = match (cw, ch) != t.scaled {
+        true => resample::layout(&img, t.scaled),
+        false => None,
+    };
+    if let Some(l) = rust {
+        img = resample::lanczos3(img, &l, deadline)?;
     } else if (cw, ch) != t.scaled {
         let opts = ops::ResizeOptions {
             vscale: t.scaled.1 as f64 / ch as f64,
