@@ -11,18 +11,12 @@
 //! The image is decoded into memory here (the decoder's shrink-on-load has
 //! made it small already); the result is a new image libvips owns.
 
-use std::cell::RefCell;
 use std::time::Instant;
 
 use fast_image_resize as fr;
 
 use super::vips::{self, Img};
 use crate::error::{Error, Result};
-
-thread_local! {
-    /// A resizer keeps its scratch buffers between calls; one per pool thread.
-    static RESIZER: RefCell<fr::Resizer> = RefCell::new(fr::Resizer::new());
-}
 
 /// Where a resample reads: a box of the source (`size`, from `origin` in
 /// the image with its margin) and the margin of repeated edge pixels around
@@ -36,9 +30,9 @@ pub struct Layout {
 }
 
 /// How [`lanczos3`] resamples `img` to `to`; `None` when it does not take
-/// it (not 8-bit with 1 to 4 bands, or a margin that would more than double
-/// the pixels: a reduction by more than about a sixth of the image's side,
-/// which libvips' box shrink handles in bounded memory).
+/// it: not 8-bit with 1 to 4 bands, over [`MAX_PIXELS`], or a margin that
+/// would more than double the pixels (a reduction by more than about a sixth
+/// of the image's side, which libvips' box shrink handles in bounded memory).
 pub fn layout(img: &Img, to: (u32, u32)) -> Option<Layout> {
     let uchar = matches!(img.get().get_format(), Ok(libvips::ops::BandFormat::Uchar));
     if !uchar || !(1..=4).contains(&img.bands()) {
@@ -47,8 +41,16 @@ pub fn layout(img: &Img, to: (u32, u32)) -> Option<Layout> {
     let from = (img.width(), img.height());
     let l = layout_for(from, to);
     let padded = (from.0 + 2 * l.margin.0) as f64 * (from.1 + 2 * l.margin.1) as f64;
-    (padded <= 2.0 * from.0 as f64 * from.1 as f64).then_some(l)
+    let small = padded <= MAX_PIXELS && to.0 as f64 * to.1 as f64 <= MAX_PIXELS;
+    (small && padded <= 2.0 * from.0 as f64 * from.1 as f64).then_some(l)
 }
+
+/// The most pixels the resampler reads out (image and margin) or writes. It
+/// holds both whole, where libvips streams: bigger resizes (large outputs,
+/// sources without shrink-on-load) stay in libvips, so that their memory is
+/// what it was (`benches/memory`: 1.6 GB peak under a 1 GiB budget when
+/// every size came here). Web-sized outputs after shrink-on-load fit.
+const MAX_PIXELS: f64 = 4.0e6;
 
 /// The layout from the sizes alone, whatever its margin.
 fn layout_for((w, h): (u32, u32), to: (u32, u32)) -> Layout {
@@ -99,8 +101,10 @@ pub fn lanczos3(img: Img, l: &Layout, deadline: Option<Instant>) -> Result<Img> 
             .resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::Lanczos3))
             .crop(l.origin.0, l.origin.1, l.size.0, l.size.1)
             .use_alpha(bands == 2 || bands == 4);
-        RESIZER
-            .with(|r| r.borrow_mut().resize(&src, &mut dst, &opts))
+        // A resizer per call: its scratch buffers go with it, rather than
+        // staying with whichever blocking thread ran it.
+        fr::Resizer::new()
+            .resize(&src, &mut dst, &opts)
             .map_err(|e| fail(&e))?;
         vips::from_pixels(dst.buffer(), l.to.0, l.to.1, bands)
     })
@@ -292,6 +296,10 @@ mod tests {
         let wide = Img::new(libvips::ops::black(8320, 96).expect("black"));
         assert_eq!(layout(&wide, (2, 1)), None);
         assert_eq!(layout(&wide, (130, 2)), None);
+        // Large in or out: libvips streams it.
+        let big = Img::new(libvips::ops::black(3000, 2000).expect("black"));
+        assert_eq!(layout(&big, (2000, 1333)), None);
+        assert_eq!(layout(&big, (4500, 3000)), None);
         let photo = Img::new(libvips::ops::black(753, 423).expect("black"));
         let l = layout(&photo, (300, 169)).expect("layout");
         assert!(l.margin.0 <= 10 && l.margin.1 <= 10, "{l:?}");
