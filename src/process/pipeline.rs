@@ -128,10 +128,7 @@ pub fn run_with(src: &[u8], plan: &Plan, opts: &Options, marks: &Marks) -> Resul
     let frames = kept_frames(&header, format);
     let from = header.oriented(plan.auto_orient && frames == 1);
     geometry(plan, from, frames, opts.max_output_pixels)?;
-    // Pixels decoded outside libvips, which the images below borrow: declared
-    // before them, so it is dropped after them.
-    let mut decoded: Option<Vec<u8>> = None;
-    let (img, preshrunk) = load(src, &header, plan, frames, &mut decoded, opts.deadline)?;
+    let (img, preshrunk) = load(src, &header, plan, frames, opts.deadline)?;
     let steps = |img| apply_all(img, plan, preshrunk, frames, opts, marks);
     let img = match frames {
         1 => steps(img)?,
@@ -276,9 +273,6 @@ pub fn output_format(plan: &Plan, source: Format) -> Format {
 /// when the source carries a profile that is not sRGB (see `icc`), else
 /// libvips' colourspace maths (a no-op for sRGB and grey).
 ///
-/// `decoded` receives pixels decoded outside libvips (PNG shrink-on-load); the
-/// returned image borrows them, so the caller keeps it alive longer than the image.
-///
 /// With `frames` > 1 every frame is decoded, into one strip in memory, at
 /// full size and as stored (see `animation`); the resize target is a frame's.
 fn load(
@@ -286,7 +280,6 @@ fn load(
     header: &Header,
     plan: &Plan,
     frames: u32,
-    decoded: &mut Option<Vec<u8>>,
     deadline: Option<Instant>,
 ) -> Result<(Img, Option<ResizeTarget>)> {
     let animated = frames > 1;
@@ -309,21 +302,7 @@ fn load(
         && pngload::suitable(src)
     {
         let s = pngload::decode_shrunk(src, shrink)?;
-        let pixels: &[u8] = decoded.insert(s.pixels);
-        let (w, h, b) = (s.width as i32, s.height as i32, s.bands as i32);
-        let img = libvips::VipsImage::new_from_memory(pixels, w, h, b, ops::BandFormat::Uchar)
-            .map_err(|_| decode_err("load"))?;
-        let img = Img::new(img);
-        // Else `multiband`: savers that look for alpha by interpretation
-        // (jxlsave) would take RGBA for four colour channels.
-        vips::set_interpretation(
-            &img,
-            if b >= 3 {
-                ops::Interpretation::Srgb
-            } else {
-                ops::Interpretation::BW
-            },
-        );
+        let img = vips::from_pixels(&s.pixels, s.width, s.height, s.bands)?;
         return Ok((to_srgb(img, header.profile)?, target));
     }
     let options = match (header.format, shrink) {
@@ -567,8 +546,7 @@ fn average_hue(src: &[u8], header: &Header, plan: &Plan) -> Result<Output> {
         })],
         ..plan.clone()
     };
-    let mut decoded = None;
-    let (img, _) = load(src, header, &small, 1, &mut decoded, None)?;
+    let (img, _) = load(src, header, &small, 1, None)?;
     let img = prepare_for(img, Format::Jpg)?;
     let img = vips::copy_memory(img, None, "average-hue")?;
     let mut rgb = [0u8; 3];

@@ -149,8 +149,6 @@ pub fn resize_target(w: u32, h: u32, r: &Resize) -> Result<ResizeTarget> {
     })
 }
 
-/// The image stays as it is: `limit` and a scale that would enlarge, or `grow`
-/// and one that would shrink.
 /// The requested side a proportional resize takes its scale from.
 enum Side {
     Width(u32),
@@ -158,6 +156,8 @@ enum Side {
     Neither,
 }
 
+/// The image stays as it is: `limit` and a scale that would enlarge, or `grow`
+/// and one that would shrink.
 fn held(r: &Resize, scale: f64) -> bool {
     (r.limit && scale > 1.0) || (r.grow && scale < 1.0)
 }
@@ -235,22 +235,12 @@ pub fn resize(
     color: [u8; 3],
     deadline: Option<std::time::Instant>,
 ) -> Result<Img> {
-    let (cw, ch) = (img.width(), img.height());
     let mut img = img;
-    let rust = match (cw, ch) != t.scaled {
-        true => resample::layout(&img, t.scaled),
-        false => None,
-    };
-    if let Some(l) = rust {
-        img = resample::lanczos3(img, &l, deadline)?;
-    } else if (cw, ch) != t.scaled {
-        let opts = ops::ResizeOptions {
-            vscale: t.scaled.1 as f64 / ch as f64,
-            kernel: ops::Kernel::Lanczos3,
-            ..Default::default()
+    if (img.width(), img.height()) != t.scaled {
+        img = match resample::layout(&img, t.scaled) {
+            Some(l) => resample::lanczos3(img, &l, deadline)?,
+            None => scale(img, t.scaled)?,
         };
-        img = scale(img, t.scaled.0 as f64 / cw as f64, &opts)?;
-        img = exact(img, t.scaled)?;
     }
     match t.frame {
         None => Ok(img),
@@ -272,17 +262,26 @@ pub fn resize(
     }
 }
 
-/// Lanczos3 scaling; an alpha channel is premultiplied first so that transparent
-/// pixels do not bleed their colour into the edges.
-fn scale(img: Img, hscale: f64, opts: &ops::ResizeOptions) -> Result<Img> {
-    if !img.has_alpha() {
-        return op("resize", ops::resize_with_opts(img.get(), hscale, opts));
-    }
-    let format = img.get().get_format().unwrap_or(ops::BandFormat::Uchar);
-    let pre = op("resize", ops::premultiply(img.get()))?;
-    let scaled = op("resize", ops::resize_with_opts(pre.get(), hscale, opts))?;
-    let un = op("resize", ops::unpremultiply(scaled.get()))?;
-    op("resize", ops::cast(un.get(), format))
+/// libvips' Lanczos3 to exactly `to`, for what `resample` leaves to it; an
+/// alpha channel is premultiplied first so that transparent pixels do not
+/// bleed their colour into the edges.
+fn scale(img: Img, to: (u32, u32)) -> Result<Img> {
+    let opts = ops::ResizeOptions {
+        vscale: to.1 as f64 / img.height() as f64,
+        kernel: ops::Kernel::Lanczos3,
+        ..Default::default()
+    };
+    let hscale = to.0 as f64 / img.width() as f64;
+    let scaled = if img.has_alpha() {
+        let format = img.get().get_format().unwrap_or(ops::BandFormat::Uchar);
+        let pre = op("resize", ops::premultiply(img.get()))?;
+        let scaled = op("resize", ops::resize_with_opts(pre.get(), hscale, &opts))?;
+        let un = op("resize", ops::unpremultiply(scaled.get()))?;
+        op("resize", ops::cast(un.get(), format))?
+    } else {
+        op("resize", ops::resize_with_opts(img.get(), hscale, &opts))?
+    };
+    exact(scaled, to)
 }
 
 /// Force exact dimensions after a scale whose rounding may be off by a pixel.

@@ -156,7 +156,7 @@ pub fn set_int(img: &Img, name: &CStr, v: i32) {
 /// Say how the bands of a fresh image are to be read (sRGB, grey). Same rule
 /// as [`set_int`]: only on an image no one else holds yet, such as one just
 /// made from memory, which libvips marks `multiband` whatever it holds.
-pub fn set_interpretation(img: &Img, i: libvips::ops::Interpretation) {
+fn set_interpretation(img: &Img, i: libvips::ops::Interpretation) {
     // SAFETY: a live image that only we hold; `Type` is a plain field.
     unsafe { (*raw(&img.0)).Type = i as libvips::bindings::VipsInterpretation }
 }
@@ -411,30 +411,25 @@ pub fn with_pixels<T>(
     step: &str,
     f: impl FnOnce(&[u8]) -> Result<T>,
 ) -> Result<T> {
-    let watch = deadline.map(|d| DeadlineWatch::new(img, d));
-    let mut len: u64 = 0;
-    // SAFETY: a live image; libvips returns null or a g_malloc'd block of `len` bytes.
-    let buf = unsafe { libvips::bindings::vips_image_write_to_memory(raw(img), &mut len) };
-    if watch.as_ref().is_some_and(DeadlineWatch::killed) {
-        if !buf.is_null() {
-            // SAFETY: g_malloc'd by libvips, not used after this.
-            unsafe { libvips::bindings::g_free(buf) };
+    evaluate(img, deadline, || {
+        let mut len: u64 = 0;
+        // SAFETY: a live image; libvips returns null or a g_malloc'd block of `len` bytes.
+        let buf = unsafe { libvips::bindings::vips_image_write_to_memory(raw(img), &mut len) };
+        if buf.is_null() {
+            return Err(decode_err(step));
         }
-        return Err(Error::Timeout("processing took too long".into()));
-    }
-    if buf.is_null() {
-        return Err(decode_err(step));
-    }
-    // SAFETY: `buf` holds `len` bytes and lives until the g_free below.
-    let pixels = unsafe { std::slice::from_raw_parts(buf as *const u8, len as usize) };
-    let r = f(pixels);
-    // SAFETY: as above; `pixels` is not used after this.
-    unsafe { libvips::bindings::g_free(buf) };
-    r
+        // SAFETY: `buf` holds `len` bytes and lives until the g_free below.
+        let r = f(unsafe { std::slice::from_raw_parts(buf as *const u8, len as usize) });
+        // SAFETY: g_malloc'd by libvips; the slice is not used after this.
+        unsafe { libvips::bindings::g_free(buf) };
+        r
+    })
 }
 
 /// A new 8-bit image of `width`×`height`×`bands` from `pixels`, which libvips
-/// copies (so the image owns its memory), read as sRGB or grey.
+/// copies (so the image owns its memory), read as sRGB or grey. (Else libvips
+/// calls it `multiband`, and savers that look for alpha by interpretation,
+/// such as jxlsave, would take RGBA for four colour channels.)
 pub fn from_pixels(pixels: &[u8], width: u32, height: u32, bands: u32) -> Result<Img> {
     // SAFETY: `pixels` is live for the call; libvips copies it and checks
     // the size against width * height * bands.
