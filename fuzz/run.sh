@@ -22,7 +22,18 @@ secs="${1:-30}"
 shift || true
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(grammar request pipeline)
-cargo fuzz build -O
+# A failed build prints rustc's whole command line last, which hides the cause
+# from anyone reading the tail of a CI log: keep the build's output in a file
+# and print its error lines and the free disk at the end.
+log="$(mktemp)"
+if ! cargo fuzz build -O >"$log" 2>&1; then
+  echo "fuzz: the build failed; its error lines:"
+  grep -E "^(error|warning: build failed)|panicked|LLVM ERROR|os error|No space|^ +--> " "$log" | cut -c1-300 | head -40 || true
+  df -h . | tail -1 | awk '{print "fuzz: disk free where the build ran: " $4 " of " $2}'
+  rm -f "$log"
+  exit 1
+fi
+rm -f "$log"
 for t in "${targets[@]}"; do
   corpus="${PIXMIRROR_FUZZ_CORPUS:-$HOME/.cache/pixmirror-fuzz}/$t"
   mkdir -p "$corpus"

@@ -172,6 +172,7 @@ def main():
             print(r, flush=True)
     finally:
         pmtools.stop_garage(gdir)
+        shutil.rmtree(gdir, ignore_errors=True)
         origin.shutdown()
         shutil.rmtree(originals_dir, ignore_errors=True)
 
