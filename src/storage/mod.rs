@@ -150,21 +150,32 @@ pub async fn s3_store(
     Err("this pixmirror was built without the `s3` feature".into())
 }
 
-/// Read a whole body, failing past `limit` bytes (413).
+/// Read a whole body, failing past `limit` bytes (413). A body that comes as
+/// one chunk (the fs store's small objects) is returned as it is, not copied.
 pub async fn read_limited(mut body: ByteStream, limit: u64, hint: usize) -> Result<Bytes, Error> {
     use futures_util::StreamExt;
-    let mut buf = bytes::BytesMut::with_capacity(hint.min(limit as usize));
+    let mut first: Option<Bytes> = None;
+    let mut buf = bytes::BytesMut::new();
     while let Some(chunk) = body.next().await {
         let chunk = chunk.map_err(|e| {
             tracing::warn!(error = %e, "reading a body failed");
             Error::StoreError("reading the object failed".into())
         })?;
-        if buf.len() as u64 + chunk.len() as u64 > limit {
+        let held = first.as_ref().map_or(0, Bytes::len) + buf.len();
+        if held as u64 + chunk.len() as u64 > limit {
             return Err(too_large(limit));
+        }
+        if held == 0 && first.is_none() {
+            first = Some(chunk);
+            continue;
+        }
+        if let Some(f) = first.take() {
+            buf.reserve(hint.min(limit as usize).max(f.len() + chunk.len()));
+            buf.extend_from_slice(&f);
         }
         buf.extend_from_slice(&chunk);
     }
-    Ok(buf.freeze())
+    Ok(first.unwrap_or_else(|| buf.freeze()))
 }
 
 pub fn too_large(limit: u64) -> Error {
@@ -192,5 +203,43 @@ pub fn guess_content_type(key: &str) -> &'static str {
         "json" => "application/json",
         "txt" => "text/plain",
         _ => "application/octet-stream",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stream(chunks: Vec<&'static [u8]>) -> ByteStream {
+        Box::pin(futures_util::stream::iter(
+            chunks.into_iter().map(|c| Ok(Bytes::from_static(c))),
+        ))
+    }
+
+    #[tokio::test]
+    async fn one_chunk_is_returned_without_a_copy() {
+        static DATA: &[u8] = b"one whole object";
+        let out = read_limited(stream(vec![DATA]), 100, 0)
+            .await
+            .expect("read");
+        assert_eq!(out.as_ptr(), DATA.as_ptr(), "the same bytes, not a copy");
+        assert_eq!(out.as_ref(), DATA);
+    }
+
+    #[tokio::test]
+    async fn chunks_are_joined_in_order() {
+        let parts: Vec<&'static [u8]> = vec![b"", b"ab", b"", b"cde", b"f"];
+        let out = read_limited(stream(parts), 6, 3).await.expect("read");
+        assert_eq!(out.as_ref(), b"abcdef");
+    }
+
+    #[tokio::test]
+    async fn the_limit_holds_for_one_chunk_and_for_many() {
+        let one = read_limited(stream(vec![b"abcdefg"]), 6, 0).await;
+        assert!(matches!(one, Err(Error::SourceTooLarge(_))));
+        let many = read_limited(stream(vec![b"abc", b"def", b"g"]), 6, 0).await;
+        assert!(matches!(many, Err(Error::SourceTooLarge(_))));
+        let exact = read_limited(stream(vec![b"abc", b"def"]), 6, 0).await;
+        assert_eq!(exact.expect("read").as_ref(), b"abcdef");
     }
 }
