@@ -394,6 +394,8 @@ pub struct ProcessConfig {
     pub avif_quality: u8,
     /// AVIF encoder effort 0 (fast) ..= 9 (slow).
     pub avif_effort: u8,
+    /// WebP encoder effort (libwebp's `method`) 0 (fast) ..= 6 (small).
+    pub webp_effort: u8,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -537,6 +539,7 @@ impl Default for ProcessConfig {
             webp_quality: 80,
             avif_quality: 55,
             avif_effort: 2,
+            webp_effort: 4,
         }
     }
 }
@@ -706,6 +709,9 @@ impl Config {
         if self.process.avif_effort > 9 {
             return Err("process.avif_effort: must be in [0,9]".into());
         }
+        if self.process.webp_effort > 6 {
+            return Err("process.webp_effort: must be in [0,6]".into());
+        }
         if self.derivatives.write_attempts == 0 {
             return Err("derivatives.write_attempts: must be at least 1".into());
         }
@@ -844,6 +850,17 @@ mod tests {
         std::fs::write(&p, "[cache]\nmemory_bytes = \"5 parsecs\"\n").expect("write");
         let err = Config::load(&p, true).expect_err("must fail");
         assert!(err.contains("memory_bytes"), "{err}");
+    }
+
+    #[test]
+    fn webp_effort_is_checked() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, "[process]\nwebp_effort = 6\n").expect("write");
+        assert_eq!(Config::load(&p, true).expect("load").process.webp_effort, 6);
+        std::fs::write(&p, "[process]\nwebp_effort = 7\n").expect("write");
+        let err = Config::load(&p, true).expect_err("must fail");
+        assert!(err.contains("process.webp_effort"), "{err}");
     }
 
     #[test]

@@ -49,3 +49,45 @@ fn other_sources_take_quality_as_absolute() {
     assert_eq!(output_quality(&png, "image/quality,q_70/format,jpg"), 70);
     assert_eq!(output_quality(&png, "image/quality,Q_65/format,jpg"), 65);
 }
+
+/// A photo-like source: smooth shading with fine texture, where libwebp's
+/// effort changes what it spends bits on.
+fn textured_png() -> Vec<u8> {
+    let img = image::RgbImage::from_fn(240, 180, |x, y| {
+        let n = (x.wrapping_mul(2_654_435_761) ^ y.wrapping_mul(40_503)) % 37;
+        image::Rgb([(x + n) as u8, (y + 2 * n) as u8, ((x + y) / 2 + n) as u8])
+    });
+    common::encode(&img, image::ImageFormat::Png)
+}
+
+fn webp_at_effort(src: &[u8], effort: Option<u8>) -> Vec<u8> {
+    let plan =
+        grammar::parse_process("image/format,webp/quality,Q_80", &BTreeMap::new()).expect("plan");
+    let mut cfg = pixmirror::config::ProcessConfig::default();
+    if let Some(e) = effort {
+        cfg.webp_effort = e;
+    }
+    let out = pipeline::run(src, &plan, &pipeline::Options::from_config(&cfg)).expect("webp");
+    let img = image::load_from_memory_with_format(&out.bytes, image::ImageFormat::WebP)
+        .expect("decodes as WebP");
+    assert_eq!((img.width(), img.height()), (240, 180));
+    out.bytes
+}
+
+#[test]
+fn webp_effort_reaches_the_encoder() {
+    let src = textured_png();
+    let fast = webp_at_effort(&src, Some(0));
+    let four = webp_at_effort(&src, Some(4));
+    let five = webp_at_effort(&src, Some(5));
+    let six = webp_at_effort(&src, Some(6));
+    assert!(
+        six.len() < fast.len(),
+        "effort 6 {} B, effort 0 {} B",
+        six.len(),
+        fast.len()
+    );
+    assert_ne!(four, five, "efforts 4 and 5 encode differently");
+    // libwebp is deterministic: the default is effort 4.
+    assert_eq!(webp_at_effort(&src, None), four, "the default is effort 4");
+}

@@ -43,6 +43,7 @@ fuzz_target!(|data: &[u8]| {
         webp_quality: 80,
         avif_quality: 50,
         avif_effort: 0,
+        webp_effort: 0,
         deadline: Some(Instant::now() + Duration::from_secs(5)),
     };
     let before = live_objects();

@@ -26,6 +26,7 @@ pub struct Options {
     pub webp_quality: u8,
     pub avif_quality: u8,
     pub avif_effort: u8,
+    pub webp_effort: u8,
     /// Checked between steps; past it the run ends with 504 Timeout.
     pub deadline: Option<Instant>,
 }
@@ -40,6 +41,7 @@ impl Options {
             webp_quality: c.webp_quality,
             avif_quality: c.avif_quality,
             avif_effort: c.avif_effort,
+            webp_effort: c.webp_effort,
             deadline: None,
         }
     }
@@ -472,7 +474,11 @@ fn encode(
             ".png[strip,profile=none,compression=6{}]",
             if il { ",interlace" } else { "" }
         ),
-        Format::Webp => format!(".webp[Q={},strip,profile=none]", q(opts.webp_quality)),
+        Format::Webp => format!(
+            ".webp[Q={},effort={},strip,profile=none]",
+            q(opts.webp_quality),
+            opts.webp_effort
+        ),
         Format::Avif => format!(
             ".avif[Q={},effort={},bitdepth=8,strip]",
             q(opts.avif_quality),
