@@ -27,8 +27,6 @@ pub struct Entry {
     pub source_in_bucket: bool,
 }
 
-pub type Item = Arc<Entry>;
-
 impl Entry {
     /// An original: its own ETag is the one later hits revalidate against.
     pub fn original(
@@ -37,7 +35,7 @@ impl Entry {
         etag: String,
         last_modified: Option<SystemTime>,
         in_bucket: bool,
-    ) -> Item {
+    ) -> Arc<Entry> {
         Arc::new(Entry {
             bytes,
             content_type,
@@ -52,7 +50,7 @@ impl Entry {
 /// The in-memory LRU. Several sites share one (one memory bound): each sees
 /// it through [`L1::scoped`], whose keys carry the site's prefix.
 pub struct L1 {
-    cache: Option<moka::future::Cache<String, Item>>,
+    cache: Option<moka::future::Cache<String, Arc<Entry>>>,
     max_item: u64,
     /// `pixmirror_l1_lookups_total{result}`.
     lookups: prometheus::IntCounterVec,
@@ -71,7 +69,7 @@ impl L1 {
             moka::future::Cache::builder()
                 .max_capacity(capacity)
                 .time_to_live(ttl)
-                .weigher(|k: &String, v: &Item| {
+                .weigher(|k: &String, v: &Arc<Entry>| {
                     let w = v.bytes.len() + k.len() + v.content_type.len() + v.etag.len() + 128;
                     u32::try_from(w).unwrap_or(u32::MAX)
                 })
@@ -109,7 +107,7 @@ impl L1 {
         }
     }
 
-    pub async fn get(&self, key: &str) -> Option<Item> {
+    pub async fn get(&self, key: &str) -> Option<Arc<Entry>> {
         let found = self.cache.as_ref()?.get(self.k(key).as_ref()).await;
         let result = if found.is_some() { "hit" } else { "miss" };
         self.lookups.with_label_values(&[result]).inc();
@@ -117,7 +115,7 @@ impl L1 {
     }
 
     /// Keep `item` unless it is over `cache.max_item_bytes`.
-    pub async fn insert(&self, key: String, item: Item) {
+    pub async fn insert(&self, key: String, item: Arc<Entry>) {
         if let Some(c) = &self.cache {
             if item.bytes.len() as u64 <= self.max_item {
                 let key = if self.scope.is_empty() {

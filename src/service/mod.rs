@@ -29,7 +29,7 @@ use std::time::SystemTime;
 use bytes::Bytes;
 
 use crate::budget::Budget;
-use crate::cache::{Coalescer, Item, Purges, L1};
+use crate::cache::{Coalescer, Entry, Purges, L1};
 use crate::config::Config;
 use crate::error::Result;
 use crate::metrics::Metrics;
@@ -153,7 +153,7 @@ pub struct Reply {
 }
 
 impl Reply {
-    fn from_item(item: &Item, status: CacheStatus, vary_accept: bool) -> Reply {
+    fn from_item(item: &Arc<Entry>, status: CacheStatus, vary_accept: bool) -> Reply {
         Reply {
             body: ReplyBody::Full(item.bytes.clone()),
             len: item.bytes.len() as u64,
@@ -415,7 +415,7 @@ impl App {
 }
 
 /// User metadata of a stored derivative.
-fn derivative_metadata(item: &Item, canonical: &str) -> BTreeMap<String, String> {
+fn derivative_metadata(item: &Arc<Entry>, canonical: &str) -> BTreeMap<String, String> {
     let mut m = BTreeMap::new();
     m.insert(META_SOURCE_ETAG.to_string(), item.source_etag.clone());
     m.insert(META_CANONICAL.to_string(), canonical.to_string());

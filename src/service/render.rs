@@ -12,7 +12,7 @@ use super::fresh::Check;
 use super::source::Source;
 use super::{derivative_metadata, App, CacheStatus, Ctx, Derived, ImageRequest, Reply};
 use super::{META_CANONICAL, META_SOURCE_ETAG, META_SOURCE_MODIFIED};
-use crate::cache::{Entry, Item, Ticket};
+use crate::cache::{Entry, Ticket};
 use crate::config::WriteMode;
 use crate::error::{Error, Result};
 use crate::process::pipeline::Marks;
@@ -20,7 +20,7 @@ use crate::storage::{read_limited, Object, PutObject, StoreError};
 use crate::writeback::Job;
 
 /// The result of a render, shared by every request that waited for it.
-pub type Rendered = (Item, CacheStatus);
+pub type Rendered = (Arc<Entry>, CacheStatus);
 
 /// The ETag of a derivative: stable across instances and tiers.
 pub fn derived_etag(source_etag: &str, canonical: &str) -> String {
@@ -93,7 +93,7 @@ impl App {
 
     /// Stage `bucket_derivative`: the stored derivative, read while the original
     /// is checked (both at once), served if it was made from the current original.
-    async fn bucket_derivative(&self, key: &str, d: &Derived) -> Result<Option<Item>> {
+    async fn bucket_derivative(&self, key: &str, d: &Derived) -> Result<Option<Arc<Entry>>> {
         if !self.stores(d) {
             return Ok(None);
         }
@@ -107,7 +107,7 @@ impl App {
     }
 
     /// A stored derivative's bytes and headers, if `check` allows what it records.
-    async fn read_derivative(&self, obj: Object, check: &Check) -> Result<Option<Item>> {
+    async fn read_derivative(&self, obj: Object, check: &Check) -> Result<Option<Arc<Entry>>> {
         let meta = &obj.meta.metadata;
         let source_etag = meta.get(META_SOURCE_ETAG).cloned().unwrap_or_default();
         if source_etag.is_empty() || !check.allows(&source_etag) {
@@ -163,7 +163,7 @@ impl App {
         d: &Derived,
         source: &Source,
         (marks, _held): (Marks, Vec<Source>),
-    ) -> Result<Item> {
+    ) -> Result<Arc<Entry>> {
         let _mem = self
             .budget
             .reserve(
@@ -215,7 +215,7 @@ impl App {
     /// then written back to the bucket if admitted; neither when the original
     /// was purged since the render started (checked again before each write
     /// attempt).
-    async fn publish(&self, ctx: &Ctx, d: &Derived, item: &Item, ticket: Ticket) {
+    async fn publish(&self, ctx: &Ctx, d: &Derived, item: &Arc<Entry>, ticket: Ticket) {
         if !ticket.still_valid() {
             return;
         }
@@ -232,7 +232,7 @@ impl App {
         &self,
         ctx: &Ctx,
         d: &Derived,
-        item: &Item,
+        item: &Arc<Entry>,
         ticket: Ticket,
         repeat_reached: bool,
     ) {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::{App, CacheStatus, Ctx, Reply, ReplyBody};
 use crate::budget::Reservation;
-use crate::cache::{Entry, Item};
+use crate::cache::Entry;
 use crate::error::{Error, Result};
 use crate::mirror::{self, Fetched};
 use crate::storage::{read_limited, too_large, Object, PutObject, StoreError, StoreResult};
@@ -15,7 +15,7 @@ use crate::storage::{read_limited, too_large, Object, PutObject, StoreError, Sto
 /// An original whole in memory, for processing.
 #[derive(Clone)]
 pub struct Source {
-    pub item: Item,
+    pub item: Arc<Entry>,
     /// `store`, `memory` or `mirrored`.
     pub status: CacheStatus,
     /// Its bytes, held from the memory budget until the last render using it
@@ -178,7 +178,7 @@ impl App {
 
     /// Read an original from the bucket whole (at most `limit` bytes) and keep
     /// it in L1; the bucket has just told its ETag.
-    async fn read_stored(&self, key: &str, obj: Object, limit: u64) -> Result<Item> {
+    async fn read_stored(&self, key: &str, obj: Object, limit: u64) -> Result<Arc<Entry>> {
         self.note_bucket_read(key, &obj.meta.etag);
         let bytes = read_limited(obj.body, limit, obj.meta.size as usize).await?;
         self.metrics
