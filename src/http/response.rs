@@ -21,7 +21,7 @@ pub fn empty() -> Body {
     Empty::new().map_err(|never| match never {}).boxed_unsync()
 }
 
-fn hv(s: &str) -> HeaderValue {
+fn header_value(s: &str) -> HeaderValue {
     HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
 }
 
@@ -35,25 +35,28 @@ pub fn reply(
         !r.etag.is_empty() && if_none_match.is_some_and(|inm| etag_matches(inm, &r.etag));
     let mut b = Response::builder()
         .header("X-Cache-Status", r.cache_status.as_str())
-        .header(header::CACHE_CONTROL, hv(cache_control));
+        .header(header::CACHE_CONTROL, header_value(cache_control));
     if !r.etag.is_empty() {
-        b = b.header(header::ETAG, hv(&r.etag));
+        b = b.header(header::ETAG, header_value(&r.etag));
     }
     if let Some(t) = r.last_modified {
-        b = b.header(header::LAST_MODIFIED, hv(&httpdate::fmt_http_date(t)));
+        b = b.header(
+            header::LAST_MODIFIED,
+            header_value(&httpdate::fmt_http_date(t)),
+        );
     }
     if r.vary_accept {
         b = b.header(header::VARY, "Accept");
     }
     if let Some(p) = &r.process {
-        b = b.header("X-Pixmirror-Process", hv(p));
+        b = b.header("X-Pixmirror-Process", header_value(p));
     }
     let resp = if not_modified {
         b.status(StatusCode::NOT_MODIFIED).body(empty())
     } else {
         b = b
             .status(StatusCode::OK)
-            .header(header::CONTENT_TYPE, hv(&r.content_type))
+            .header(header::CONTENT_TYPE, header_value(&r.content_type))
             .header(header::CONTENT_LENGTH, r.len);
         let body = match (head, r.body) {
             (true, _) | (_, ReplyBody::Empty) => empty(),

@@ -304,7 +304,7 @@ impl Mirror {
         }
         let spooled = self.spool(obj.body).await?;
         let md5 = etag_md5(&obj.meta.etag);
-        self.finish(
+        self.validate(
             spooled,
             obj.meta.content_type,
             Some(obj.meta.etag),
@@ -384,7 +384,7 @@ impl Mirror {
             let modified =
                 text(header::LAST_MODIFIED).and_then(|s| httpdate::parse_http_date(&s).ok());
             let md5 = text(HeaderName::from_static("content-md5"));
-            return self.finish(
+            return self.validate(
                 spooled,
                 text(header::CONTENT_TYPE),
                 text(header::ETAG),
@@ -500,8 +500,8 @@ impl Mirror {
         })
     }
 
-    /// The checks on a complete body: Content-MD5, content type.
-    fn finish(
+    /// Validate a complete body (Content-MD5, content type) into what the fetch answers.
+    fn validate(
         &self,
         Spooled {
             body,
