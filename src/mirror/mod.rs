@@ -31,7 +31,7 @@ use crate::storage::{ByteStream, DynStore, StoreError};
 
 /// An original fetched from an origin.
 pub struct Fetched {
-    pub body: Body,
+    pub body: Spool,
     pub size: u64,
     pub content_type: String,
     /// Origin ETag, else the MD5 of the content (quoted).
@@ -41,18 +41,19 @@ pub struct Fetched {
     pub store: bool,
 }
 
-pub enum Body {
+/// Where a fetched original is held: in memory, or spooled to a file.
+pub enum Spool {
     Memory(Bytes),
     /// Spooled to a temporary file (deleted when the last holder drops it).
     File(Arc<tempfile::NamedTempFile>),
 }
 
-impl Body {
+impl Spool {
     /// The whole content in memory (for processing; the caller bounds the size).
     pub async fn bytes(&self) -> Result<Bytes> {
         match self {
-            Body::Memory(b) => Ok(b.clone()),
-            Body::File(f) => tokio::fs::read(f.path())
+            Spool::Memory(b) => Ok(b.clone()),
+            Spool::File(f) => tokio::fs::read(f.path())
                 .await
                 .map(Bytes::from)
                 .map_err(|e| Error::Internal(format!("reading the spooled original: {e}"))),
@@ -61,11 +62,11 @@ impl Body {
 
     pub async fn stream(&self) -> Result<ByteStream> {
         match self {
-            Body::Memory(b) => {
+            Spool::Memory(b) => {
                 let b = b.clone();
                 Ok(Box::pin(futures_util::stream::once(async move { Ok(b) })))
             }
-            Body::File(f) => {
+            Spool::File(f) => {
                 let file = tokio::fs::File::open(f.path())
                     .await
                     .map_err(|e| Error::Internal(format!("reading the spooled original: {e}")))?;
@@ -90,7 +91,7 @@ enum Failure {
 
 /// A body read whole: in memory or in a temporary file, with its MD5 and first bytes.
 struct Spooled {
-    body: Body,
+    body: Spool,
     size: u64,
     md5: [u8; 16],
     /// The first 32 bytes, to sniff the format.
@@ -488,9 +489,9 @@ impl Mirror {
         let body = match file {
             Some((tmp, mut f)) => {
                 f.flush().await.map_err(io)?;
-                Body::File(Arc::new(tmp))
+                Spool::File(Arc::new(tmp))
             }
-            None => Body::Memory(mem.freeze()),
+            None => Spool::Memory(mem.freeze()),
         };
         Ok(Spooled {
             body,

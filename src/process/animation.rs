@@ -15,7 +15,7 @@
 use libvips::ops;
 
 use super::plan::{Format, Op, Plan};
-use super::vips::{self, op, Img};
+use super::vips::{self, image_of, Img};
 use crate::error::{Error, Result};
 
 /// Does a run from a `source` with `frames` frames into `output` keep them?
@@ -77,7 +77,7 @@ pub fn each_frame(
     let looping = vips::get_int(strip.get(), c"loop").unwrap_or(0);
     let mut out = Vec::with_capacity(frames as usize);
     for i in 0..frames {
-        let frame = op(
+        let frame = image_of(
             "animation",
             ops::extract_area(strip.get(), 0, (i * page) as i32, w as i32, page as i32),
         )?;
@@ -95,9 +95,9 @@ pub fn each_frame(
         vspacing: fh,
         ..Default::default()
     };
-    let joined = op("animation", ops::arrayjoin_with_opts(&mut out, &o))?;
+    let joined = image_of("animation", ops::arrayjoin_with_opts(&mut out, &o))?;
     // A fresh copy that only we hold, so its metadata can be written.
-    let joined = op("animation", ops::copy(joined.get()))?;
+    let joined = image_of("animation", ops::copy(joined.get()))?;
     vips::set_int(&joined, c"page-height", fh);
     vips::set_int(&joined, c"loop", looping);
     if delays.len() == frames as usize {

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use libvips::ops;
 
 use super::plan::{Format, Gravity};
-use super::vips::{self, decode_err, op, Img};
+use super::vips::{self, decode_err, image_of, Img};
 use super::watermark::{ImageMark, TextMark, Watermark};
 use crate::error::{Error, Result};
 
@@ -43,7 +43,7 @@ pub fn draw(img: Img, w: &Watermark, marks: &Marks, limits: MarkLimits) -> Resul
         return Ok(out);
     }
     let three = ops::ExtractBandOptions { n: 3 };
-    op(STEP, ops::extract_band_with_opts(out.get(), 0, &three))
+    image_of(STEP, ops::extract_band_with_opts(out.get(), 0, &three))
 }
 
 /// 8-bit sRGB with 3 or 4 bands (grey is widened).
@@ -51,7 +51,7 @@ fn to_srgb(img: Img) -> Result<Img> {
     if img.bands() >= 3 {
         return Ok(img);
     }
-    op(STEP, ops::colourspace(img.get(), ops::Interpretation::Srgb))
+    image_of(STEP, ops::colourspace(img.get(), ops::Interpretation::Srgb))
 }
 
 /// The mark as 8-bit RGBA: the text, the image, or both side by side.
@@ -137,9 +137,9 @@ fn image_mark(m: &ImageMark, marks: &Marks, main: (u32, u32), limits: MarkLimits
     let img = libvips::VipsImage::new_from_buffer(bytes, "").map_err(|_| decode_err(STEP))?;
     let mut img = Img::new(img);
     if m.auto_orient && (2..=8).contains(&header.orientation) {
-        img = op(STEP, ops::autorot(img.get()))?;
+        img = image_of(STEP, ops::autorot(img.get()))?;
     }
-    img = with_alpha(to_srgb(op(
+    img = with_alpha(to_srgb(image_of(
         STEP,
         ops::cast(img.get(), ops::BandFormat::Uchar),
     )?)?)?;
@@ -149,7 +149,7 @@ fn image_mark(m: &ImageMark, marks: &Marks, main: (u32, u32), limits: MarkLimits
             (main.1 as f64 * p as f64 / 100.0).max(1.0),
         );
         let scale = (tw / img.width() as f64).min(th / img.height() as f64);
-        img = op(STEP, ops::resize(img.get(), scale))?;
+        img = image_of(STEP, ops::resize(img.get(), scale))?;
     }
     for step in &m.ops {
         img = super::pipeline::apply_step(img, step)?;
@@ -161,7 +161,7 @@ fn with_alpha(img: Img) -> Result<Img> {
     if img.has_alpha() {
         return Ok(img);
     }
-    op(STEP, ops::bandjoin_const(img.get(), &mut [255.0]))
+    image_of(STEP, ops::bandjoin_const(img.get(), &mut [255.0]))
 }
 
 /// Multiply the alpha band by `a` (opacity).
@@ -173,8 +173,8 @@ fn fade(img: Img, a: f64) -> Result<Img> {
     let n = img.bands() as usize;
     let mut mul = vec![1.0; n];
     mul[n - 1] = a;
-    let faded = op(STEP, ops::linear(img.get(), &mut mul, &mut vec![0.0; n]))?;
-    op(STEP, ops::cast(faded.get(), ops::BandFormat::Uchar))
+    let faded = image_of(STEP, ops::linear(img.get(), &mut mul, &mut vec![0.0; n]))?;
+    image_of(STEP, ops::cast(faded.get(), ops::BandFormat::Uchar))
 }
 
 /// `img` on a transparent `size` canvas at `at`.
@@ -183,7 +183,7 @@ fn canvas(img: Img, size: (u32, u32), at: (u32, u32)) -> Result<Img> {
         extend: ops::Extend::Background,
         background: vec![0.0; img.bands() as usize],
     };
-    op(
+    image_of(
         STEP,
         ops::embed_with_opts(
             img.get(),
@@ -205,11 +205,11 @@ fn over(base: &Img, top: &Img, x: i32, y: i32) -> Result<Img> {
         compositing_space: ops::Interpretation::Srgb,
         premultiplied: false,
     };
-    let out = op(
+    let out = image_of(
         STEP,
         ops::composite_2_with_opts(base.get(), top.get(), ops::BlendMode::Over, &o),
     )?;
-    op(STEP, ops::cast(out.get(), ops::BandFormat::Uchar))
+    image_of(STEP, ops::cast(out.get(), ops::BandFormat::Uchar))
 }
 
 /// Two marks side by side, `interval` apart, aligned top (0), middle (1) or
@@ -255,11 +255,11 @@ fn tile(mark: Img, size: (u32, u32), padx: u32, pady: u32) -> Result<Img> {
     let cell_img = canvas(mark, cell, (0, 0))?;
     let across = size.0.div_ceil(cell.0).max(1);
     let down = size.1.div_ceil(cell.1).max(1);
-    let tiled = op(
+    let tiled = image_of(
         STEP,
         ops::replicate(cell_img.get(), across as i32, down as i32),
     )?;
-    op(
+    image_of(
         STEP,
         ops::extract_area(tiled.get(), 0, 0, size.0 as i32, size.1 as i32),
     )

@@ -12,7 +12,7 @@ pub use super::overlay::Marks;
 use super::overlay::{self, MarkLimits};
 use super::plan::{Format, FormatSpec, Op, Plan, Quality, Report};
 use super::steps::{self, ResizeTarget};
-use super::vips::{self, decode_err, op, Img};
+use super::vips::{self, decode_err, image_of, Img};
 use super::{animation, gifmeta, icc, info, jpegq, pngload, webpmeta};
 use crate::error::{Error, Result};
 
@@ -327,7 +327,7 @@ fn load(
         img = vips::copy_memory(img, deadline, "load")?;
     }
     if rotate {
-        img = op("auto-orient", ops::autorot(img.get()))?;
+        img = image_of("auto-orient", ops::autorot(img.get()))?;
     }
     Ok((img, target))
 }
@@ -350,7 +350,7 @@ fn to_srgb(img: Img, profile: icc::Profile) -> Result<Img> {
             depth: 8,
             ..Default::default()
         };
-        return op("load", ops::icc_transform_with_opts(img.get(), "sRGB", &o));
+        return image_of("load", ops::icc_transform_with_opts(img.get(), "sRGB", &o));
     }
     let srgb_like = matches!(
         img.get().get_interpretation(),
@@ -364,7 +364,7 @@ fn to_srgb(img: Img, profile: icc::Profile) -> Result<Img> {
     } else {
         ops::Interpretation::Srgb
     };
-    op("load", ops::colourspace(img.get(), target))
+    image_of("load", ops::colourspace(img.get(), target))
 }
 
 /// One step with no resize target from the decoder and no watermark image
@@ -420,12 +420,12 @@ fn prepare_for(img: Img, format: Format) -> Result<Img> {
             Ok(ops::Interpretation::Srgb) | Ok(ops::Interpretation::BW)
         )
     {
-        img = op(
+        img = image_of(
             "encode",
             ops::colourspace(img.get(), ops::Interpretation::Srgb),
         )?;
         if !matches!(img.get().get_format(), Ok(ops::BandFormat::Uchar)) {
-            img = op("encode", ops::cast(img.get(), ops::BandFormat::Uchar))?;
+            img = image_of("encode", ops::cast(img.get(), ops::BandFormat::Uchar))?;
         }
     }
     if img.has_alpha() && matches!(format, Format::Jpg) {
@@ -433,8 +433,8 @@ fn prepare_for(img: Img, format: Format) -> Result<Img> {
             background: vec![255.0; (img.bands() - 1) as usize],
             max_alpha: 255.0,
         };
-        img = op("encode", ops::flatten_with_opts(img.get(), &o))?;
-        img = op("encode", ops::cast(img.get(), ops::BandFormat::Uchar))?;
+        img = image_of("encode", ops::flatten_with_opts(img.get(), &o))?;
+        img = image_of("encode", ops::cast(img.get(), ops::BandFormat::Uchar))?;
     }
     Ok(img)
 }
@@ -558,7 +558,7 @@ fn average_hue(src: &[u8], header: &Header, plan: &Plan) -> Result<Output> {
     let mut rgb = [0u8; 3];
     for (i, c) in rgb.iter_mut().enumerate() {
         let band = if img.bands() >= 3 { i as i32 } else { 0 };
-        let b = op("average-hue", ops::extract_band(img.get(), band))?;
+        let b = image_of("average-hue", ops::extract_band(img.get(), band))?;
         let avg = ops::avg(b.get()).map_err(|_| decode_err("average-hue"))?;
         *c = avg.round().clamp(0.0, 255.0) as u8;
     }

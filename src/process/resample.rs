@@ -95,7 +95,7 @@ pub fn lanczos3(img: Img, l: &Layout, deadline: Option<Instant>) -> Result<Img> 
     };
     let (mx, my) = (l.margin.0 as i32, l.margin.1 as i32);
     let e = libvips::ops::embed_with_opts(img.get(), mx, my, ew as i32, eh as i32, &o);
-    let img = vips::op("resize", e)?;
+    let img = vips::image_of("resize", e)?;
     vips::with_pixels(img.get(), deadline, "resize", |pixels| {
         let src = fr::images::ImageRef::new(ew, eh, pixels, pixel).map_err(|e| fail(&e))?;
         let mut dst = fr::images::Image::new(l.to.0, l.to.1, pixel);

@@ -5,7 +5,7 @@ use libvips::ops;
 
 use super::plan::{Axis, Crop, Gravity, Op, Resize, ResizeMode};
 use super::resample;
-use super::vips::{op, Img};
+use super::vips::{image_of, Img};
 use crate::error::{Error, Result};
 use crate::process::grammar::MAX_SIDE;
 
@@ -248,7 +248,7 @@ pub fn resize(
         Some((fw, fh)) => {
             let (w, h) = (img.width(), img.height());
             let (fw, fh) = (fw.min(w), fh.min(h));
-            op(
+            image_of(
                 "resize",
                 ops::extract_area(
                     img.get(),
@@ -274,12 +274,12 @@ fn scale(img: Img, to: (u32, u32)) -> Result<Img> {
     let hscale = to.0 as f64 / img.width() as f64;
     let scaled = if img.has_alpha() {
         let format = img.get().get_format().unwrap_or(ops::BandFormat::Uchar);
-        let pre = op("resize", ops::premultiply(img.get()))?;
-        let scaled = op("resize", ops::resize_with_opts(pre.get(), hscale, &opts))?;
-        let un = op("resize", ops::unpremultiply(scaled.get()))?;
-        op("resize", ops::cast(un.get(), format))?
+        let pre = image_of("resize", ops::premultiply(img.get()))?;
+        let scaled = image_of("resize", ops::resize_with_opts(pre.get(), hscale, &opts))?;
+        let un = image_of("resize", ops::unpremultiply(scaled.get()))?;
+        image_of("resize", ops::cast(un.get(), format))?
     } else {
-        op("resize", ops::resize_with_opts(img.get(), hscale, &opts))?
+        image_of("resize", ops::resize_with_opts(img.get(), hscale, &opts))?
     };
     exact(scaled, to)
 }
@@ -290,7 +290,7 @@ fn exact(img: Img, (w, h): (u32, u32)) -> Result<Img> {
         return Ok(img);
     }
     if img.width() >= w && img.height() >= h {
-        return op(
+        return image_of(
             "resize",
             ops::extract_area(img.get(), 0, 0, w as i32, h as i32),
         );
@@ -299,7 +299,7 @@ fn exact(img: Img, (w, h): (u32, u32)) -> Result<Img> {
         extend: ops::Extend::Copy,
         ..Default::default()
     };
-    let img = op(
+    let img = image_of(
         "resize",
         ops::embed_with_opts(
             img.get(),
@@ -310,7 +310,7 @@ fn exact(img: Img, (w, h): (u32, u32)) -> Result<Img> {
             &opts,
         ),
     )?;
-    op(
+    image_of(
         "resize",
         ops::extract_area(img.get(), 0, 0, w as i32, h as i32),
     )
@@ -335,7 +335,7 @@ fn pad(img: Img, fw: u32, fh: u32, color: [u8; 3]) -> Result<Img> {
         extend: ops::Extend::Background,
         background: background(&img, color, 255.0),
     };
-    op(
+    image_of(
         "resize",
         ops::embed_with_opts(
             img.get(),
@@ -382,7 +382,7 @@ pub fn crop(img: Img, c: &Crop) -> Result<Img> {
     if (x, y, w, h) == (0, 0, img.width(), img.height()) {
         return Ok(img);
     }
-    op(
+    image_of(
         "crop",
         ops::extract_area(img.get(), x as i32, y as i32, w as i32, h as i32),
     )
@@ -404,7 +404,7 @@ pub fn indexcrop(img: Img, axis: Axis, len: u32, i: u32) -> Result<Img> {
     } else {
         ops::extract_area(img.get(), 0, start as i32, w as i32, size as i32)
     };
-    op("indexcrop", r)
+    image_of("indexcrop", r)
 }
 
 /// Join `mask` (one uchar band, 255 = keep) to the image as (or into) its alpha.
@@ -412,21 +412,21 @@ fn apply_mask(img: Img, mask: Img, step: &str) -> Result<Img> {
     let mut alpha = mask;
     let colour = if img.has_alpha() {
         let n = img.bands() - 1;
-        let old = op(step, ops::extract_band(img.get(), n))?;
-        let prod = op(step, ops::multiply(old.get(), alpha.get()))?;
-        let scaled = op(
+        let old = image_of(step, ops::extract_band(img.get(), n))?;
+        let prod = image_of(step, ops::multiply(old.get(), alpha.get()))?;
+        let scaled = image_of(
             step,
             ops::linear(prod.get(), &mut [1.0 / 255.0], &mut [0.0]),
         )?;
-        alpha = op(step, ops::cast(scaled.get(), ops::BandFormat::Uchar))?;
-        op(
+        alpha = image_of(step, ops::cast(scaled.get(), ops::BandFormat::Uchar))?;
+        image_of(
             step,
             ops::extract_band_with_opts(img.get(), 0, &ops::ExtractBandOptions { n }),
         )?
     } else {
         img
     };
-    op(
+    image_of(
         step,
         ops::bandjoin(&mut [colour.into_inner(), alpha.into_inner()]),
     )
@@ -436,16 +436,16 @@ fn apply_mask(img: Img, mask: Img, step: &str) -> Result<Img> {
 /// (a circle when `w = h = 2r`), 0 outside. Built from coordinates, no SVG
 /// (the SVG loader is blocked for untrusted input).
 fn rounded_mask(w: u32, h: u32, r: u32, step: &str) -> Result<Img> {
-    let xy = op(step, ops::xyz(w as i32, h as i32))?;
+    let xy = image_of(step, ops::xyz(w as i32, h as i32))?;
     // Distance of each pixel centre from the centre, per axis.
     let (cx, cy) = (w as f64 / 2.0, h as f64 / 2.0);
-    let centred = op(
+    let centred = image_of(
         step,
         ops::linear(xy.get(), &mut [1.0, 1.0], &mut [0.5 - cx, 0.5 - cy]),
     )?;
-    let dist = op(step, ops::abs(centred.get()))?;
+    let dist = image_of(step, ops::abs(centred.get()))?;
     // How far into the corner zone: max(0, |d| - (half - r)) = (v + |v|) / 2.
-    let v = op(
+    let v = image_of(
         step,
         ops::linear(
             dist.get(),
@@ -453,15 +453,15 @@ fn rounded_mask(w: u32, h: u32, r: u32, step: &str) -> Result<Img> {
             &mut [r as f64 - cx, r as f64 - cy],
         ),
     )?;
-    let av = op(step, ops::abs(v.get()))?;
-    let pos = op(step, ops::add(v.get(), av.get()))?;
-    let pos = op(step, ops::linear(pos.get(), &mut [0.5], &mut [0.0]))?;
-    let sq = op(step, ops::multiply(pos.get(), pos.get()))?;
-    let dx2 = op(step, ops::extract_band(sq.get(), 0))?;
-    let dy2 = op(step, ops::extract_band(sq.get(), 1))?;
-    let d2 = op(step, ops::add(dx2.get(), dy2.get()))?;
+    let av = image_of(step, ops::abs(v.get()))?;
+    let pos = image_of(step, ops::add(v.get(), av.get()))?;
+    let pos = image_of(step, ops::linear(pos.get(), &mut [0.5], &mut [0.0]))?;
+    let sq = image_of(step, ops::multiply(pos.get(), pos.get()))?;
+    let dx2 = image_of(step, ops::extract_band(sq.get(), 0))?;
+    let dy2 = image_of(step, ops::extract_band(sq.get(), 1))?;
+    let d2 = image_of(step, ops::add(dx2.get(), dy2.get()))?;
     let r2 = (r as f64) * (r as f64);
-    op(
+    image_of(
         step,
         ops::relational_const(d2.get(), ops::OperationRelational::Lesseq, &mut [r2]),
     )
@@ -477,7 +477,7 @@ pub fn circle(img: Img, r: u32) -> Result<Img> {
     let (w, h) = (img.width(), img.height());
     let d = circle_diameter(r, w, h);
     let r = d / 2;
-    let img = op(
+    let img = image_of(
         "circle",
         ops::extract_area(
             img.get(),
@@ -506,7 +506,7 @@ pub fn rotate(img: Img, deg: u32) -> Result<Img> {
         _ => None,
     };
     if let Some(a) = angle {
-        return op("rotate", ops::rot(img.get(), a));
+        return image_of("rotate", ops::rot(img.get(), a));
     }
     // Arbitrary angles grow the canvas; the corners are white (transparent with alpha).
     // Every field is written out: the crate's `RotateOptions::default()` wraps
@@ -524,7 +524,7 @@ pub fn rotate(img: Img, deg: u32) -> Result<Img> {
         idx: 0.0,
         idy: 0.0,
     };
-    op(
+    image_of(
         "rotate",
         ops::rotate_with_opts(img.get(), deg as f64, &opts),
     )
@@ -539,7 +539,7 @@ pub fn blur(img: Img, r: u32, s: u32) -> Result<Img> {
         min_ampl: (-(r * r) / (2.0 * s * s)).exp().clamp(0.001, 0.999),
         precision: ops::Precision::Integer,
     };
-    op("blur", ops::gaussblur_with_opts(img.get(), s, &o))
+    image_of("blur", ops::gaussblur_with_opts(img.get(), s, &o))
 }
 
 /// `out = a * in + b` on the colour bands only, clipped to 8 bits.
@@ -548,8 +548,8 @@ fn linear_colour(img: Img, a: f64, b: f64, step: &str) -> Result<Img> {
     let colour = if img.has_alpha() { n - 1 } else { n };
     let mut av: Vec<f64> = (0..n).map(|i| if i < colour { a } else { 1.0 }).collect();
     let mut bv: Vec<f64> = (0..n).map(|i| if i < colour { b } else { 0.0 }).collect();
-    let out = op(step, ops::linear(img.get(), &mut av, &mut bv))?;
-    op(step, ops::cast(out.get(), ops::BandFormat::Uchar))
+    let out = image_of(step, ops::linear(img.get(), &mut av, &mut bv))?;
+    image_of(step, ops::cast(out.get(), ops::BandFormat::Uchar))
 }
 
 pub fn bright(img: Img, v: i32) -> Result<Img> {
@@ -568,9 +568,9 @@ pub fn sharpen(img: Img, v: u32) -> Result<Img> {
         m_2: v as f64 / 100.0 * 2.0,
         ..Default::default()
     };
-    let out = op("sharpen", ops::sharpen_with_opts(img.get(), &opts))?;
+    let out = image_of("sharpen", ops::sharpen_with_opts(img.get(), &opts))?;
     // sharpen works in LabS; come back to 8-bit sRGB.
-    op(
+    image_of(
         "sharpen",
         ops::colourspace(out.get(), ops::Interpretation::Srgb),
     )

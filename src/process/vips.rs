@@ -218,8 +218,12 @@ pub fn decode_err(what: &str) -> Error {
     }
 }
 
-/// Wrap a libvips result from an operation of a step.
-pub fn op(step: &str, r: std::result::Result<VipsImage, libvips::error::Error>) -> Result<Img> {
+/// The image a libvips operation returned, owned; a failure becomes the
+/// step's 422 with libvips' reason (`decode_err`).
+pub fn image_of(
+    step: &str,
+    r: std::result::Result<VipsImage, libvips::error::Error>,
+) -> Result<Img> {
     r.map(Img).map_err(|_| decode_err(step))
 }
 

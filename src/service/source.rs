@@ -95,7 +95,7 @@ impl App {
 
     /// An original fetched from a mirror origin, as the response.
     async fn mirrored_reply(&self, ctx: &Ctx, f: &Fetched) -> Result<Reply> {
-        if let (mirror::Body::Memory(bytes), true) = (&f.body, f.store && self.l1.fits(f.size)) {
+        if let (mirror::Spool::Memory(bytes), true) = (&f.body, f.store && self.l1.fits(f.size)) {
             let item = Entry::original(
                 bytes.clone(),
                 f.content_type.clone(),
@@ -244,7 +244,7 @@ impl App {
     async fn store_mirrored(&self, key: &str, f: &mut Fetched) {
         let ct = f.content_type.clone();
         let put = match &f.body {
-            mirror::Body::Memory(b) => {
+            mirror::Spool::Memory(b) => {
                 let obj = PutObject {
                     bytes: b.clone(),
                     content_type: ct,
@@ -252,7 +252,7 @@ impl App {
                 };
                 self.store.put(key, obj).await
             }
-            mirror::Body::File(tmp) => {
+            mirror::Spool::File(tmp) => {
                 let path = tmp.path();
                 self.store.put_file(key, path, ct, BTreeMap::new()).await
             }
