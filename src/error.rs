@@ -1,7 +1,8 @@
 //! The one error type of pixmirror, and its mapping to HTTP status and SPEC code.
 //!
 //! Every failure on the request path ends up as an [`Error`]; `status()` and
-//! `code()` are the single place where the SPEC section 3 table is encoded.
+//! `code()` are the single place where the SPEC section 3 table is encoded;
+//! `category()` groups the codes for metrics (`pixmirror_errors_total`).
 //! Messages are public: they never carry internal paths, credentials or
 //! backtraces (those go to the log through `detail`).
 
@@ -63,6 +64,25 @@ impl Error {
             self,
             Error::InvalidArgument(_) | Error::SourceTooLarge(_) | Error::UnprocessableImage(_)
         )
+    }
+
+    /// What kind of failure this is, for metrics and alerts (as imgproxy's
+    /// error category): `client` (the request's own fault: 4xx), `upstream`
+    /// (the store or a mirror origin failed: 502), `overload` (503 Busy),
+    /// `timeout` (504) or `internal` (500, a bug).
+    pub fn category(&self) -> &'static str {
+        match self {
+            Error::InvalidArgument(_)
+            | Error::AccessDenied(_)
+            | Error::NoSuchKey(_)
+            | Error::SourceTooLarge(_)
+            | Error::UnprocessableImage(_)
+            | Error::MethodNotAllowed(_) => "client",
+            Error::MirrorFailed(_) | Error::StoreError(_) => "upstream",
+            Error::Busy(_) => "overload",
+            Error::Timeout(_) => "timeout",
+            Error::Internal(_) => "internal",
+        }
     }
 
     pub fn unprocessable(msg: impl Into<String>) -> Self {

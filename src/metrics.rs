@@ -34,6 +34,7 @@ pub struct Metrics {
     pub writeback_retries: IntCounter,
     pub writeback_failures: IntCounter,
     pub mirror_fetches: IntCounterVec,
+    pub errors: IntCounterVec,
     process: ProcessMetrics,
 }
 
@@ -115,6 +116,13 @@ impl Metrics {
                 "Mirror origin fetches, by rule (its index in mirror.rules) and outcome (ok, or the error code)",
             ),
             &["rule", "outcome"],
+        ));
+        let errors = must(IntCounterVec::new(
+            Opts::new(
+                "pixmirror_errors_total",
+                "Error responses, by category (client, upstream, overload, timeout, internal) and SPEC code",
+            ),
+            &["category", "code"],
         ));
         let process = ProcessMetrics::new();
         let source_fetches = must(IntCounterVec::new(
@@ -216,6 +224,7 @@ impl Metrics {
             Box::new(writeback_retries.clone()),
             Box::new(writeback_failures.clone()),
             Box::new(mirror_fetches.clone()),
+            Box::new(errors.clone()),
             Box::new(process.resident.clone()),
             Box::new(process.cpu.clone()),
             Box::new(process.fds.clone()),
@@ -265,6 +274,7 @@ impl Metrics {
             writeback_retries,
             writeback_failures,
             mirror_fetches,
+            errors,
             process,
         }
     }

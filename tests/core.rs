@@ -736,6 +736,40 @@ async fn unreachable_store_is_502_store_error() {
         );
     }
     assert_eq!(get(&format!("{}/readyz", s.admin)).await.status, 503);
+    common::assert_metric_lines(
+        &s.app.metrics.render(),
+        &["pixmirror_errors_total{category=\"upstream\",code=\"StoreError\"} 2"],
+    );
+    s.stop().await;
+}
+
+/// Every error response is counted once under its category and SPEC code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn error_responses_are_counted_by_category() {
+    let env = Env::new(Backend::Fs, "errcat").await;
+    let s = TestServer::start(env.config()).await;
+    let bad = format!("{}?x-oss-process=image/resize,w_0", env.key("sunset.jpg"));
+    for (path, status) in [
+        (bad.as_str(), 400),
+        ("no/such/key.jpg", 404),
+        ("no/such/key.jpg", 404),
+    ] {
+        assert_eq!(get(&s.url(path)).await.status, status, "{path}");
+    }
+    assert_eq!(get(&s.url(&env.key("sunset.jpg"))).await.status, 200);
+    common::assert_metric_lines(
+        &s.app.metrics.render(),
+        &[
+            "pixmirror_errors_total{category=\"client\",code=\"InvalidArgument\"} 1",
+            "pixmirror_errors_total{category=\"client\",code=\"NoSuchKey\"} 2",
+        ],
+    );
+    let text = s.app.metrics.render();
+    let counted: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("pixmirror_errors_total{"))
+        .collect();
+    assert_eq!(counted.len(), 2, "only the two kinds of error: {counted:?}");
     s.stop().await;
 }
 

@@ -34,14 +34,11 @@ pub async fn handle(sites: Arc<Sites>, req: Request<Incoming>) -> Response<Body>
         .and_then(|v| v.to_str().ok())
         .or_else(|| req.uri().host());
     let Some(app) = sites.for_host(host).cloned() else {
-        let resp = response::error(&Error::NoSuchKey("no site serves this host".into()), false);
-        sites
-            .default
-            .metrics
-            .requests
-            .with_label_values(&["none", "404"])
-            .inc();
-        return resp;
+        let e = Error::NoSuchKey("no site serves this host".into());
+        let metrics = &sites.default.metrics;
+        metrics.requests.with_label_values(&["none", "404"]).inc();
+        count_error(metrics, &e);
+        return response::error(&e, false);
     };
     serve_site(app, req).await
 }
@@ -70,6 +67,7 @@ async fn serve_site(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
             if matches!(e, Error::Internal(_)) {
                 tracing::error!(error = %e, uri = %req.uri(), "internal error");
             }
+            count_error(&app.metrics, &e);
             (response::error(&e, head), "none")
         }
     };
@@ -91,6 +89,14 @@ async fn serve_site(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
     }
     tracing::debug!(uri = %req.uri(), status = %code, cache = cache_status, ms = start.elapsed().as_millis() as u64, "request");
     resp
+}
+
+/// Every error response is counted once, by its category and SPEC code.
+fn count_error(metrics: &crate::metrics::Metrics, e: &Error) {
+    metrics
+        .errors
+        .with_label_values(&[e.category(), e.code()])
+        .inc();
 }
 
 /// The accepted stream; on an accept error (out of file descriptors or similar)
