@@ -589,6 +589,7 @@ def run_cold(ctx, images, origdir, servers):
         with Image.open(orig) as im:
             dims = im.size
         log(f"== cold: {key} {dims[0]}x{dims[1]}")
+        outputs = {}  # server -> its w300 output, to compare pixmirror's with each peer's
         for name in servers:
             row = {"scenario": "cold", "image": key, "server": name}
             s = None
@@ -601,6 +602,7 @@ def run_cold(ctx, images, origdir, servers):
                 if st != 200:
                     raise RuntimeError(f"GET {s.url(key, FIXED_W)} -> {st}: {body[:200]!r}")
                 row.update(judge_output(body, orig))
+                outputs[row["server"]] = body
                 row["warm_codes"] = codes
                 tpl = s.url(key, "{W}")
                 row.update(measured_run(ctx, s, "cold.lua", [tpl, str(COLD_WMIN), str(COLD_WMAX)]))
@@ -614,7 +616,28 @@ def run_cold(ctx, images, origdir, servers):
                     s.stop()
             rows.append(row)
             time.sleep(1)
+        compare_with_peers(rows, key, outputs)
     return rows
+
+
+def compare_with_peers(rows, key, outputs):
+    """SSIM of pixmirror's w300 output against each peer's (same size only)."""
+    mine = outputs.get("pixmirror")
+    pm = [r for r in rows if r["image"] == key and r["server"] == "pixmirror"]
+    if mine is None or not pm:
+        return
+    with Image.open(io.BytesIO(mine)) as im:
+        im.load()
+        a = to_luma(im)
+    vs = {}
+    for name, body in outputs.items():
+        if name == "pixmirror":
+            continue
+        with Image.open(io.BytesIO(body)) as im:
+            im.load()
+            b = to_luma(im)
+        vs[name] = round(ssim(a, b), 4) if a.shape == b.shape else None
+    pm[0]["ssim_vs_peers"] = vs
 
 
 # ---------------------------------------------------------------- Zipf data
@@ -795,6 +818,10 @@ def report(a, meta, cold, zipf, zinfo):
                     trs.append([r["server"]] + c + [str(r.get("bytes", "")), fmt(r.get("ssim"), ".4f")])
             p(table(hdr, trs))
             p(ratio_line(rs))
+            vs = next((r.get("ssim_vs_peers") for r in rs if r["server"] == "pixmirror"), None)
+            if vs:
+                p(f"pixmirror's w{FIXED_W} output against each peer's, SSIM: " + ", ".join(
+                    f"{k} {fmt(v, '.4f') if v is not None else 'n/a (other size)'}" for k, v in vs.items()))
     if zipf:
         p("")
         p(f"## zipf: {zinfo['distinct_urls']} URLs ({ZIPF_N_ORIG} originals x {ZIPF_N_WIDTHS} widths "
