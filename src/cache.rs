@@ -171,17 +171,6 @@ pub struct Coalescer<T: Clone + Send + Sync + 'static> {
     wait: Duration,
 }
 
-impl<T: Clone + Send + Sync + 'static> Default for Coalescer<T> {
-    fn default() -> Self {
-        Coalescer {
-            inflight: Mutex::new(HashMap::new()),
-            next_id: std::sync::atomic::AtomicU64::new(0),
-            joined: None,
-            wait: Duration::from_secs(300),
-        }
-    }
-}
-
 /// Take a lock whether or not a panicking holder poisoned it: every map and
 /// slot guarded this way stays consistent between statements.
 pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -214,6 +203,17 @@ impl<T: Clone + Send + Sync + 'static> Coalescer<T> {
             inflight: Mutex::new(HashMap::new()),
             next_id: std::sync::atomic::AtomicU64::new(0),
             joined: Some(counter),
+            wait,
+        })
+    }
+
+    /// A coalescer that counts no joins (internal work such as a freshness
+    /// HEAD, not a request's) and lets a caller wait at most `wait`.
+    pub fn bounded(wait: Duration) -> Arc<Self> {
+        Arc::new(Coalescer {
+            inflight: Mutex::new(HashMap::new()),
+            next_id: std::sync::atomic::AtomicU64::new(0),
+            joined: None,
             wait,
         })
     }

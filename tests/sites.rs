@@ -95,6 +95,15 @@ async fn each_host_gets_its_own_site() {
     let c = get_at(&s, "c.test", &path).await;
     assert_eq!((c.status, c.code().as_str()), (404, "NoSuchKey"));
     assert_eq!(s.store_fetches(), fetched);
+    // Counted like every response: the request, its duration, the error.
+    common::assert_metric_lines(
+        &s.app.metrics.render(),
+        &[
+            "pixmirror_requests_total{cache_status=\"none\",code=\"404\"} 1",
+            "pixmirror_request_duration_seconds_count{cache_status=\"none\",code=\"404\"} 1",
+            "pixmirror_errors_total{category=\"client\",code=\"NoSuchKey\"} 1",
+        ],
+    );
     s.stop().await;
     // ... or served by the default site, when configured so.
     let s = TestServer::start(config(&env, UnknownHosts::Default)).await;

@@ -28,6 +28,7 @@ use response::Body;
 /// The image listener's handler: the site for the `Host`, then parse → serve →
 /// respond → finish (metrics, log).
 pub async fn handle(sites: Arc<Sites>, req: Request<Incoming>) -> Response<Body> {
+    let start = Instant::now();
     let host = req
         .headers()
         .get(http::header::HOST)
@@ -37,14 +38,18 @@ pub async fn handle(sites: Arc<Sites>, req: Request<Incoming>) -> Response<Body>
         let e = Error::NoSuchKey("no site serves this host".into());
         let metrics = &sites.default.metrics;
         metrics.requests.with_label_values(&["none", "404"]).inc();
+        metrics
+            .request_seconds
+            .with_label_values(&["none", "404"])
+            .observe(start.elapsed().as_secs_f64());
         count_error(metrics, &e);
+        tracing::debug!(uri = %req.uri(), status = 404, "request for a host no site serves");
         return response::error(&e, false);
     };
-    serve_site(app, req).await
+    serve_site(app, req, start).await
 }
 
-async fn serve_site(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
-    let start = Instant::now();
+async fn serve_site(app: Arc<App>, req: Request<Incoming>, start: Instant) -> Response<Body> {
     let head = req.method() == http::Method::HEAD;
     let inm = req
         .headers()

@@ -56,7 +56,9 @@ pub struct Freshness {
 }
 
 impl Freshness {
-    pub fn new(cfg: &DerivativesConfig, store: DynStore) -> Freshness {
+    /// `wait` bounds how long a caller waits for a HEAD another started
+    /// (`Config::shared_work_limit`, as for every shared piece of work).
+    pub fn new(cfg: &DerivativesConfig, store: DynStore, wait: Duration) -> Freshness {
         let after: Duration = cfg.revalidate_after.0;
         let recent = (cfg.revalidate && !after.is_zero()).then(|| {
             moka::sync::Cache::builder()
@@ -67,7 +69,7 @@ impl Freshness {
         Freshness {
             revalidate: cfg.revalidate,
             recent,
-            heads: Arc::default(),
+            heads: Coalescer::bounded(wait),
             store,
         }
     }

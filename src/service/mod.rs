@@ -311,7 +311,7 @@ impl App {
         let wait = cfg.shared_work_limit();
         Arc::new(App {
             l1: shared.l1.scoped(site),
-            fresh: Freshness::new(&cfg.derivatives, store.clone()),
+            fresh: Freshness::new(&cfg.derivatives, store.clone(), wait),
             purges: Purges::new(wait),
             admission: admit::Admission::new(&cfg.derivatives, &cfg.styles),
             flights: Flights {
