@@ -199,21 +199,20 @@ impl<T: Clone + Send + Sync + 'static> Coalescer<T> {
     /// A coalescer that counts joins in `counter` (at the moment of joining)
     /// and lets a caller wait at most `wait`.
     pub fn counting(counter: prometheus::IntCounter, wait: Duration) -> Arc<Self> {
-        Arc::new(Coalescer {
-            inflight: Mutex::new(HashMap::new()),
-            next_id: std::sync::atomic::AtomicU64::new(0),
-            joined: Some(counter),
-            wait,
-        })
+        Self::with(Some(counter), wait)
     }
 
     /// A coalescer that counts no joins (internal work such as a freshness
     /// HEAD, not a request's) and lets a caller wait at most `wait`.
     pub fn bounded(wait: Duration) -> Arc<Self> {
+        Self::with(None, wait)
+    }
+
+    fn with(joined: Option<prometheus::IntCounter>, wait: Duration) -> Arc<Self> {
         Arc::new(Coalescer {
             inflight: Mutex::new(HashMap::new()),
             next_id: std::sync::atomic::AtomicU64::new(0),
-            joined: None,
+            joined,
             wait,
         })
     }

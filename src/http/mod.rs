@@ -36,15 +36,8 @@ pub async fn handle(sites: Arc<Sites>, req: Request<Incoming>) -> Response<Body>
         .or_else(|| req.uri().host());
     let Some(app) = sites.for_host(host).cloned() else {
         let e = Error::NoSuchKey("no site serves this host".into());
-        let metrics = &sites.default.metrics;
-        metrics.requests.with_label_values(&["none", "404"]).inc();
-        metrics
-            .request_seconds
-            .with_label_values(&["none", "404"])
-            .observe(start.elapsed().as_secs_f64());
-        count_error(metrics, &e);
-        tracing::debug!(uri = %req.uri(), status = 404, "request for a host no site serves");
-        return response::error(&e, false);
+        let resp = response::error(&e, false);
+        return finish(&sites.default.metrics, &req, "none", Some(&e), resp, start);
     };
     serve_site(app, req, start).await
 }
@@ -60,48 +53,56 @@ async fn serve_site(app: Arc<App>, req: Request<Incoming>, start: Instant) -> Re
         Ok(ir) => app.serve(ir).await,
         Err(e) => Err(e),
     };
-    let (resp, cache_status) = match result {
+    match result {
         Ok(reply) => {
             let cs = reply.cache_status.as_str();
-            (
-                response::reply(reply, head, inm.as_deref(), &app.cfg.http.cache_control),
-                cs,
-            )
+            let resp = response::reply(reply, head, inm.as_deref(), &app.cfg.http.cache_control);
+            finish(&app.metrics, &req, cs, None, resp, start)
         }
         Err(e) => {
             if matches!(e, Error::Internal(_)) {
                 tracing::error!(error = %e, uri = %req.uri(), "internal error");
             }
-            count_error(&app.metrics, &e);
-            (response::error(&e, head), "none")
+            let resp = response::error(&e, head);
+            finish(&app.metrics, &req, "none", Some(&e), resp, start)
         }
-    };
-    // finish: one place for every response, errors included.
+    }
+}
+
+/// The one place every response of the image listener ends, errors included:
+/// requests and duration by cache status and code, response bytes, an error
+/// once by its category and SPEC code, the debug log line.
+fn finish(
+    metrics: &crate::metrics::Metrics,
+    req: &Request<Incoming>,
+    cache_status: &str,
+    error: Option<&Error>,
+    resp: Response<Body>,
+    start: Instant,
+) -> Response<Body> {
     let code = resp.status().as_u16().to_string();
-    app.metrics
+    metrics
         .requests
         .with_label_values(&[cache_status, &code])
         .inc();
-    app.metrics
+    metrics
         .request_seconds
         .with_label_values(&[cache_status, &code])
         .observe(start.elapsed().as_secs_f64());
     if let Some(n) = hyper::body::Body::size_hint(resp.body()).exact() {
-        app.metrics
+        metrics
             .response_bytes
             .with_label_values(&[cache_status])
             .inc_by(n);
     }
+    if let Some(e) = error {
+        metrics
+            .errors
+            .with_label_values(&[e.category(), e.code()])
+            .inc();
+    }
     tracing::debug!(uri = %req.uri(), status = %code, cache = cache_status, ms = start.elapsed().as_millis() as u64, "request");
     resp
-}
-
-/// Every error response is counted once, by its category and SPEC code.
-fn count_error(metrics: &crate::metrics::Metrics, e: &Error) {
-    metrics
-        .errors
-        .with_label_values(&[e.category(), e.code()])
-        .inc();
 }
 
 /// The accepted stream; on an accept error (out of file descriptors or similar)
