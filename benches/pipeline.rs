@@ -3,13 +3,14 @@
 //! exists, else `tests/fixtures`), WebP q80 thumbnails at widths 250..349 (as
 //! the peers benchmark asks), made by `pipeline::run` and by the bare minimum
 //! libvips needs for the same result (`thumbnail_buffer` + `webpsave`, one
-//! thread, no HTTP). Then the pipeline on one thread per core.
+//! thread, no HTTP), and the output bytes of each summed over the widths.
+//! Then the pipeline on one thread per core.
 //!
 //!     cargo bench --bench pipeline [-- DIR [ROUNDS]]
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use pixmirror::process::{grammar, pipeline};
 
@@ -95,24 +96,29 @@ fn main() {
     );
     let mut total_ms = 0.0;
     for (name, bytes) in &files {
+        let px = pipeline::probe(bytes, max_pixels, u32::MAX)
+            .map_or(0, |h| h.width as u64 * h.height as u64);
+        // The two alternate, width by width, so that a shared machine's
+        // drift falls on both. Output bytes are summed over the widths (of
+        // the last round).
+        let (mut ceil_time, mut time) = (Duration::ZERO, Duration::ZERO);
         let (mut ceil_out, mut out) = (0, 0);
-        let start = Instant::now();
         for _ in 0..rounds {
-            for w in &widths {
-                ceil_out = ceiling(bytes, *w);
-            }
-        }
-        let ceil_ms = start.elapsed().as_secs_f64() * 1000.0 / (rounds * widths.len()) as f64;
-        let start = Instant::now();
-        for _ in 0..rounds {
-            for plan in &plans {
+            (ceil_out, out) = (0, 0);
+            for (w, plan) in widths.iter().zip(&plans) {
+                let start = Instant::now();
+                ceil_out += ceiling(bytes, px, *w);
+                ceil_time += start.elapsed();
+                let start = Instant::now();
                 match pipeline::run(bytes, plan, &opts) {
-                    Ok(o) => out = o.bytes.len(),
+                    Ok(o) => out += o.bytes.len(),
                     Err(e) => println!("{name}: {e}"),
                 }
+                time += start.elapsed();
             }
         }
-        let ms = start.elapsed().as_secs_f64() * 1000.0 / (rounds * widths.len()) as f64;
+        let per_image = |t: Duration| t.as_secs_f64() * 1000.0 / (rounds * widths.len()) as f64;
+        let (ceil_ms, ms) = (per_image(ceil_time), per_image(time));
         total_ms += ms;
         println!(
             "{name:<40} {:>9} {ceil_ms:>10.1} {ms:>10.1} {:>8.2}x {ceil_out:>9} {out:>9}",
@@ -156,12 +162,20 @@ fn main() {
 }
 
 /// The in-process ceiling: what libvips needs at least for the same output
-/// (thumbnail with its own shrink-on-load, WebP q80, metadata stripped).
-fn ceiling(bytes: &[u8], width: u32) -> usize {
+/// (thumbnail with its own shrink-on-load, WebP q80 at the effort the
+/// pipeline picks for these sizes, metadata stripped).
+fn ceiling(bytes: &[u8], source_pixels: u64, width: u32) -> usize {
     let Ok(img) = libvips::ops::thumbnail_buffer(bytes, width as i32) else {
         return 0;
     };
-    img.image_write_to_buffer(".webp[Q=80,strip]")
+    let out = img.get_width() as u64 * img.get_height() as u64;
+    let d = pixmirror::config::ProcessConfig::default();
+    let effort = if source_pixels >= pipeline::LARGE_SOURCE_RATIO * out {
+        d.webp_large_source_effort
+    } else {
+        d.webp_effort
+    };
+    img.image_write_to_buffer(&format!(".webp[Q=80,effort={effort},strip]"))
         .map(|b| b.len())
         .unwrap_or(0)
 }

@@ -396,6 +396,10 @@ pub struct ProcessConfig {
     pub avif_effort: u8,
     /// WebP encoder effort (libwebp's `method`) 0 (fast) ..= 6 (small).
     pub webp_effort: u8,
+    /// The WebP effort (never below `webp_effort`) for an output from a
+    /// source with at least `pipeline::LARGE_SOURCE_RATIO` times its pixels,
+    /// whose decode outweighs the encode.
+    pub webp_large_source_effort: u8,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -540,6 +544,7 @@ impl Default for ProcessConfig {
             avif_quality: 55,
             avif_effort: 2,
             webp_effort: 4,
+            webp_large_source_effort: 5,
         }
     }
 }
@@ -709,8 +714,16 @@ impl Config {
         if self.process.avif_effort > 9 {
             return Err("process.avif_effort: must be in [0,9]".into());
         }
-        if self.process.webp_effort > 6 {
-            return Err("process.webp_effort: must be in [0,6]".into());
+        for (e, name) in [
+            (self.process.webp_effort, "webp_effort"),
+            (
+                self.process.webp_large_source_effort,
+                "webp_large_source_effort",
+            ),
+        ] {
+            if e > 6 {
+                return Err(format!("process.{name}: {e} is outside [0,6]"));
+            }
         }
         if self.derivatives.write_attempts == 0 {
             return Err("derivatives.write_attempts: must be at least 1".into());

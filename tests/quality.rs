@@ -91,3 +91,56 @@ fn webp_effort_reaches_the_encoder() {
     // libwebp is deterministic: the default is effort 4.
     assert_eq!(webp_at_effort(&src, None), four, "the default is effort 4");
 }
+
+/// A 3 MP photo-like JPEG, for thumbnails with far fewer pixels than it.
+fn large_textured_jpeg() -> Vec<u8> {
+    let img = image::RgbImage::from_fn(2048, 1536, |x, y| {
+        let n = (x.wrapping_mul(2_654_435_761) ^ y.wrapping_mul(40_503)) % 37;
+        image::Rgb([
+            (x / 8 + n) as u8,
+            (y / 6 + 2 * n) as u8,
+            ((x + y) / 16 + n) as u8,
+        ])
+    });
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90)
+        .encode_image(&img)
+        .expect("jpeg");
+    out
+}
+
+fn thumbnail(src: &[u8], w: u32, cfg: &pixmirror::config::ProcessConfig) -> Vec<u8> {
+    let process = format!("image/resize,w_{w}/format,webp/quality,Q_80");
+    let plan = grammar::parse_process(&process, &BTreeMap::new()).expect("plan");
+    let out = pipeline::run(src, &plan, &pipeline::Options::from_config(cfg)).expect("webp");
+    let img = image::load_from_memory_with_format(&out.bytes, image::ImageFormat::WebP)
+        .expect("decodes as WebP");
+    assert_eq!(img.width(), w);
+    out.bytes
+}
+
+#[test]
+fn large_sources_get_the_large_source_effort() {
+    let src = large_textured_jpeg();
+    let default = pixmirror::config::ProcessConfig::default();
+    assert_eq!(
+        (default.webp_effort, default.webp_large_source_effort),
+        (4, 5)
+    );
+    let at = |base: u8, large: u8, w: u32| {
+        let mut cfg = default.clone();
+        cfg.webp_effort = base;
+        cfg.webp_large_source_effort = large;
+        thumbnail(&src, w, &cfg)
+    };
+    // 180x135 has 1/129 of the source's pixels: the large-source effort.
+    let thumb = thumbnail(&src, 180, &default);
+    assert_eq!(thumb, at(5, 5, 180), "effort 5 for a 1/129 thumbnail");
+    assert_ne!(thumb, at(4, 4, 180), "efforts 4 and 5 differ here");
+    // Never below webp_effort.
+    assert_eq!(at(6, 5, 180), at(6, 6, 180));
+    // 182x137 has 1/126: webp_effort.
+    let bigger = thumbnail(&src, 182, &default);
+    assert_eq!(bigger, at(4, 4, 182), "effort 4 for a 1/126 thumbnail");
+    assert_ne!(bigger, at(5, 5, 182), "efforts 4 and 5 differ here");
+}

@@ -30,6 +30,7 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 WEBP_Q = 80
 FIXED_W = 300            # the request whose bytes and SSIM are reported
 COLD_WMIN, COLD_WMAX = 250, 349
+SWEEP_WIDTHS = range(COLD_WMIN, COLD_WMAX + 1, 5)  # output bytes are compared summed over these
 ZIPF_N_ORIG, ZIPF_N_WIDTHS, ZIPF_S = 50, 20, 1.1
 ZIPF_WIDTHS = [int(round(200 + i * (960 - 200) / (ZIPF_N_WIDTHS - 1))) for i in range(ZIPF_N_WIDTHS)]
 ZIPF_SEQ_LEN = 300_000   # pre-generated requests; wrk wraps around if it gets further
@@ -603,6 +604,7 @@ def run_cold(ctx, images, origdir, servers):
                     raise RuntimeError(f"GET {s.url(key, FIXED_W)} -> {st}: {body[:200]!r}")
                 row.update(judge_output(body, orig))
                 outputs[row["server"]] = body
+                row["sweep_bytes"] = sweep_bytes(s, key)
                 row["warm_codes"] = codes
                 tpl = s.url(key, "{W}")
                 row.update(measured_run(ctx, s, "cold.lua", [tpl, str(COLD_WMIN), str(COLD_WMAX)]))
@@ -618,6 +620,18 @@ def run_cold(ctx, images, origdir, servers):
             time.sleep(1)
         compare_with_peers(rows, key, outputs)
     return rows
+
+
+def sweep_bytes(s, key):
+    """The server's output bytes summed over SWEEP_WIDTHS (one size says little: which
+    rounding pattern the encoder meets moves a 7 KB file by a few bytes)."""
+    total = 0
+    for w in SWEEP_WIDTHS:
+        st, _, body = http_get(s.base() + s.url(key, w), timeout=120)
+        if st != 200:
+            raise RuntimeError(f"GET {s.url(key, w)} -> {st}: {body[:200]!r}")
+        total += len(body)
+    return total
 
 
 def compare_with_peers(rows, key, outputs):
@@ -793,6 +807,16 @@ def ratio_line(rows):
     return s
 
 
+def bytes_line(rows):
+    """pixmirror's summed output bytes against each peer's."""
+    pm = next((r for r in rows if r["server"] == "pixmirror" and r.get("sweep_bytes")), None)
+    peers = [r for r in rows if r["server"] != "pixmirror" and r.get("sweep_bytes")]
+    if not pm or not peers:
+        return "pixmirror's output bytes against each peer's: n/a"
+    return (f"pixmirror's output bytes over {len(SWEEP_WIDTHS)} widths against each peer's: " + ", ".join(
+        f"{r['server']} {pm['sweep_bytes'] / r['sweep_bytes'] - 1:+.2%}" for r in peers))
+
+
 def report(a, meta, cold, zipf, zinfo):
     out = []
     p = out.append
@@ -803,7 +827,8 @@ def report(a, meta, cold, zipf, zinfo):
         p("")
         p(f"## cold: a random width {COLD_WMIN}-{COLD_WMAX} per request (nothing cached, nothing coalesced)")
         hdr = ["server", "req/s", "p50 ms", "p99 ms", "errors", "CPU-s", "req/CPU-s", "peak RSS MiB",
-               f"out bytes w{FIXED_W}", "SSIM"]
+               f"out bytes w{FIXED_W}", "SSIM",
+               f"out bytes w{SWEEP_WIDTHS[0]}-{SWEEP_WIDTHS[-1]}/{SWEEP_WIDTHS.step}"]
         for img in dict.fromkeys(r["image"] for r in cold):
             rs = [r for r in cold if r["image"] == img]
             p("")
@@ -815,9 +840,11 @@ def report(a, meta, cold, zipf, zinfo):
                 if c is None:
                     trs.append([r["server"], "FAILED: " + r["error"][:60]] + [""] * (len(hdr) - 2))
                 else:
-                    trs.append([r["server"]] + c + [str(r.get("bytes", "")), fmt(r.get("ssim"), ".4f")])
+                    trs.append([r["server"]] + c + [str(r.get("bytes", "")), fmt(r.get("ssim"), ".4f"),
+                                                    str(r.get("sweep_bytes", ""))])
             p(table(hdr, trs))
             p(ratio_line(rs))
+            p(bytes_line(rs))
             vs = next((r.get("ssim_vs_peers") for r in rs if r["server"] == "pixmirror"), None)
             if vs:
                 p(f"pixmirror's w{FIXED_W} output against each peer's, SSIM: " + ", ".join(
@@ -971,7 +998,7 @@ def main():
     with open(os.path.join(a.results, "results.json"), "w") as f:
         json.dump({"meta": meta, "zipf": zinfo, "rows": rows}, f, indent=1, default=str)
     cols = ["scenario", "image", "server", "rps", "p50_us", "p90_us", "p99_us", "max_us", "requests", "errors",
-            "cpu_s", "req_per_cpu_s", "rss_mib", "nprocs", "bytes", "ssim", "garage_cpu_s", "error"]
+            "cpu_s", "req_per_cpu_s", "rss_mib", "nprocs", "bytes", "ssim", "sweep_bytes", "garage_cpu_s", "error"]
     with open(os.path.join(a.results, "results.csv"), "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
         w.writeheader()
