@@ -35,6 +35,7 @@ fuzz_target!(|data: &[u8]| {
     };
     // The request parser resolves `format,auto` before the pipeline runs.
     pixmirror::process::negotiate::resolve(&mut plan, "image/webp", &[]);
+    // From the defaults, so that a new option does not break this build.
     let opts = Options {
         max_source_pixels: MAX_PIXELS,
         max_output_pixels: MAX_PIXELS,
@@ -44,7 +45,9 @@ fuzz_target!(|data: &[u8]| {
         avif_quality: 50,
         avif_effort: 0,
         webp_effort: 0,
+        webp_large_source_effort: 0,
         deadline: Some(Instant::now() + Duration::from_secs(5)),
+        ..Options::from_config(&pixmirror::config::ProcessConfig::default())
     };
     let before = live_objects();
     let result = pipeline::run(src, &plan, &opts);
