@@ -85,19 +85,21 @@ fn main() {
     // Only what the pipeline accepts: the ceiling has no pixel limit, and the
     // fixtures include a decompression bomb.
     let max_pixels = opts.max_source_pixels;
-    files.retain(
-        |(name, bytes)| match pipeline::probe(bytes, max_pixels, u32::MAX) {
-            Ok(_) => true,
-            Err(e) => {
-                println!("{name}: skipped ({e})");
-                false
-            }
-        },
-    );
+    // With each source's pixel count, for the ceiling's encoder effort.
+    let files: Vec<(String, Vec<u8>, u64)> = files
+        .into_iter()
+        .filter_map(
+            |(name, bytes)| match pipeline::probe(&bytes, max_pixels, u32::MAX) {
+                Ok(h) => Some((name, bytes, h.width as u64 * h.height as u64)),
+                Err(e) => {
+                    println!("{name}: skipped ({e})");
+                    None
+                }
+            },
+        )
+        .collect();
     let mut total_ms = 0.0;
-    for (name, bytes) in &files {
-        let px = pipeline::probe(bytes, max_pixels, u32::MAX)
-            .map_or(0, |h| h.width as u64 * h.height as u64);
+    for (name, bytes, px) in &files {
         // The two alternate, width by width, so that a shared machine's
         // drift falls on both. Output bytes are summed over the widths (of
         // the last round).
@@ -107,7 +109,7 @@ fn main() {
             (ceil_out, out) = (0, 0);
             for (w, plan) in widths.iter().zip(&plans) {
                 let start = Instant::now();
-                ceil_out += ceiling(bytes, px, *w);
+                ceil_out += ceiling(bytes, *px, *w, &opts);
                 ceil_time += start.elapsed();
                 let start = Instant::now();
                 match pipeline::run(bytes, plan, &opts) {
@@ -143,7 +145,7 @@ fn main() {
             let opts = &opts;
             s.spawn(move || {
                 for _ in 0..rounds {
-                    for (i, (_, bytes)) in files.iter().enumerate() {
+                    for (i, (_, bytes, _)) in files.iter().enumerate() {
                         if i % cores == t {
                             let _ = pipeline::run(bytes, &plans[i % plans.len()], opts);
                         }
@@ -164,17 +166,12 @@ fn main() {
 /// The in-process ceiling: what libvips needs at least for the same output
 /// (thumbnail with its own shrink-on-load, WebP q80 at the effort the
 /// pipeline picks for these sizes, metadata stripped).
-fn ceiling(bytes: &[u8], source_pixels: u64, width: u32) -> usize {
+fn ceiling(bytes: &[u8], source_pixels: u64, width: u32, opts: &pipeline::Options) -> usize {
     let Ok(img) = libvips::ops::thumbnail_buffer(bytes, width as i32) else {
         return 0;
     };
     let out = img.get_width() as u64 * img.get_height() as u64;
-    let d = pixmirror::config::ProcessConfig::default();
-    let effort = if source_pixels >= pipeline::LARGE_SOURCE_RATIO * out {
-        d.webp_large_source_effort
-    } else {
-        d.webp_effort
-    };
+    let effort = opts.webp_effort_for(source_pixels, out);
     img.image_write_to_buffer(&format!(".webp[Q=80,effort={effort},strip]"))
         .map(|b| b.len())
         .unwrap_or(0)

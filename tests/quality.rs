@@ -60,18 +60,27 @@ fn textured_png() -> Vec<u8> {
     common::encode(&img, image::ImageFormat::Png)
 }
 
+/// `process` run on `src` with `cfg`: the WebP bytes and their decoded size.
+fn webp(
+    src: &[u8],
+    process: &str,
+    cfg: &pixmirror::config::ProcessConfig,
+) -> (Vec<u8>, (u32, u32)) {
+    let plan = grammar::parse_process(process, &BTreeMap::new()).expect("plan");
+    let out = pipeline::run(src, &plan, &pipeline::Options::from_config(cfg)).expect("webp");
+    let img = image::load_from_memory_with_format(&out.bytes, image::ImageFormat::WebP)
+        .expect("decodes as WebP");
+    (out.bytes, (img.width(), img.height()))
+}
+
 fn webp_at_effort(src: &[u8], effort: Option<u8>) -> Vec<u8> {
-    let plan =
-        grammar::parse_process("image/format,webp/quality,Q_80", &BTreeMap::new()).expect("plan");
     let mut cfg = pixmirror::config::ProcessConfig::default();
     if let Some(e) = effort {
         cfg.webp_effort = e;
     }
-    let out = pipeline::run(src, &plan, &pipeline::Options::from_config(&cfg)).expect("webp");
-    let img = image::load_from_memory_with_format(&out.bytes, image::ImageFormat::WebP)
-        .expect("decodes as WebP");
-    assert_eq!((img.width(), img.height()), (240, 180));
-    out.bytes
+    let (bytes, size) = webp(src, "image/format,webp/quality,Q_80", &cfg);
+    assert_eq!(size, (240, 180));
+    bytes
 }
 
 #[test]
@@ -111,12 +120,9 @@ fn large_textured_jpeg() -> Vec<u8> {
 
 fn thumbnail(src: &[u8], w: u32, cfg: &pixmirror::config::ProcessConfig) -> Vec<u8> {
     let process = format!("image/resize,w_{w}/format,webp/quality,Q_80");
-    let plan = grammar::parse_process(&process, &BTreeMap::new()).expect("plan");
-    let out = pipeline::run(src, &plan, &pipeline::Options::from_config(cfg)).expect("webp");
-    let img = image::load_from_memory_with_format(&out.bytes, image::ImageFormat::WebP)
-        .expect("decodes as WebP");
-    assert_eq!(img.width(), w);
-    out.bytes
+    let (bytes, size) = webp(src, &process, cfg);
+    assert_eq!(size.0, w);
+    bytes
 }
 
 #[test]

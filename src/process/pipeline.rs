@@ -47,6 +47,18 @@ impl Options {
             deadline: None,
         }
     }
+
+    /// The WebP encoder's effort for an output of `output` pixels (per
+    /// frame) from a source of `source` pixels: `webp_large_source_effort`
+    /// from [`LARGE_SOURCE_RATIO`] times the output's pixels, never below
+    /// `webp_effort`.
+    pub fn webp_effort_for(&self, source: u64, output: u64) -> u8 {
+        if source >= LARGE_SOURCE_RATIO * output.max(1) {
+            self.webp_effort.max(self.webp_large_source_effort)
+        } else {
+            self.webp_effort
+        }
+    }
 }
 
 /// A processed result.
@@ -144,7 +156,8 @@ pub fn run_with(src: &[u8], plan: &Plan, opts: &Options, marks: &Marks) -> Resul
         (Some(_), Format::Jpg) => jpegq::estimate(src),
         _ => None,
     };
-    let effort = webp_effort(opts, &header, &img, frames);
+    let per_frame = img.width() as u64 * img.height() as u64 / frames.max(1) as u64;
+    let effort = opts.webp_effort_for(header.width as u64 * header.height as u64, per_frame);
     let bytes = encode(img, format, plan, opts, source_quality, effort)?;
     Ok(Output {
         bytes,
@@ -465,17 +478,6 @@ fn quality(plan: &Plan, source: Option<u8>, default: u8) -> u8 {
 /// the same quality) adds at most a few percent to the request; on a small
 /// photo it would add 10%.
 pub const LARGE_SOURCE_RATIO: u64 = 128;
-
-/// The WebP encoder's effort for this output (per frame for an animation).
-fn webp_effort(opts: &Options, header: &Header, out: &Img, frames: u32) -> u8 {
-    let source = header.width as u64 * header.height as u64;
-    let output = out.width() as u64 * out.height() as u64 / frames.max(1) as u64;
-    if source >= LARGE_SOURCE_RATIO * output.max(1) {
-        opts.webp_effort.max(opts.webp_large_source_effort)
-    } else {
-        opts.webp_effort
-    }
-}
 
 fn encode(
     img: Img,
