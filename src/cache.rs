@@ -47,15 +47,32 @@ impl Entry {
     }
 }
 
+/// Which site an entry belongs to: [`SiteId::DEFAULT`] for the top-level
+/// configuration, one id per `[[sites]]` entry (its index + 1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SiteId(pub u32);
+
+impl SiteId {
+    pub const DEFAULT: SiteId = SiteId(0);
+}
+
+/// An L1 key: the site and the key, as two fields. No key of one site can
+/// spell another's, whatever characters it holds.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct SiteKey {
+    pub site: SiteId,
+    pub key: String,
+}
+
 /// The in-memory LRU. Several sites share one (one memory bound): each sees
-/// it through [`L1::scoped`], whose keys carry the site's prefix.
+/// it through [`L1::scoped`], whose keys are [`SiteKey`]s of that site.
 pub struct L1 {
-    cache: Option<moka::future::Cache<String, Arc<Entry>>>,
+    cache: Option<moka::future::Cache<SiteKey, Arc<Entry>>>,
     max_item: u64,
     /// `pixmirror_l1_lookups_total{result}`.
     lookups: prometheus::IntCounterVec,
-    /// Prepended to every key ("" for the default site).
-    scope: String,
+    /// The site whose keys this view reads and writes.
+    site: SiteId,
 }
 
 impl L1 {
@@ -69,8 +86,8 @@ impl L1 {
             moka::future::Cache::builder()
                 .max_capacity(capacity)
                 .time_to_live(ttl)
-                .weigher(|k: &String, v: &Arc<Entry>| {
-                    let w = v.bytes.len() + k.len() + v.content_type.len() + v.etag.len() + 128;
+                .weigher(|k: &SiteKey, v: &Arc<Entry>| {
+                    let w = v.bytes.len() + k.key.len() + v.content_type.len() + v.etag.len() + 128;
                     u32::try_from(w).unwrap_or(u32::MAX)
                 })
                 .support_invalidation_closures()
@@ -80,35 +97,30 @@ impl L1 {
             cache,
             max_item,
             lookups,
-            scope: String::new(),
+            site: SiteId::DEFAULT,
         }
     }
 
-    /// The same cache seen by site `site`: its keys cannot meet another site's.
-    pub fn scoped(&self, site: &str) -> L1 {
+    /// The same cache seen by `site`: its keys cannot meet another site's.
+    pub fn scoped(&self, site: SiteId) -> L1 {
         L1 {
             cache: self.cache.clone(),
             max_item: self.max_item,
             lookups: self.lookups.clone(),
-            scope: if site.is_empty() {
-                String::new()
-            } else {
-                format!("{site}\u{1f}")
-            },
+            site,
         }
     }
 
-    /// `key` as stored: behind the site's prefix.
-    fn k<'a>(&self, key: &'a str) -> std::borrow::Cow<'a, str> {
-        if self.scope.is_empty() {
-            std::borrow::Cow::Borrowed(key)
-        } else {
-            std::borrow::Cow::Owned(format!("{}{key}", self.scope))
+    /// `key` as stored: this view's site and the key.
+    fn k(&self, key: &str) -> SiteKey {
+        SiteKey {
+            site: self.site,
+            key: key.to_string(),
         }
     }
 
     pub async fn get(&self, key: &str) -> Option<Arc<Entry>> {
-        let found = self.cache.as_ref()?.get(self.k(key).as_ref()).await;
+        let found = self.cache.as_ref()?.get(&self.k(key)).await;
         let result = if found.is_some() { "hit" } else { "miss" };
         self.lookups.with_label_values(&[result]).inc();
         found
@@ -118,10 +130,9 @@ impl L1 {
     pub async fn insert(&self, key: String, item: Arc<Entry>) {
         if let Some(c) = &self.cache {
             if item.bytes.len() as u64 <= self.max_item {
-                let key = if self.scope.is_empty() {
-                    key
-                } else {
-                    format!("{}{key}", self.scope)
+                let key = SiteKey {
+                    site: self.site,
+                    key,
                 };
                 c.insert(key, item).await;
             }
@@ -134,15 +145,17 @@ impl L1 {
 
     pub async fn remove(&self, key: &str) {
         if let Some(c) = &self.cache {
-            c.invalidate(self.k(key).as_ref()).await;
+            c.invalidate(&self.k(key)).await;
         }
     }
 
     /// Drop the original `key` and every entry starting with `prefix`.
     pub fn remove_key_and_prefix(&self, key: &str, prefix: &str) {
         if let Some(c) = &self.cache {
-            let (key, prefix) = (self.k(key).into_owned(), self.k(prefix).into_owned());
-            let _ = c.invalidate_entries_if(move |k, _| *k == key || k.starts_with(&prefix));
+            let (site, key, prefix) = (self.site, key.to_string(), prefix.to_string());
+            let _ = c.invalidate_entries_if(move |k, _| {
+                k.site == site && (k.key == key || k.key.starts_with(&prefix))
+            });
         }
     }
 

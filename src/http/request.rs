@@ -68,9 +68,7 @@ pub fn parse<B>(req: &Request<B>, cfg: &Config) -> Result<ImageRequest> {
     };
     let from_style = matches!(&process, Some(Process::Oss(p)) if p.starts_with("style/"));
     let (key, mut plan) = key_and_plan(path, process, cfg)?;
-    if key.is_empty() {
-        return Err(Error::invalid("no key in the path"));
-    }
+    check_key(&key)?;
     let mut vary_accept = false;
     if let Some(p) = plan.as_mut() {
         let c = &cfg.process;
@@ -95,6 +93,19 @@ pub fn parse<B>(req: &Request<B>, cfg: &Config) -> Result<ImageRequest> {
         headers: req.headers().clone(),
         from_style,
     })
+}
+
+/// A key pixmirror looks up: not empty, and no control character
+/// (U+0000-U+001F, U+007F; SPEC section 2). S3 allows them, but no image URL
+/// needs them, so none reaches a cache, a flight or the store.
+fn check_key(key: &str) -> Result<()> {
+    if key.is_empty() {
+        return Err(Error::invalid("no key in the path"));
+    }
+    if key.chars().any(|c| c.is_ascii_control()) {
+        return Err(Error::invalid("the key holds a control character"));
+    }
+    Ok(())
 }
 
 /// A header's value as text ("" when absent or not text).

@@ -29,7 +29,7 @@ use std::time::SystemTime;
 use bytes::Bytes;
 
 use crate::budget::Budget;
-use crate::cache::{Coalescer, Entry, Purges, L1};
+use crate::cache::{Coalescer, Entry, Purges, SiteId, L1};
 use crate::config::Config;
 use crate::error::Result;
 use crate::metrics::Metrics;
@@ -281,18 +281,19 @@ impl App {
         metrics: Arc<Metrics>,
     ) -> Arc<App> {
         let shared = Shared::new(&cfg, metrics);
-        App::new_in(cfg, store, mirror, &shared, "")
+        App::new_in(cfg, store, mirror, &shared, SiteId::DEFAULT)
     }
 
-    /// One site's App over the process's `shared` resources; `site` scopes
-    /// its L1 keys ("" for the default site). Its flights (coalescing) are
-    /// its own, so keys of two sites never meet there either.
+    /// One site's App over the process's `shared` resources; `site` types
+    /// its L1 keys ([`SiteKey`](crate::cache::SiteKey): the site and the key).
+    /// Its flights (coalescing) are maps of its own, so keys of two sites
+    /// never meet there either.
     pub fn new_in(
         cfg: Config,
         store: DynStore,
         mirror: Option<Mirror>,
         shared: &Shared,
-        site: &str,
+        site: SiteId,
     ) -> Arc<App> {
         let cfg = Arc::new(cfg);
         let metrics = shared.metrics.clone();

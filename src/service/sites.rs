@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::{App, Shared};
+use crate::cache::SiteId;
 use crate::config::{Config, UnknownHosts};
 use crate::metrics::Metrics;
 use crate::mirror::Mirror;
@@ -59,7 +60,8 @@ impl Sites {
                 .await
                 .map_err(|e| format!("sites[{i}] ({name}): {e}"))?;
             let mirror = mirror_of(&site_cfg, &shared.metrics).await?;
-            let app = App::new_in(site_cfg, store, mirror, &shared, &name);
+            let id = SiteId(u32::try_from(i + 1).map_err(|_| "too many [[sites]]".to_string())?);
+            let app = App::new_in(site_cfg, store, mirror, &shared, id);
             for h in &site.hosts {
                 by_host.insert(normalize_host(h), app.clone());
             }
@@ -70,7 +72,7 @@ impl Sites {
         top.sites = Vec::new();
         let mirror = mirror_of(&top, &shared.metrics).await?;
         let hosts = top.server.hosts.clone();
-        let default = App::new_in(top, store, mirror, &shared, "");
+        let default = App::new_in(top, store, mirror, &shared, SiteId::DEFAULT);
         if !by_host.is_empty() {
             for h in &hosts {
                 by_host.insert(normalize_host(h), default.clone());
