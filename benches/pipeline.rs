@@ -12,7 +12,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use pixmirror::process::{grammar, pipeline};
+use pixmirror::process::engine::pipeline;
+use pixmirror::process::lang;
 
 fn main() {
     // `cargo bench` passes `--bench`; under `cargo test` this runs as a quick smoke test.
@@ -60,7 +61,7 @@ fn main() {
     let plans: Vec<_> = widths
         .iter()
         .map(|w| {
-            grammar::parse_process(
+            lang::parse_process(
                 &format!("image/resize,w_{w}/format,webp/quality,Q_80"),
                 &BTreeMap::new(),
             )
@@ -68,7 +69,7 @@ fn main() {
         })
         .collect();
     let opts = pipeline::Options::from_config(&pixmirror::config::ProcessConfig::default());
-    pixmirror::process::vips::init().expect("libvips");
+    pixmirror::process::engine::vips::init().expect("libvips");
     // Warm up libvips.
     for (_, bytes) in &files {
         let _ = pipeline::run(bytes, &plans[0], &opts);

@@ -729,7 +729,7 @@ impl Config {
             return Err("derivatives.write_attempts: must be at least 1".into());
         }
         for (name, value) in self.styles.iter() {
-            crate::process::grammar::parse_process(value, &BTreeMap::new())
+            crate::process::lang::parse_process(value, &BTreeMap::new())
                 .map_err(|e| format!("styles.{name}: {e}"))?;
         }
         for sep in &self.styles.separators {

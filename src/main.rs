@@ -241,7 +241,8 @@ fn process(
     input: PathBuf,
     output: PathBuf,
 ) -> Result<(), String> {
-    use pixmirror::process::{grammar, negotiate, pipeline};
+    use pixmirror::process::engine::pipeline;
+    use pixmirror::process::lang::{self, negotiate};
     let cfg = match &config {
         Some(_) => load(config)?,
         None => Config::default(),
@@ -251,7 +252,7 @@ fn process(
     } else {
         format!("image/{ops}")
     };
-    let mut plan = grammar::parse_process(&ops, &cfg.styles).map_err(|e| e.to_string())?;
+    let mut plan = lang::parse_process(&ops, &cfg.styles).map_err(|e| e.to_string())?;
     // Offline there is no Accept header: `auto` keeps the source format.
     negotiate::resolve(&mut plan, "", &[]);
     let src = std::fs::read(&input).map_err(|e| format!("{}: {e}", input.display()))?;
@@ -288,7 +289,7 @@ async fn serve(config: Option<PathBuf>) -> Result<(), String> {
     tracing::info!(
         listen = %server.addr,
         admin = %server.admin_addr,
-        libvips = %pixmirror::process::vips::version(),
+        libvips = %pixmirror::process::engine::vips::version(),
         "pixmirror serving"
     );
     server.run(shutdown_signal()).await
@@ -350,7 +351,7 @@ async fn warm(
     files: Vec<PathBuf>,
 ) -> Result<(), String> {
     let cfg = pixmirror::warm::warm_config(load(config)?);
-    pixmirror::process::vips::init().map_err(|e| e.to_string())?;
+    pixmirror::process::engine::vips::init().map_err(|e| e.to_string())?;
     let store = pixmirror::storage::from_config(&cfg.storage).await?;
     let concurrency = concurrency.unwrap_or_else(|| cfg.workers());
     let sites = pixmirror::service::sites::Sites::build(cfg, store).await?;

@@ -379,7 +379,7 @@ fn style(s: &Style) -> Result<(), String> {
     if let Some(c) = s.category.as_deref().filter(|c| *c != "image") {
         return Err(format!("category {c}: only image styles apply"));
     }
-    crate::process::grammar::parse_process(&s.content, &BTreeMap::new())
+    crate::process::lang::parse_process(&s.content, &BTreeMap::new())
         .map(|_| ())
         .map_err(|e| format!("pixmirror refuses `{}`: {e}", s.content))
 }

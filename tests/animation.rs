@@ -10,7 +10,8 @@ use std::io::Cursor;
 
 use common::{get, put, Backend, Env, TestServer};
 use image::AnimationDecoder;
-use pixmirror::process::{grammar, pipeline, Format};
+use pixmirror::process::engine::pipeline;
+use pixmirror::process::{lang, Format};
 
 const COLORS: [[u8; 3]; 4] = [[255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 0]];
 const DELAYS_MS: [u32; 4] = [100, 200, 300, 400];
@@ -108,7 +109,7 @@ fn run_with(
     process: &str,
     opts: pipeline::Options,
 ) -> pixmirror::error::Result<pipeline::Output> {
-    let plan = grammar::parse_process(process, &BTreeMap::new()).expect("plan");
+    let plan = lang::parse_process(process, &BTreeMap::new()).expect("plan");
     pipeline::run(src, &plan, &opts)
 }
 

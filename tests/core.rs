@@ -651,7 +651,7 @@ fn cli_process_and_check_config() {
     assert!(st.success());
     let bytes = std::fs::read(&out).expect("output");
     assert_eq!(Format::sniff(&bytes), Some(Format::Webp));
-    let h = pixmirror::process::pipeline::probe(&bytes, u64::MAX, u32::MAX).expect("probe");
+    let h = pixmirror::process::engine::pipeline::probe(&bytes, u64::MAX, u32::MAX).expect("probe");
     assert_eq!((h.width, h.height), (300, 225));
     let bad = dir.path().join("bad.toml");
     std::fs::write(&bad, "[cache]\nmemory_bytes = \"lots\"\n").expect("write");

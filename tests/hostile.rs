@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 
 use common::origin::Origin;
 use common::{get, put, Backend, Env, TestServer};
-use pixmirror::process::{grammar, pipeline};
+use pixmirror::process::engine::pipeline;
+use pixmirror::process::lang;
+use pixmirror::process::plan::geometry;
 
 /// A 1200x900 JPEG, the size of the photo in the attack.
 fn photo_1200() -> Vec<u8> {
@@ -94,14 +96,14 @@ fn predicted_geometry_is_the_output_geometry() {
     for (name, src) in &sources {
         let header = pipeline::probe(src, u64::MAX, u32::MAX).expect("probe");
         for ops in plans {
-            let plan = grammar::parse_process(&format!("image/{ops}/format,png"), &BTreeMap::new())
+            let plan = lang::parse_process(&format!("image/{ops}/format,png"), &BTreeMap::new())
                 .expect("valid");
             let from = if plan.auto_orient && (5..=8).contains(&header.orientation) {
                 (header.height, header.width)
             } else {
                 (header.width, header.height)
             };
-            let (pw, ph) = pipeline::output_geometry(&plan, from, u64::MAX).expect("geometry");
+            let (pw, ph) = geometry::output_geometry(&plan, from, u64::MAX).expect("geometry");
             let out = pipeline::run(src, &plan, &opts).expect("run");
             let img = image::load_from_memory(&out.bytes).expect("decodes");
             let rot = ops.contains("rotate,33")

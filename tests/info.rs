@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 use common::{get, put, Backend, Env, TestServer};
 use exif::experimental::Writer;
 use exif::{Field, In, Rational, Tag, Value};
-use pixmirror::process::{grammar, pipeline};
+use pixmirror::process::engine::pipeline;
+use pixmirror::process::lang;
 
 fn field(tag: Tag, value: Value) -> Field {
     Field {
@@ -65,7 +66,7 @@ fn photo() -> Vec<u8> {
 }
 
 fn info(src: &[u8]) -> serde_json::Value {
-    let plan = grammar::parse_process("image/info", &BTreeMap::new()).expect("plan");
+    let plan = lang::parse_process("image/info", &BTreeMap::new()).expect("plan");
     let opts = pipeline::Options::from_config(&Default::default());
     let out = pipeline::run(src, &plan, &opts).expect("info");
     assert_eq!(out.content_type, "application/json");

@@ -61,8 +61,9 @@ async fn jpeg_xl_output_and_negotiation() {
     s.stop().await;
     // Read the output back (this test process only).
     unsafe { libvips::bindings::vips_operation_block_set(c"VipsForeignLoadJxl".as_ptr(), 0) };
-    let h = pixmirror::process::pipeline::probe(&jxl, u64::MAX, u32::MAX).expect("decodes");
+    let h = pixmirror::process::engine::pipeline::probe(&jxl, u64::MAX, u32::MAX).expect("decodes");
     assert_eq!((h.width, h.height), (300, 200));
-    let h = pixmirror::process::pipeline::probe(&rgba_jxl, u64::MAX, u32::MAX).expect("decodes");
+    let h = pixmirror::process::engine::pipeline::probe(&rgba_jxl, u64::MAX, u32::MAX)
+        .expect("decodes");
     assert_eq!((h.width, h.height), (64, 40));
 }

@@ -9,8 +9,9 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use pixmirror::process::vips::live_objects;
-use pixmirror::process::{grammar, pipeline};
+use pixmirror::process::engine::pipeline;
+use pixmirror::process::engine::vips::live_objects;
+use pixmirror::process::lang;
 
 /// Three 40x30 frames (the animated path cuts and joins frames).
 fn animated_gif() -> Vec<u8> {
@@ -66,7 +67,7 @@ fn no_libvips_object_outlives_a_run() {
         "image/crop,x_100000,y_5,w_10,h_10",
     ];
     // The first run starts libvips (its own objects stay).
-    let warm = grammar::parse_process(plans[0], &BTreeMap::new()).expect("plan");
+    let warm = lang::parse_process(plans[0], &BTreeMap::new()).expect("plan");
     let _ = pipeline::run(&common::fixture("sunset.jpg"), &warm, &opts);
     let base = live_objects();
     let mut leaks = Vec::new();
@@ -76,7 +77,7 @@ fn no_libvips_object_outlives_a_run() {
         .chain([("animated.gif", animated_gif())]);
     for (input, src) in sources {
         for p in plans {
-            let plan = grammar::parse_process(p, &BTreeMap::new()).expect("plan");
+            let plan = lang::parse_process(p, &BTreeMap::new()).expect("plan");
             let before = live_objects();
             let _ = pipeline::run(&src, &plan, &opts);
             let after = live_objects();

@@ -4,12 +4,13 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use pixmirror::process::{grammar, pipeline};
+use pixmirror::process::engine::pipeline;
+use pixmirror::process::lang;
 
 fn run(fixture: &str, ops: &str) -> Vec<u8> {
     let img = common::fixture(fixture);
     let opts = pipeline::Options::from_config(&pixmirror::config::ProcessConfig::default());
-    let plan = grammar::parse_process(ops, &BTreeMap::new()).expect("valid plan");
+    let plan = lang::parse_process(ops, &BTreeMap::new()).expect("valid plan");
     pipeline::run(&img, &plan, &opts).expect("processed").bytes
 }
 

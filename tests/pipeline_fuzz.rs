@@ -6,7 +6,8 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use pixmirror::process::{grammar, pipeline};
+use pixmirror::process::engine::pipeline;
+use pixmirror::process::lang;
 
 /// Plans that shrink the image to a pixel or two before a geometric step.
 #[test]
@@ -25,7 +26,7 @@ fn tiny_images_through_every_geometric_step() {
         "image/resize,m_fixed,w_2,h_1/resize,m_pad,w_1,h_5,limit_0/format,jpg",
         "image/crop,w_1,h_1/crop,g_se,w_5,h_5",
     ] {
-        let plan = grammar::parse_process(ops, &BTreeMap::new()).expect("valid plan");
+        let plan = lang::parse_process(ops, &BTreeMap::new()).expect("valid plan");
         match pipeline::run(&img, &plan, &opts) {
             Ok(out) => assert!(!out.bytes.is_empty(), "{ops}"),
             Err(e) => assert!(matches!(e.status().as_u16(), 400 | 422), "{ops}: {e}"),
@@ -124,7 +125,7 @@ fn random_plans_on_real_images() {
                 s.push_str(PARAMS[next(PARAMS.len())]);
             }
         }
-        let Ok(plan) = grammar::parse_process(&s, &BTreeMap::new()) else {
+        let Ok(plan) = lang::parse_process(&s, &BTreeMap::new()) else {
             continue;
         };
         tried += 1;

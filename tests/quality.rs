@@ -6,7 +6,9 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use pixmirror::process::{grammar, jpegq, pipeline};
+use pixmirror::process::codec::jpeg;
+use pixmirror::process::engine::pipeline;
+use pixmirror::process::lang;
 
 fn jpeg_at(q: u8) -> Vec<u8> {
     let img = common::quadrants(64, 48);
@@ -18,16 +20,16 @@ fn jpeg_at(q: u8) -> Vec<u8> {
 }
 
 fn output_quality(src: &[u8], process: &str) -> u8 {
-    let plan = grammar::parse_process(process, &BTreeMap::new()).expect("plan");
+    let plan = lang::parse_process(process, &BTreeMap::new()).expect("plan");
     let opts = pipeline::Options::from_config(&Default::default());
     let out = pipeline::run(src, &plan, &opts).expect(process);
-    jpegq::estimate(&out.bytes).expect("a JPEG")
+    jpeg::estimate(&out.bytes).expect("a JPEG")
 }
 
 #[test]
 fn relative_and_absolute_quality_follow_the_source() {
     let src = jpeg_at(80);
-    assert_eq!(jpegq::estimate(&src), Some(80), "the source reads as 80");
+    assert_eq!(jpeg::estimate(&src), Some(80), "the source reads as 80");
     // q_90 of 80 is 72; Q_ caps at the source's 80.
     assert_eq!(output_quality(&src, "image/resize,w_32/quality,q_90"), 72);
     assert_eq!(output_quality(&src, "image/resize,w_32/quality,q_50"), 40);
@@ -66,7 +68,7 @@ fn webp(
     process: &str,
     cfg: &pixmirror::config::ProcessConfig,
 ) -> (Vec<u8>, (u32, u32)) {
-    let plan = grammar::parse_process(process, &BTreeMap::new()).expect("plan");
+    let plan = lang::parse_process(process, &BTreeMap::new()).expect("plan");
     let out = pipeline::run(src, &plan, &pipeline::Options::from_config(cfg)).expect("webp");
     let img = image::load_from_memory_with_format(&out.bytes, image::ImageFormat::WebP)
         .expect("decodes as WebP");

@@ -118,7 +118,7 @@ async fn warm_renders_each_logged_derivative_once() {
     let bytes = pixmirror::storage::read_limited(obj.body, 1 << 24, obj.meta.size as usize)
         .await
         .expect("read");
-    let h = pixmirror::process::pipeline::probe(&bytes, u64::MAX, u32::MAX).expect("image");
+    let h = pixmirror::process::engine::pipeline::probe(&bytes, u64::MAX, u32::MAX).expect("image");
     assert_eq!((h.width, h.height), (300, 200));
     let gulp = env.store.list(&format!("{g}__op__")).await.expect("list");
     assert_eq!(

@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 
 use base64::Engine;
 use common::{get, put, Backend, Env, TestServer};
-use pixmirror::process::pipeline::{self, Marks};
-use pixmirror::process::{grammar, Format};
+use pixmirror::process::engine::pipeline::{self, Marks};
+use pixmirror::process::{lang, Format};
 
 fn b64(s: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s)
@@ -32,7 +32,7 @@ fn run(process: &str) -> Result<image::RgbaImage, pixmirror::error::Error> {
     marks.insert("red.png".into(), solid(20, 10, RED).into());
     marks.insert("blue.png".into(), solid(10, 10, BLUE).into());
     marks.insert("big.png".into(), solid(100, 100, RED).into());
-    let plan = grammar::parse_process(&format!("{process}/format,png"), &BTreeMap::new())?;
+    let plan = lang::parse_process(&format!("{process}/format,png"), &BTreeMap::new())?;
     let opts = pipeline::Options::from_config(&Default::default());
     let out = pipeline::run_with(&solid(200, 100, WHITE), &plan, &opts, &marks)?;
     assert_eq!(Format::sniff(&out.bytes), Some(Format::Png));
@@ -254,7 +254,7 @@ fn refused_with_400() {
         format!("image/watermark,image_{red}/").repeat(4),
         "image/watermark,text_!!!".into(),
     ] {
-        let e = grammar::parse_process(&process, &BTreeMap::new())
+        let e = lang::parse_process(&process, &BTreeMap::new())
             .err()
             .unwrap_or_else(|| panic!("{process} was accepted"));
         assert_eq!(e.status().as_u16(), 400, "{process}: {e}");
@@ -264,7 +264,7 @@ fn refused_with_400() {
 #[test]
 fn equivalent_spellings_share_one_canonical_form() {
     let canon = |s: &str| {
-        grammar::parse_process(s, &BTreeMap::new())
+        lang::parse_process(s, &BTreeMap::new())
             .expect(s)
             .canonical()
     };

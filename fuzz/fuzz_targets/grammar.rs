@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use pixmirror::process::grammar::{parse_path_actions, parse_process};
+use pixmirror::process::lang::{parse_path_actions, parse_process};
 
 fn styles() -> &'static BTreeMap<String, String> {
     static STYLES: OnceLock<BTreeMap<String, String>> = OnceLock::new();
@@ -54,7 +54,7 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     // COS / Qiniu plans share the canonical form: it must parse as OSS.
-    if let Ok(plan) = pixmirror::process::cos::parse(text) {
+    if let Ok(plan) = pixmirror::process::lang::cos::parse(text) {
         if !plan.is_identity() {
             let canonical = plan.canonical();
             assert!(

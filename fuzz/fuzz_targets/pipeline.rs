@@ -11,10 +11,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
-use pixmirror::process::grammar::parse_process;
-use pixmirror::process::pipeline::{self, Options};
+use pixmirror::process::lang::parse_process;
+use pixmirror::process::engine::pipeline::{self, Options};
 use pixmirror::process::plan::Format;
-use pixmirror::process::vips::live_objects;
+use pixmirror::process::engine::vips::live_objects;
 
 /// Small limits, so that one input stays well inside libFuzzer's time and
 /// memory limits; the limits themselves are part of what is tested.
@@ -34,7 +34,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     // The request parser resolves `format,auto` before the pipeline runs.
-    pixmirror::process::negotiate::resolve(&mut plan, "image/webp", &[]);
+    pixmirror::process::lang::negotiate::resolve(&mut plan, "image/webp", &[]);
     // From the defaults, so that a new option does not break this build.
     let opts = Options {
         max_source_pixels: MAX_PIXELS,

@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use pixmirror::config::{Config, OssKey};
-use pixmirror::process::grammar::parse_process;
+use pixmirror::process::lang::parse_process;
 
 /// Index 0: defaults with styles. Index 1: signing required, with both kinds of
 /// keys, snapping on.

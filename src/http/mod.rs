@@ -167,7 +167,7 @@ impl Server {
     }
 
     pub async fn bind_with_store(cfg: Config, store: DynStore) -> Result<Server, String> {
-        crate::process::vips::init().map_err(|e| e.to_string())?;
+        crate::process::engine::vips::init().map_err(|e| e.to_string())?;
         let listener = TcpListener::bind(cfg.server.listen)
             .await
             .map_err(|e| format!("server.listen {}: {e}", cfg.server.listen))?;

@@ -6,8 +6,8 @@ use percent_encoding::percent_decode_str;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::process::lang::{self, cos, negotiate};
 use crate::process::plan::Plan;
-use crate::process::{cos, grammar, negotiate};
 use crate::service::ImageRequest;
 
 pub const OSS_PARAM: &str = "x-oss-process";
@@ -167,11 +167,11 @@ fn key_and_plan(
                 "both the path form and a process parameter were given",
             ));
         }
-        let plan = grammar::parse_path_actions(actions.split(sep))?;
+        let plan = lang::parse_path_actions(actions.split(sep))?;
         return Ok((key.to_string(), Some(plan)));
     }
     let plan = match process {
-        Some(Process::Oss(p)) => Some(grammar::parse_process(&p, &cfg.styles)?),
+        Some(Process::Oss(p)) => Some(lang::parse_process(&p, &cfg.styles)?),
         Some(Process::Cos(p)) => Some(cos::parse(&p)?),
         None => None,
     };

@@ -1,25 +1,18 @@
-//! Image processing: grammar → canonical plan → libvips.
+//! Image processing, in four layers:
 //!
-//! `grammar`, `plan` and `negotiate` are pure (no I/O, no libvips); `pipeline`
-//! runs a resolved plan over source bytes with libvips and knows nothing of
-//! HTTP or storage, so `pixmirror process` runs exactly what the server runs.
+//! - `lang`: the request languages (OSS/BOS, COS/Qiniu, styles, `format,auto`)
+//!   parsed into a plan; pure.
+//! - `plan`: the typed canonical plan, one file per action family, with its
+//!   canonical form and geometry; pure, depends on nothing else here.
+//! - `codec`: container bytes read and patched in pure Rust (no libvips).
+//! - `engine`: libvips; runs a resolved plan over source bytes.
+//!
+//! Arrows point down only: `lang` → `plan`; `engine` → `plan`, `codec`;
+//! `codec` → `plan` (the `Format` type).
 
-pub mod animation;
-pub mod cos;
-mod gifmeta;
-pub mod grammar;
-pub mod icc;
-mod info;
-pub mod jpegq;
-pub mod negotiate;
-mod overlay;
-pub mod pipeline;
+pub mod codec;
+pub mod engine;
+pub mod lang;
 pub mod plan;
-pub mod pngload;
-mod resample;
-mod steps;
-pub mod vips;
-pub mod watermark;
-mod webpmeta;
 
 pub use plan::{Format, FormatSpec, Plan};

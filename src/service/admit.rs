@@ -189,10 +189,10 @@ impl Admission {
 fn style_canonicals(
     styles: &std::collections::BTreeMap<String, String>,
 ) -> std::collections::HashSet<String> {
-    use crate::process::{grammar, Format, FormatSpec};
+    use crate::process::{lang, Format, FormatSpec};
     let mut out = std::collections::HashSet::new();
     for value in styles.values() {
-        let Ok(plan) = grammar::parse_process(value, styles) else {
+        let Ok(plan) = lang::parse_process(value, styles) else {
             continue;
         };
         if plan.format == Some(FormatSpec::Auto) {

@@ -35,7 +35,7 @@ use crate::error::Result;
 use crate::metrics::Metrics;
 use crate::mirror::{Fetched, Mirror};
 use crate::pool::Pool;
-use crate::process::pipeline::Options;
+use crate::process::engine::pipeline::Options;
 use crate::process::Plan;
 use crate::storage::counted::Counted;
 use crate::storage::{ByteStream, DynStore, ObjectMeta};

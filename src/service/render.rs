@@ -15,7 +15,7 @@ use super::{META_CANONICAL, META_SOURCE_ETAG, META_SOURCE_MODIFIED};
 use crate::cache::{Entry, Ticket};
 use crate::config::WriteMode;
 use crate::error::{Error, Result};
-use crate::process::pipeline::Marks;
+use crate::process::engine::pipeline::{self, Marks};
 use crate::storage::{read_limited, Object, PutObject, StoreError};
 use crate::writeback::Job;
 
@@ -43,8 +43,8 @@ fn processing_bytes(src: &[u8], plan: &crate::process::Plan) -> u64 {
         return 0;
     };
     let from = (size.width as u32, size.height as u32);
-    let frames = crate::process::pipeline::kept_frames_of(src, plan);
-    crate::process::pipeline::pixel_estimate(plan, from, frames).map_or(0, |(decoded, out)| {
+    let frames = pipeline::kept_frames_of(src, plan);
+    pipeline::pixel_estimate(plan, from, frames).map_or(0, |(decoded, out)| {
         crate::budget::processing_bytes(decoded, out)
     })
 }
@@ -179,7 +179,7 @@ impl App {
             .run(move |deadline| {
                 opts.deadline = Some(deadline);
                 let start = Instant::now();
-                let r = crate::process::pipeline::run_with(&src, &plan, &opts, &marks);
+                let r = pipeline::run_with(&src, &plan, &opts, &marks);
                 if r.is_ok() {
                     metrics.processed.inc();
                 }

@@ -190,15 +190,14 @@ impl Resp {
             let img = image::load_from_memory(&self.body).expect("bmp");
             return (img.width(), img.height());
         }
-        let h = pixmirror::process::pipeline::probe(&self.body, u64::MAX, u32::MAX).unwrap_or_else(
-            |e| {
+        let h = pixmirror::process::engine::pipeline::probe(&self.body, u64::MAX, u32::MAX)
+            .unwrap_or_else(|e| {
                 panic!(
                     "body is not an image ({e}); status {} {}",
                     self.status,
                     String::from_utf8_lossy(&self.body[..self.body.len().min(200)])
                 )
-            },
-        );
+            });
         (h.width, h.height)
     }
     pub fn format(&self) -> Option<pixmirror::process::Format> {

@@ -1,3 +1,6 @@
+//! PNG containers: which colour chunk comes first ([`colour_chunk`]), and
+//! shrink-on-load ([`decode_shrunk`]).
+//!
 //! Shrink-on-load for PNG. libvips has none for PNG (and Debian's build decodes
 //! with libpng, about 4x slower than the `png` crate here), so a large PNG that
 //! is made small is decoded row by row in Rust and averaged by `shrink`×`shrink`
@@ -9,6 +12,25 @@
 //! ICC profile (the profile would not reach libvips). Pure: no libvips here.
 
 use crate::error::{Error, Result};
+
+/// The colour chunk before the image data: `iCCP` (an embedded profile,
+/// compressed) or `sRGB`; `None` when there is neither.
+pub fn colour_chunk(b: &[u8]) -> Option<&'static [u8; 4]> {
+    let be32 = |at: usize| -> Option<usize> {
+        Some(u32::from_be_bytes(b.get(at..at.checked_add(4)?)?.try_into().ok()?) as usize)
+    };
+    let mut at = 8;
+    while let (Some(len), Some(kind)) = (be32(at), b.get(at + 4..at + 8)) {
+        match kind {
+            b"iCCP" => return Some(b"iCCP"),
+            b"sRGB" => return Some(b"sRGB"),
+            b"IDAT" | b"IEND" => return None,
+            _ => {}
+        }
+        at = at.saturating_add(12).saturating_add(len);
+    }
+    None
+}
 
 /// Decoded, shrunk 8-bit pixels, rows top to bottom, `bands` bytes a pixel.
 pub struct Shrunk {

@@ -1,4 +1,6 @@
-//! Drop metadata chunks from a WebP file that libvips wrote.
+//! WebP containers, read and patched without decoding: one walk over the
+//! chunks ([`walk`]), from which the embedded ICC profile and the frame count
+//! are read and the metadata libvips writes is dropped ([`strip`]).
 //!
 //! libvips 8.14.1 (Debian 12) writes an EXIF chunk into every WebP it saves,
 //! `strip` or not: 186–222 bytes of generated tags (orientation, resolution,
@@ -17,6 +19,27 @@ struct Chunk<'a> {
     bytes: &'a [u8],
 }
 
+/// The chunks after `RIFF....WEBP` as far as their headers go, each cut at
+/// the end of the data (its `bytes` then shorter than its header says).
+fn walk(data: &[u8]) -> impl Iterator<Item = (Chunk<'_>, bool)> {
+    let mut at: usize = 12;
+    std::iter::from_fn(move || {
+        let head = data.get(at..at.checked_add(8)?)?;
+        let len = u32::from_le_bytes(head[4..8].try_into().ok()?) as usize;
+        let start = at;
+        let end = at.checked_add(8)?.checked_add(len)?.checked_add(len & 1)?;
+        at = end;
+        let bytes = &data[start..end.min(data.len())];
+        Some((
+            Chunk {
+                fourcc: &head[0..4],
+                bytes,
+            },
+            end <= data.len(),
+        ))
+    })
+}
+
 /// The chunks after `RIFF....WEBP`, or `None` if the file is not laid out as
 /// the WebP container spec says.
 fn chunks(data: &[u8]) -> Option<Vec<Chunk<'_>>> {
@@ -28,23 +51,33 @@ fn chunks(data: &[u8]) -> Option<Vec<Chunk<'_>>> {
         return None;
     }
     let mut out = Vec::new();
-    let mut at = 12;
-    while at < data.len() {
-        let head = data.get(at..at + 8)?;
-        let len = u32::from_le_bytes(head[4..8].try_into().ok()?) as usize;
-        let end = at.checked_add(8)?.checked_add(len)?.checked_add(len & 1)?;
-        out.push(Chunk {
-            fourcc: &head[0..4],
-            bytes: data.get(at..end)?,
-        });
-        at = end;
+    let mut end = 12;
+    for (chunk, whole) in walk(data) {
+        if !whole {
+            return None;
+        }
+        end += chunk.bytes.len();
+        out.push(chunk);
     }
-    Some(out)
+    // A header cut short leaves bytes the walk did not take.
+    (end == data.len()).then_some(out)
+}
+
+/// The ICC profile of the extended format's `ICCP` chunk (before the image).
+pub fn icc_profile(data: &[u8]) -> Option<&[u8]> {
+    for (c, _) in walk(data) {
+        match c.fourcc {
+            b"ICCP" => return Some(c.bytes.get(8..).unwrap_or(&[])),
+            b"VP8 " | b"VP8L" | b"ANIM" => return None,
+            _ => {}
+        }
+    }
+    None
 }
 
 /// Frames of an animated WebP (its `ANMF` chunks); 0 for a still one or
 /// for bytes that are not a WebP container.
-pub(super) fn frames(data: &[u8]) -> u32 {
+pub fn frames(data: &[u8]) -> u32 {
     chunks(data).map_or(0, |all| {
         all.iter().filter(|c| c.fourcc == b"ANMF").count() as u32
     })

@@ -4,11 +4,12 @@
 //! Ranges come from the COS and Qiniu documentation; the README lists the
 //! forms and the choices made where those are silent.
 
-use base64::Engine;
-
-use super::grammar::{parse_color, MAX_AREA, MAX_RADIUS, MAX_SIDE};
-use super::plan::*;
+use super::params::{b64, parse_color, truncate};
 use crate::error::{Error, Result};
+use crate::process::plan::limits::{MAX_AREA, MAX_RADIUS, MAX_SIDE};
+use crate::process::plan::{
+    Crop, Format, FormatSpec, Gravity, Op, Plan, Quality, Resize, ResizeMode,
+};
 
 /// Does this query item name a COS/Qiniu process (`imageMogr2/...`, `imageView2/...`)?
 pub fn is_cos(item: &str) -> bool {
@@ -50,7 +51,7 @@ fn parse_stages(value: &str) -> Result<Plan> {
             _ => {
                 return Err(Error::invalid(format!(
                     "`{}`: expected imageMogr2/... or imageView2/...",
-                    cut(stage)
+                    truncate(stage)
                 )))
             }
         }
@@ -60,12 +61,8 @@ fn parse_stages(value: &str) -> Result<Plan> {
     Ok(plan)
 }
 
-fn cut(s: &str) -> String {
-    s.chars().take(64).collect()
-}
-
 fn bad(op: &str, what: &str, v: &str) -> Error {
-    Error::invalid(format!("{op}: {what}, got `{}`", cut(v)))
+    Error::invalid(format!("{op}: {what}, got `{}`", truncate(v)))
 }
 
 fn int(op: &str, v: &str, min: u64, max: u64) -> Result<u64> {
@@ -92,51 +89,26 @@ fn dims(op: &str, v: &str) -> Result<(Option<u32>, Option<u32>)> {
     Ok((w, h))
 }
 
-/// `thumbnail/<geometry>`: every COS/Qiniu form except the one-sided
-/// percentages (`!50px`, `!x50p`), which no canonical resize expresses.
+const THUMBNAIL: &str = "thumbnail";
+
+/// Plain forms may enlarge (COS: only `>` shrinks only).
+const FREE: Resize = Resize {
+    limit: false,
+    ..Resize::DEFAULT
+};
+
+/// `thumbnail/<geometry>`: every COS/Qiniu form, the one-sided percentages
+/// (`!50px`, `!x50p`) as `wp`/`hp`.
 fn thumbnail(g: &str) -> Result<Resize> {
-    const OP: &str = "thumbnail";
-    // Plain forms may enlarge (COS: only `>` shrinks only).
-    let free = Resize {
-        limit: false,
-        ..Resize::default()
-    };
+    const OP: &str = THUMBNAIL;
     if let Some(a) = g.strip_suffix('@') {
         return Ok(Resize {
             area: Some(int(OP, a, 1, MAX_AREA)?),
-            ..free
+            ..FREE
         });
     }
     if let Some(inner) = g.strip_prefix('!') {
-        // `!<W>px`: the width only; `!x<H>p`: the height only.
-        if let Some(pct) = inner.strip_suffix("px") {
-            return Ok(Resize {
-                wp: Some(int(OP, pct, 1, 999)? as u32),
-                ..free
-            });
-        }
-        if let Some(pct) = inner.strip_prefix('x').and_then(|v| v.strip_suffix('p')) {
-            return Ok(Resize {
-                hp: Some(int(OP, pct, 1, 999)? as u32),
-                ..free
-            });
-        }
-        if let Some(pct) = inner.strip_suffix('p') {
-            return Ok(Resize {
-                p: Some(int(OP, pct, 1, 999)? as u32),
-                ..free
-            });
-        }
-        if let Some(wh) = inner.strip_suffix('r') {
-            let (w, h) = dims(OP, wh)?;
-            return Ok(Resize {
-                mode: ResizeMode::Mfit,
-                w,
-                h,
-                ..free
-            });
-        }
-        return Err(bad(OP, "unknown geometry", g));
+        return percent(inner, g);
     }
     let (mode, limit, grow, wh) = if let Some(wh) = g.strip_suffix('!') {
         (ResizeMode::Fixed, false, false, wh)
@@ -161,6 +133,37 @@ fn thumbnail(g: &str) -> Result<Resize> {
     })
 }
 
+/// `!<P>p`, `!<W>px` (the width only), `!x<H>p` (the height only), `!<W>x<H>r`.
+fn percent(inner: &str, g: &str) -> Result<Resize> {
+    const OP: &str = THUMBNAIL;
+    let pct = |v| int(OP, v, 1, 999).map(|n| Some(n as u32));
+    if let Some(v) = inner.strip_suffix("px") {
+        return Ok(Resize {
+            wp: pct(v)?,
+            ..FREE
+        });
+    }
+    if let Some(v) = inner.strip_prefix('x').and_then(|v| v.strip_suffix('p')) {
+        return Ok(Resize {
+            hp: pct(v)?,
+            ..FREE
+        });
+    }
+    if let Some(v) = inner.strip_suffix('p') {
+        return Ok(Resize { p: pct(v)?, ..FREE });
+    }
+    if let Some(wh) = inner.strip_suffix('r') {
+        let (w, h) = dims(OP, wh)?;
+        return Ok(Resize {
+            mode: ResizeMode::Mfit,
+            w,
+            h,
+            ..FREE
+        });
+    }
+    Err(bad(OP, "unknown geometry", g))
+}
+
 fn gravity(v: &str) -> Result<Gravity> {
     Ok(match v.to_ascii_lowercase().as_str() {
         "northwest" => Gravity::Nw,
@@ -176,8 +179,9 @@ fn gravity(v: &str) -> Result<Gravity> {
     })
 }
 
-/// `quality/80`, `quality/80!` (forcing: pixmirror never estimates the
-/// source's quality, so both mean Q=80); COS allows 0, libvips' floor is 1.
+/// `quality/80`, and `quality/80!` read the same: Q=80, never above a JPEG
+/// source's estimated quality (COS's `!` would force 80 even above it; that
+/// is not done). COS allows 0, libvips' floor is 1.
 fn quality(op: &str, v: &str) -> Result<u8> {
     Ok(int(op, v.strip_suffix('!').unwrap_or(v), 0, 100)?.max(1) as u8)
 }
@@ -202,10 +206,7 @@ fn unsupported(op: &str) -> Error {
 }
 
 fn mogr2<'a>(plan: &mut Plan, mut parts: impl Iterator<Item = &'a str>) -> Result<()> {
-    let mut crops: Vec<usize> = Vec::new();
-    let mut grav = None;
-    let mut pad: Option<[u8; 3]> = None;
-    let mut resize_at = None;
+    let mut stage = Mogr2::default();
     while let Some(op) = parts.next() {
         if op.is_empty() {
             continue;
@@ -226,31 +227,46 @@ fn mogr2<'a>(plan: &mut Plan, mut parts: impl Iterator<Item = &'a str>) -> Resul
             }
             _ => {}
         }
-        let v = parts
-            .next()
-            .ok_or_else(|| Error::invalid(format!("imageMogr2: `{}` needs a value", cut(op))))?;
+        let v = parts.next().ok_or_else(|| {
+            Error::invalid(format!("imageMogr2: `{}` needs a value", truncate(op)))
+        })?;
+        stage.read(plan, op, v)?;
+    }
+    stage.finish(plan);
+    Ok(())
+}
+
+/// What one `imageMogr2` stage has read that applies to other operations of
+/// the stage: the crops `gravity` places, the thumbnail `pad` pads.
+#[derive(Default)]
+struct Mogr2 {
+    crops: Vec<usize>,
+    gravity: Option<Gravity>,
+    pad: Option<[u8; 3]>,
+    resize_at: Option<usize>,
+}
+
+impl Mogr2 {
+    fn read(&mut self, plan: &mut Plan, op: &str, v: &str) -> Result<()> {
         match op {
             "thumbnail" => {
-                resize_at = Some(plan.ops.len());
+                self.resize_at = Some(plan.ops.len());
                 plan.ops.push(Op::Resize(thumbnail(v)?));
             }
             "pad" => {
                 if int(op, v, 0, 1)? == 1 {
-                    pad.get_or_insert([255, 255, 255]);
+                    self.pad.get_or_insert([255, 255, 255]);
                 }
             }
             "color" => {
-                let hex = base64::engine::general_purpose::URL_SAFE_NO_PAD
-                    .decode(v.trim_end_matches('='))
-                    .ok()
-                    .and_then(|b| String::from_utf8(b).ok())
+                let hex = b64(v)
                     .and_then(|s| parse_color(s.trim_start_matches('#')))
                     .ok_or_else(|| bad(op, "must be URL-safe base64 of #RRGGBB", v))?;
-                pad = Some(hex);
+                self.pad = Some(hex);
             }
             "crop" => {
                 let (w, h) = dims(op, v)?;
-                crops.push(plan.ops.len());
+                self.crops.push(plan.ops.len());
                 plan.ops.push(Op::Crop(Crop {
                     w: w.unwrap_or(0),
                     h: h.unwrap_or(0),
@@ -259,61 +275,73 @@ fn mogr2<'a>(plan: &mut Plan, mut parts: impl Iterator<Item = &'a str>) -> Resul
                     g: Gravity::Nw,
                 }));
             }
-            "cut" => {
-                let n: Vec<&str> = v.split('x').collect();
-                let [w, h, x, y] = n.as_slice() else {
-                    return Err(bad(op, "expected <W>x<H>x<dx>x<dy>", v));
-                };
-                plan.ops.push(Op::Crop(Crop {
-                    w: side(op, w)?,
-                    h: side(op, h)?,
-                    x: int(op, x, 0, 1 << 20)? as u32,
-                    y: int(op, y, 0, 1 << 20)? as u32,
-                    g: Gravity::Nw,
-                }));
+            "gravity" => self.gravity = Some(gravity(v)?),
+            _ => alone(plan, op, v)?,
+        }
+        Ok(())
+    }
+
+    fn finish(self, plan: &mut Plan) {
+        // `gravity` places every crop of this stage, wherever it is written.
+        for i in self.crops {
+            if let (Some(Op::Crop(c)), Some(g)) = (plan.ops.get_mut(i), self.gravity) {
+                c.g = g;
             }
-            "gravity" => grav = Some(gravity(v)?),
-            "rotate" => {
-                let d = int(op, v, 0, 360)? as u32 % 360;
-                if d != 0 {
-                    plan.ops.push(Op::Rotate(d));
-                }
+        }
+        // `pad/1` (and its colour) turns the thumbnail's box into a padded one.
+        let resize = self.resize_at.and_then(|i| plan.ops.get_mut(i));
+        if let (Some(color), Some(Op::Resize(r))) = (self.pad, resize) {
+            if r.w.is_some() && r.h.is_some() {
+                r.mode = ResizeMode::Pad;
+                r.color = color;
             }
-            "format" => plan.format = Some(FormatSpec::Concrete(format(v)?)),
-            "quality" => plan.quality = Some(Quality::Absolute(quality(op, v)?)),
-            "lquality" => plan.quality = Some(Quality::Floor(quality(op, v)?)),
-            "rquality" => plan.quality = Some(Quality::Relative(quality(op, v)?)),
-            "interlace" => plan.interlace = int(op, v, 0, 1)? == 1,
-            "blur" => {
-                let (r, s) = v
-                    .split_once('x')
-                    .ok_or_else(|| bad(op, "expected <radius>x<sigma>", v))?;
-                plan.ops.push(Op::Blur {
-                    r: int(op, r, 1, 50)? as u32,
-                    s: int(op, s, 1, 50)? as u32,
-                });
-            }
-            "iradius" => plan.ops.push(Op::Circle {
-                r: int(op, v, 1, MAX_RADIUS as u64)? as u32,
-            }),
-            "rradius" => plan.ops.push(Op::RoundedCorners {
-                r: int(op, v, 1, MAX_RADIUS as u64)? as u32,
-            }),
-            other => return Err(unsupported(&format!("imageMogr2/{}", cut(other)))),
         }
     }
-    // `gravity` places every crop of this stage, wherever it is written.
-    for i in crops {
-        if let (Some(Op::Crop(c)), Some(g)) = (plan.ops.get_mut(i), grav) {
-            c.g = g;
+}
+
+/// The `imageMogr2` operations that stand alone.
+fn alone(plan: &mut Plan, op: &str, v: &str) -> Result<()> {
+    match op {
+        "cut" => {
+            let n: Vec<&str> = v.split('x').collect();
+            let [w, h, x, y] = n.as_slice() else {
+                return Err(bad(op, "expected <W>x<H>x<dx>x<dy>", v));
+            };
+            plan.ops.push(Op::Crop(Crop {
+                w: side(op, w)?,
+                h: side(op, h)?,
+                x: int(op, x, 0, 1 << 20)? as u32,
+                y: int(op, y, 0, 1 << 20)? as u32,
+                g: Gravity::Nw,
+            }));
         }
-    }
-    // `pad/1` (and its colour) turns the thumbnail's box into a padded one.
-    if let (Some(color), Some(Op::Resize(r))) = (pad, resize_at.and_then(|i| plan.ops.get_mut(i))) {
-        if r.w.is_some() && r.h.is_some() {
-            r.mode = ResizeMode::Pad;
-            r.color = color;
+        "rotate" => {
+            let d = int(op, v, 0, 360)? as u32 % 360;
+            if d != 0 {
+                plan.ops.push(Op::Rotate(d));
+            }
         }
+        "format" => plan.format = Some(FormatSpec::Concrete(format(v)?)),
+        "quality" => plan.quality = Some(Quality::Absolute(quality(op, v)?)),
+        "lquality" => plan.quality = Some(Quality::Floor(quality(op, v)?)),
+        "rquality" => plan.quality = Some(Quality::Relative(quality(op, v)?)),
+        "interlace" => plan.interlace = int(op, v, 0, 1)? == 1,
+        "blur" => {
+            let (r, s) = v
+                .split_once('x')
+                .ok_or_else(|| bad(op, "expected <radius>x<sigma>", v))?;
+            plan.ops.push(Op::Blur {
+                r: int(op, r, 1, 50)? as u32,
+                s: int(op, s, 1, 50)? as u32,
+            });
+        }
+        "iradius" => plan.ops.push(Op::Circle {
+            r: int(op, v, 1, MAX_RADIUS as u64)? as u32,
+        }),
+        "rradius" => plan.ops.push(Op::RoundedCorners {
+            r: int(op, v, 1, MAX_RADIUS as u64)? as u32,
+        }),
+        other => return Err(unsupported(&format!("imageMogr2/{}", truncate(other)))),
     }
     Ok(())
 }
@@ -331,7 +359,7 @@ fn view2<'a>(plan: &mut Plan, mut parts: impl Iterator<Item = &'a str>) -> Resul
         }
         let v = parts
             .next()
-            .ok_or_else(|| Error::invalid(format!("{OP}: `{}` needs a value", cut(k))))?;
+            .ok_or_else(|| Error::invalid(format!("{OP}: `{}` needs a value", truncate(k))))?;
         match k {
             "w" => w = Some(side(k, v)?),
             "h" => h = Some(side(k, v)?),
@@ -339,15 +367,21 @@ fn view2<'a>(plan: &mut Plan, mut parts: impl Iterator<Item = &'a str>) -> Resul
             "q" => plan.quality = Some(Quality::Absolute(int(k, v, 1, 100)? as u8)),
             "interlace" => plan.interlace = int(k, v, 0, 1)? == 1,
             "ignore-error" if v == "1" => {}
-            other => return Err(unsupported(&format!("{OP}/{}", cut(other)))),
+            other => return Err(unsupported(&format!("{OP}/{}", truncate(other)))),
         }
     }
     if w.is_none() && h.is_none() {
         // Only a format or quality change.
         return Ok(());
     }
+    plan.ops.push(Op::Resize(view2_resize(mode, w, h)));
+    Ok(())
+}
+
+/// The resize of `imageView2/<mode>`.
+fn view2_resize(mode: u64, w: Option<u32>, h: Option<u32>) -> Resize {
     let both = |w: Option<u32>, h: Option<u32>| (w.or(h), h.or(w));
-    let r = match mode {
+    match mode {
         0 => Resize {
             l: w,
             s: h,
@@ -395,15 +429,13 @@ fn view2<'a>(plan: &mut Plan, mut parts: impl Iterator<Item = &'a str>) -> Resul
                 ..Resize::default()
             }
         }
-    };
-    plan.ops.push(Op::Resize(r));
-    Ok(())
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::process::grammar::parse_process;
+    use crate::process::lang::parse_process;
     use std::collections::BTreeMap;
 
     fn canon(v: &str) -> String {

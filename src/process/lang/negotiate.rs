@@ -1,6 +1,6 @@
 //! `format,auto` → a concrete format from `Accept` (SPEC "Automatic format"). Pure.
 
-use super::plan::{Format, FormatSpec, Plan};
+use crate::process::plan::{Format, FormatSpec, Plan};
 
 /// Replace `format,auto` by what the client accepts. Returns whether the
 /// response varies by `Accept` (and so needs `Vary: Accept`).
@@ -35,7 +35,7 @@ pub fn resolve(plan: &mut Plan, accept: &str, auto_formats: &[String]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::process::grammar::parse_process;
+    use crate::process::lang::parse_process;
     use std::collections::BTreeMap;
 
     fn pick(accept: &str, enabled: &[&str]) -> String {

@@ -1,12 +1,14 @@
 //! Which colour profile does the source carry? Read from the container's bytes
-//! (JPEG APP2, PNG iCCP/sRGB, WebP ICCP) before libvips decodes anything. Pure.
+//! (JPEG APP2, PNG iCCP/sRGB, WebP ICCP, each found by its container's walker)
+//! before libvips decodes anything. Pure.
 //!
 //! The answer decides the colour step of the load: an ICC transform (an lcms
 //! transform built per image, several milliseconds) runs only when the source
 //! carries a profile that is not sRGB; everything else is already sRGB, or is
 //! converted with libvips' built-in colourspace maths.
 
-use super::plan::Format;
+use super::{jpeg, png, webp};
+use crate::process::plan::Format;
 
 /// What the source says about its colour space.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,24 +27,20 @@ pub enum Profile {
 /// that libvips looks for a profile itself (correct, only slower).
 pub fn sniff(src: &[u8], format: Format) -> Profile {
     match format {
-        Format::Jpg => jpeg(src),
-        Format::Png => png(src),
-        Format::Webp => webp(src),
+        Format::Jpg => jpeg::icc_profile(src).map_or(Profile::None, classify),
+        Format::Png => match png::colour_chunk(src) {
+            Some(b"iCCP") => Profile::Other,
+            Some(_) => Profile::Srgb,
+            None => Profile::None,
+        },
+        Format::Webp => webp::icc_profile(src).map_or(Profile::None, classify),
         Format::Gif | Format::Bmp => Profile::None,
         Format::Tiff | Format::Heic | Format::Avif | Format::Jxl => Profile::Other,
     }
 }
 
-fn be16(b: &[u8], at: usize) -> Option<usize> {
-    Some(u16::from_be_bytes(b.get(at..at + 2)?.try_into().ok()?) as usize)
-}
-
 fn be32(b: &[u8], at: usize) -> Option<usize> {
     Some(u32::from_be_bytes(b.get(at..at + 4)?.try_into().ok()?) as usize)
-}
-
-fn le32(b: &[u8], at: usize) -> Option<usize> {
-    Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?) as usize)
 }
 
 fn classify(profile: &[u8]) -> Profile {
@@ -51,71 +49,6 @@ fn classify(profile: &[u8]) -> Profile {
     } else {
         Profile::Other
     }
-}
-
-/// JPEG: APP2 `ICC_PROFILE` segments before the first scan. A profile split over
-/// several segments is classified from its first one (the header and tag table
-/// come first; a description beyond it reads as `Other`).
-fn jpeg(b: &[u8]) -> Profile {
-    const TAG: &[u8] = b"ICC_PROFILE\0";
-    let mut at = 2;
-    while at + 4 <= b.len() {
-        if b[at] != 0xFF {
-            return Profile::None;
-        }
-        let marker = b[at + 1];
-        match marker {
-            0xFF => {
-                at += 1;
-                continue;
-            }
-            0xD8 | 0x01 | 0xD0..=0xD7 => {
-                at += 2;
-                continue;
-            }
-            0xDA | 0xD9 => return Profile::None,
-            _ => {}
-        }
-        let Some(len) = be16(b, at + 2) else {
-            return Profile::None;
-        };
-        let body = b.get(at + 4..(at + 2 + len).min(b.len())).unwrap_or(&[]);
-        if marker == 0xE2 && body.starts_with(TAG) {
-            return classify(body.get(TAG.len() + 2..).unwrap_or(&[]));
-        }
-        at += 2 + len.max(2);
-    }
-    Profile::None
-}
-
-/// PNG: an `sRGB` chunk says sRGB; an `iCCP` chunk is compressed, so `Other`.
-fn png(b: &[u8]) -> Profile {
-    let mut at = 8;
-    while let (Some(len), Some(kind)) = (be32(b, at), b.get(at + 4..at + 8)) {
-        match kind {
-            b"iCCP" => return Profile::Other,
-            b"sRGB" => return Profile::Srgb,
-            b"IDAT" | b"IEND" => return Profile::None,
-            _ => {}
-        }
-        at = at.saturating_add(12).saturating_add(len);
-    }
-    Profile::None
-}
-
-/// WebP: an `ICCP` chunk of the extended format holds the profile as is.
-fn webp(b: &[u8]) -> Profile {
-    let mut at = 12;
-    while let (Some(kind), Some(len)) = (b.get(at..at + 4), le32(b, at + 4)) {
-        let body = b.get(at + 8..(at + 8).saturating_add(len).min(b.len()));
-        match kind {
-            b"ICCP" => return classify(body.unwrap_or(&[])),
-            b"VP8 " | b"VP8L" | b"ANIM" => return Profile::None,
-            _ => {}
-        }
-        at = at.saturating_add(8).saturating_add(len + (len & 1));
-    }
-    Profile::None
 }
 
 /// Does an ICC profile describe RGB data and call itself "sRGB ..."? Reads the
@@ -229,15 +162,15 @@ pub mod tests {
 
     #[test]
     fn jpeg_profiles() {
-        assert_eq!(jpeg(&jpeg_with(None)), Profile::None);
+        assert_eq!(sniff(&jpeg_with(None), Format::Jpg), Profile::None);
         let srgb = profile(b"RGB ", "sRGB IEC61966-2.1", false);
-        assert_eq!(jpeg(&jpeg_with(Some(&srgb))), Profile::Srgb);
+        assert_eq!(sniff(&jpeg_with(Some(&srgb)), Format::Jpg), Profile::Srgb);
         let p3 = profile(b"RGB ", "Display P3", true);
-        assert_eq!(jpeg(&jpeg_with(Some(&p3))), Profile::Other);
+        assert_eq!(sniff(&jpeg_with(Some(&p3)), Format::Jpg), Profile::Other);
         // Truncated or hostile bytes never panic.
         let full = jpeg_with(Some(&p3));
         for n in 0..full.len() {
-            let _ = jpeg(&full[..n]);
+            let _ = sniff(&full[..n], Format::Jpg);
         }
     }
 

@@ -1,11 +1,6 @@
-//! OSS `info`: the source's properties and EXIF fields as JSON, each
-//! `"Name": {"value": "..."}`, read from the header and the EXIF block
-//! without decoding pixels.
-//!
-//! Field names and value forms follow what OSS returns:
-//! - always `FileSize`, `Format`, `FrameCount`, `ImageHeight`, `ImageWidth` (as
-//!   stored, before EXIF orientation), and `ResolutionUnit`, `XResolution`,
-//!   `YResolution` (`1`, `1/1`, `1/1` when the image does not say);
+//! EXIF fields for OSS `info`, read from the container (JPEG, TIFF, WebP,
+//! HEIF) with `kamadak-exif`, without decoding pixels, named and written as
+//! OSS does:
 //! - every EXIF field of the main image, the Exif and GPS directories and
 //!   the thumbnail directory (the main image wins a name both have), under
 //!   its EXIF tag name, the directory pointers as `ExifTag`, `GPSTag` and
@@ -14,52 +9,15 @@
 //!   text as is; `GPSLatitude`/`GPSLongitude` as degrees, minutes and seconds
 //!   (`30deg 15' 30.120" `, trailing zero parts left out: `0deg `); the GPS
 //!   references as words (`North`, `East`, ...);
-//! - no EXIF for PNG sources (OSS reads none there); `MakerNote` and binary
-//!   values over 64 bytes are left out.
-
-use std::collections::BTreeMap;
+//! - `MakerNote` and binary values over 64 bytes are left out.
 
 use exif::{Field, In, Tag, Value};
-use serde_json::json;
-
-use super::pipeline::{Header, Output};
-use super::plan::Format;
 
 /// Binary (UNDEFINED) values longer than this are left out of the report.
 const MAX_BINARY: usize = 64;
 
-/// The report for `src`, whose header `h` the pipeline has read.
-pub fn report(src: &[u8], h: &Header) -> Output {
-    let mut m: BTreeMap<String, String> = BTreeMap::new();
-    if h.format != Format::Png {
-        for (name, value) in exif_fields(src) {
-            m.entry(name).or_insert(value);
-        }
-    }
-    m.insert("FileSize".into(), src.len().to_string());
-    m.insert("Format".into(), h.format.name().to_string());
-    m.insert("FrameCount".into(), h.frames.to_string());
-    m.insert("ImageHeight".into(), h.height.to_string());
-    m.insert("ImageWidth".into(), h.width.to_string());
-    for (name, default) in [
-        ("ResolutionUnit", "1"),
-        ("XResolution", "1/1"),
-        ("YResolution", "1/1"),
-    ] {
-        m.entry(name.into()).or_insert_with(|| default.into());
-    }
-    let body: serde_json::Map<String, serde_json::Value> = m
-        .into_iter()
-        .map(|(k, v)| (k, json!({ "value": v })))
-        .collect();
-    Output {
-        bytes: serde_json::Value::Object(body).to_string().into_bytes(),
-        content_type: "application/json",
-    }
-}
-
 /// `(name, value)` of every EXIF field worth reporting, main image first.
-fn exif_fields(src: &[u8]) -> Vec<(String, String)> {
+pub fn fields(src: &[u8]) -> Vec<(String, String)> {
     let mut cursor = std::io::Cursor::new(src);
     let Ok(exif) = exif::Reader::new().read_from_container(&mut cursor) else {
         return Vec::new();

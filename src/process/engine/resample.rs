@@ -305,16 +305,16 @@ mod tests {
         let photo = Img::new(libvips::ops::black(753, 423).expect("black"));
         let l = layout(&photo, (300, 169)).expect("layout");
         assert!(l.margin.0 <= 10 && l.margin.1 <= 10, "{l:?}");
-        let steep = crate::process::grammar::parse_process(
+        let steep = crate::process::lang::parse_process(
             "image/resize,l_2",
             &std::collections::BTreeMap::new(),
         )
         .expect("plan");
-        let opts = crate::process::pipeline::Options::from_config(
+        let opts = crate::process::engine::pipeline::Options::from_config(
             &crate::config::ProcessConfig::default(),
         );
         let png = vips::write_to_buffer(wide.get(), ".png").expect("png");
-        let out = crate::process::pipeline::run(&png, &steep, &opts).expect("run");
+        let out = crate::process::engine::pipeline::run(&png, &steep, &opts).expect("run");
         let img = libvips::VipsImage::new_from_buffer(&out.bytes, "").expect("decode");
         assert_eq!((img.get_width(), img.get_height()), (2, 1));
     }

@@ -1,11 +1,56 @@
-//! The quality a JPEG was saved at, estimated from its luminance quantisation
-//! table (OSS `quality,q_` is relative to it: a source at 80 with `q_90` is
-//! saved at 72; `Q_` never raises it). Read from the header, no decoding.
+//! JPEG containers, read without decoding: one walk over the header
+//! segments before the first scan ([`segments`]), from which the embedded
+//! ICC profile and the quality the file was saved at are read.
 //!
-//! Encoders derived from the IJG library (libjpeg, libjpeg-turbo, mozjpeg,
-//! Photoshop's "save for web" is close) scale the standard table of the JPEG
-//! specification (Annex K) by `5000 / q` below 50 and `200 - 2q` from 50 up.
-//! The estimate is the quality whose scaled table is nearest to the file's.
+//! The quality is estimated from the luminance quantisation table (OSS
+//! `quality,q_` is relative to it: a source at 80 with `q_90` is saved at 72;
+//! `Q_` never raises it). Encoders derived from the IJG library (libjpeg,
+//! libjpeg-turbo, mozjpeg, Photoshop's "save for web" is close) scale the
+//! standard table of the JPEG specification (Annex K) by `5000 / q` below 50
+//! and `200 - 2q` from 50 up. The estimate is the quality whose scaled table
+//! is nearest to the file's.
+
+/// The header segments of a JPEG before its first scan, as `(marker, body)`,
+/// a body cut at the end of the data. Fill bytes and markers without a length
+/// are skipped; the walk ends at SOS, EOI, or anything that is not a marker.
+pub fn segments(b: &[u8]) -> impl Iterator<Item = (u8, &[u8])> {
+    let mut at = if b.starts_with(&[0xFF, 0xD8]) {
+        2
+    } else {
+        b.len()
+    };
+    std::iter::from_fn(move || loop {
+        if at + 4 > b.len() || b[at] != 0xFF {
+            return None;
+        }
+        let marker = b[at + 1];
+        match marker {
+            0xFF => {
+                at += 1;
+                continue;
+            }
+            0xD8 | 0x01 | 0xD0..=0xD7 => {
+                at += 2;
+                continue;
+            }
+            0xDA | 0xD9 => return None,
+            _ => {}
+        }
+        let len = u16::from_be_bytes([b[at + 2], b[at + 3]]) as usize;
+        let body = b.get(at + 4..(at + 2 + len).min(b.len())).unwrap_or(&[]);
+        at += 2 + len.max(2);
+        return Some((marker, body));
+    })
+}
+
+/// The embedded ICC profile's first APP2 `ICC_PROFILE` segment (a profile
+/// split over several segments starts with its header and tag table).
+pub fn icc_profile(b: &[u8]) -> Option<&[u8]> {
+    const TAG: &[u8] = b"ICC_PROFILE\0";
+    segments(b)
+        .find(|(marker, body)| *marker == 0xE2 && body.starts_with(TAG))
+        .map(|(_, body)| body.get(TAG.len() + 2..).unwrap_or(&[]))
+}
 
 /// The JPEG specification's luminance table (Annex K.1), in zigzag order as
 /// stored in a DQT segment.
@@ -17,28 +62,9 @@ const STD_LUMA: [u16; 64] = [
 
 /// The luminance table (table 0) of a JPEG, from its DQT segments.
 fn luma_table(d: &[u8]) -> Option<[u16; 64]> {
-    if !d.starts_with(&[0xFF, 0xD8]) {
-        return None;
-    }
-    let mut at = 2;
-    loop {
-        // A marker: 0xFF, then its code (0xFF fill bytes may precede it).
-        while d.get(at) == Some(&0xFF) && d.get(at + 1) == Some(&0xFF) {
-            at += 1;
-        }
-        let (&ff, &code) = (d.get(at)?, d.get(at + 1)?);
-        if ff != 0xFF || code == 0xDA || code == 0xD9 {
-            return None; // start of scan or end: no table 0 before it
-        }
-        let len = u16::from_be_bytes([*d.get(at + 2)?, *d.get(at + 3)?]) as usize;
-        let body = d.get(at + 4..at + 2 + len)?;
-        if code == 0xDB {
-            if let Some(t) = table0(body) {
-                return Some(t);
-            }
-        }
-        at += 2 + len;
-    }
+    segments(d)
+        .filter(|(marker, _)| *marker == 0xDB)
+        .find_map(|(_, body)| table0(body))
 }
 
 /// Table 0 among the tables of one DQT segment's body.

@@ -14,9 +14,10 @@
 
 use libvips::ops;
 
-use super::plan::{Format, Op, Plan};
 use super::vips::{self, image_of, Img};
 use crate::error::{Error, Result};
+use crate::process::codec::{gif, webp};
+use crate::process::plan::{Format, Op, Plan};
 
 /// Does a run from a `source` with `frames` frames into `output` keep them?
 pub fn keeps_frames(source: Format, frames: u32, output: Format) -> bool {
@@ -49,8 +50,8 @@ pub fn source_rules(plan: &Plan, source: Format) -> std::borrow::Cow<'_, Plan> {
 /// memory estimate before a libvips slot is taken). 1 when unsure.
 pub fn count_frames(src: &[u8]) -> u32 {
     match Format::sniff(src) {
-        Some(Format::Gif) => super::gifmeta::frames(src).max(1),
-        Some(Format::Webp) => super::webpmeta::frames(src).max(1),
+        Some(Format::Gif) => gif::frames(src).max(1),
+        Some(Format::Webp) => webp::frames(src).max(1),
         _ => 1,
     }
 }
@@ -112,7 +113,7 @@ mod tests {
 
     #[test]
     fn a_gif_is_never_enlarged() {
-        let plan = super::super::grammar::parse_process(
+        let plan = crate::process::lang::parse_process(
             "image/resize,p_200,limit_0/format,webp",
             &Default::default(),
         )

@@ -6,10 +6,11 @@ use std::collections::BTreeMap;
 
 use libvips::ops;
 
-use super::plan::{Format, Gravity};
+use super::ops::{mark_step, rotate};
+use super::probe::probe;
 use super::vips::{self, decode_err, image_of, Img};
-use super::watermark::{ImageMark, TextMark, Watermark};
 use crate::error::{Error, Result};
+use crate::process::plan::{Format, Gravity, ImageMark, TextMark, Watermark};
 
 /// The bytes of the watermark images a plan names, by key (loaded by the
 /// service through L1 and the store, like any original).
@@ -114,7 +115,7 @@ fn text_mark(t: &TextMark, limits: MarkLimits) -> Result<Img> {
         ink
     };
     if t.rotate != 0 {
-        mark = super::steps::rotate(mark, t.rotate)?;
+        mark = rotate(mark, t.rotate)?;
     }
     Ok(mark)
 }
@@ -133,7 +134,7 @@ fn image_mark(m: &ImageMark, marks: &Marks, main: (u32, u32), limits: MarkLimits
             "watermark: the watermark image must be a JPG, PNG, WebP or TIFF",
         ));
     }
-    let header = super::pipeline::probe(bytes, limits.max_pixels, 1)?;
+    let header = probe(bytes, limits.max_pixels, 1)?;
     let img = libvips::VipsImage::new_from_buffer(bytes, "").map_err(|_| decode_err(STEP))?;
     let mut img = Img::new(img);
     if m.auto_orient && (2..=8).contains(&header.orientation) {
@@ -152,7 +153,7 @@ fn image_mark(m: &ImageMark, marks: &Marks, main: (u32, u32), limits: MarkLimits
         img = image_of(STEP, ops::resize(img.get(), scale))?;
     }
     for step in &m.ops {
-        img = super::pipeline::apply_step(img, step)?;
+        img = mark_step(img, step)?;
     }
     Ok(img)
 }

@@ -72,7 +72,7 @@ fn blocks(d: &[u8]) -> Option<(usize, Vec<Block>)> {
 }
 
 /// Frames (image descriptors) in a GIF; 0 if it is not one.
-pub(super) fn frames(d: &[u8]) -> u32 {
+pub fn frames(d: &[u8]) -> u32 {
     blocks(d).map_or(0, |(_, b)| {
         b.iter().filter(|b| b.kind == 0x2C).count() as u32
     })
@@ -80,7 +80,7 @@ pub(super) fn frames(d: &[u8]) -> u32 {
 
 /// `data` with a NETSCAPE2.0 block that makes it play `plays` times (libvips'
 /// `loop`: 0 for ever). Anything it cannot read is returned unchanged.
-pub(super) fn set_plays(data: Vec<u8>, plays: i32) -> Vec<u8> {
+pub fn set_plays(data: Vec<u8>, plays: i32) -> Vec<u8> {
     let Some((first, all)) = blocks(&data) else {
         return data;
     };

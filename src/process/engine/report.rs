@@ -1,0 +1,83 @@
+//! The reports a plan can ask for instead of an image: OSS `info` (the
+//! header's properties and the EXIF fields, no pixel decoding) and
+//! `average-hue` (the mean colour of a 64 px copy).
+//!
+//! `info`'s field names and value forms follow what OSS returns: always
+//! `FileSize`, `Format`, `FrameCount`, `ImageHeight`, `ImageWidth` (as stored,
+//! before EXIF orientation), and `ResolutionUnit`, `XResolution`,
+//! `YResolution` (`1`, `1/1`, `1/1` when the image does not say); the EXIF
+//! fields as `codec::exif` reads them; no EXIF for PNG sources (OSS reads none
+//! there).
+
+use std::collections::BTreeMap;
+
+use libvips::ops;
+use serde_json::json;
+
+use super::encode::{prepare_for, Output};
+use super::load::load;
+use super::probe::Header;
+use super::vips::{self, decode_err, image_of};
+use crate::error::Result;
+use crate::process::codec::exif;
+use crate::process::plan::{Format, Op, Plan, Resize};
+
+/// The report for `src`, whose header `h` the pipeline has read.
+pub fn info(src: &[u8], h: &Header) -> Output {
+    let mut m: BTreeMap<String, String> = BTreeMap::new();
+    if h.format != Format::Png {
+        for (name, value) in exif::fields(src) {
+            m.entry(name).or_insert(value);
+        }
+    }
+    m.insert("FileSize".into(), src.len().to_string());
+    m.insert("Format".into(), h.format.name().to_string());
+    m.insert("FrameCount".into(), h.frames.to_string());
+    m.insert("ImageHeight".into(), h.height.to_string());
+    m.insert("ImageWidth".into(), h.width.to_string());
+    for (name, default) in [
+        ("ResolutionUnit", "1"),
+        ("XResolution", "1/1"),
+        ("YResolution", "1/1"),
+    ] {
+        m.entry(name.into()).or_insert_with(|| default.into());
+    }
+    let body: serde_json::Map<String, serde_json::Value> = m
+        .into_iter()
+        .map(|(k, v)| (k, json!({ "value": v })))
+        .collect();
+    Output {
+        bytes: serde_json::Value::Object(body).to_string().into_bytes(),
+        content_type: "application/json",
+    }
+}
+
+/// OSS `average-hue`: `{"RGB":"0xRRGGBB"}` of the whole (upright, sRGB) image.
+pub fn average_hue(src: &[u8], header: &Header, plan: &Plan) -> Result<Output> {
+    // Averaged over a 64-px thumbnail (shrink-on-load), decoded once to memory.
+    let small = Plan {
+        ops: vec![Op::Resize(Resize {
+            l: Some(64),
+            ..Default::default()
+        })],
+        ..plan.clone()
+    };
+    let (img, _) = load(src, header, &small, 1, None)?;
+    let img = prepare_for(img, Format::Jpg)?;
+    let img = vips::copy_memory(img, None, "average-hue")?;
+    let mut rgb = [0u8; 3];
+    for (i, c) in rgb.iter_mut().enumerate() {
+        let band = if img.bands() >= 3 { i as i32 } else { 0 };
+        let b = image_of("average-hue", ops::extract_band(img.get(), band))?;
+        let avg = ops::avg(b.get()).map_err(|_| decode_err("average-hue"))?;
+        *c = avg.round().clamp(0.0, 255.0) as u8;
+    }
+    Ok(Output {
+        bytes: format!(
+            "{{\"RGB\":\"0x{:02X}{:02X}{:02X}\"}}",
+            rgb[0], rgb[1], rgb[2]
+        )
+        .into_bytes(),
+        content_type: "application/json",
+    })
+}
