@@ -104,16 +104,18 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.cmd {
-        Cmd::CheckConfig { config } => load(config).map(|c| {
-            println!(
-                "config ok: storage {:?}, listen {}, admin {}, {} style(s), {} mirror rule(s)",
-                c.storage.kind,
-                c.server.listen,
-                c.server.admin_listen,
-                c.styles.len(),
-                c.mirror.rules.len()
-            );
-        }),
+        Cmd::CheckConfig { config } => load(config)
+            .and_then(|c| pixmirror::service::sites::check_styles(&c).map(|()| c))
+            .map(|c| {
+                println!(
+                    "config ok: storage {:?}, listen {}, admin {}, {} style(s), {} mirror rule(s)",
+                    c.storage.kind,
+                    c.server.listen,
+                    c.server.admin_listen,
+                    c.styles.len(),
+                    c.mirror.rules.len()
+                );
+            }),
         Cmd::Process {
             ops,
             config,

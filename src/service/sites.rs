@@ -4,7 +4,7 @@
 //! request's `Host` picks it. The top-level configuration is the default
 //! site, so a configuration without `[[sites]]` serves every host as before.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use super::{App, Shared};
@@ -38,6 +38,24 @@ pub fn normalize_host(host: &str) -> String {
     h.trim_end_matches('.').to_ascii_lowercase()
 }
 
+/// Every style of the top level and of each site parses (a process string is
+/// the language's to check, so the configuration does not): checked before a
+/// server starts and by `check-config`. The error names the style.
+pub fn check_styles(cfg: &Config) -> Result<(), String> {
+    let check = |c: &Config, at: &str| -> Result<(), String> {
+        for (name, value) in c.styles.iter() {
+            crate::process::lang::parse_process(value, &BTreeMap::new())
+                .map_err(|e| format!("{at}styles.{name}: {e}"))?;
+        }
+        Ok(())
+    };
+    check(cfg, "")?;
+    (0..cfg.sites.len()).try_for_each(|i| match cfg.site(i) {
+        Some(c) => check(&c, &format!("sites[{i}]: ")),
+        None => Ok(()),
+    })
+}
+
 async fn mirror_of(cfg: &Config, metrics: &Arc<Metrics>) -> Result<Option<Mirror>, String> {
     if cfg.mirror.rules.is_empty() {
         return Ok(None);
@@ -48,6 +66,7 @@ async fn mirror_of(cfg: &Config, metrics: &Arc<Metrics>) -> Result<Option<Mirror
 impl Sites {
     /// Every site of `cfg`; `store` is the default site's (the caller opened it).
     pub async fn build(cfg: Config, store: DynStore) -> Result<Sites, String> {
+        check_styles(&cfg)?;
         let shared = Shared::new(&cfg, Arc::new(Metrics::new()));
         let mut by_host = HashMap::new();
         let mut by_name = HashMap::new();
