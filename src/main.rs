@@ -368,67 +368,6 @@ async fn warm(
 
 async fn purge(key: String, config: Option<PathBuf>, fleet: Option<String>) -> Result<(), String> {
     let cfg = load(config)?;
-    // The fleet first: a bad name or token fails before anything is deleted.
-    // Every instance drops its copies now and again after the deletion (a
-    // request in between could have read the stored derivative back).
-    let token = cfg.server.admin_token.clone();
-    let instances = match &fleet {
-        Some(name) => {
-            let addrs = pixmirror::fleet::resolve(name, cfg.server.admin_listen.port()).await?;
-            fleet_drop(&addrs, &key, token.as_deref(), "nothing was deleted").await?;
-            Some(addrs)
-        }
-        None => None,
-    };
-    let store = pixmirror::storage::from_config(&cfg.storage).await?;
-    let sep = cfg.derivatives.separator.clone();
-    let keys = store
-        .list(&format!("{key}{sep}"))
+    pixmirror::service::purge::command(&cfg, &key, fleet.as_deref(), &mut |line| println!("{line}"))
         .await
-        .map_err(|e| e.to_string())?;
-    for k in &keys {
-        store.delete(k).await.map_err(|e| format!("{k}: {e}"))?;
-    }
-    println!("purged {} derivative(s) of {key}", keys.len());
-    let Some(instances) = instances else {
-        println!("note: running instances keep their in-memory copies until cache.ttl; --fleet drops them");
-        return Ok(());
-    };
-    fleet_drop(
-        &instances,
-        &key,
-        token.as_deref(),
-        "the stored derivatives are deleted",
-    )
-    .await?;
-    for addr in &instances {
-        println!("dropped {key} from the memory of {addr}");
-    }
-    Ok(())
-}
-
-/// Every instance drops `key` from memory; an error names those that did not
-/// (and says `state`: what has been done so far).
-async fn fleet_drop(
-    instances: &[std::net::SocketAddr],
-    key: &str,
-    token: Option<&str>,
-    state: &str,
-) -> Result<(), String> {
-    let mut failed = Vec::new();
-    for addr in instances {
-        if let Err(e) = pixmirror::fleet::purge_memory(*addr, key, token).await {
-            failed.push(e);
-        }
-    }
-    if failed.is_empty() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{} of {} instance(s) did not drop {key} ({state}): {}",
-            failed.len(),
-            instances.len(),
-            failed.join("; ")
-        ))
-    }
 }

@@ -195,6 +195,52 @@ async fn purge_deletes_derivatives_and_l1() {
     s.stop().await;
 }
 
+/// Issue 21, item 5: a purge whose second delete fails deletes the others,
+/// says what was and was not deleted, and drops every in-memory copy anyway
+/// (before: it returned at the failed delete, and the instance kept serving
+/// the purged derivatives from memory).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_half_failed_purge_says_what_is_left_and_drops_memory() {
+    let env = Env::new(Backend::Fs, "purgehalf").await;
+    let gated = Arc::new(GatedStore::new(env.store.clone()));
+    gated.puts.add_permits(1000);
+    let mut cfg = env.config();
+    cfg.derivatives.write = pixmirror::config::WriteMode::Sync;
+    let s = TestServer::start_with_store(cfg, gated.clone()).await;
+    let key = env.key("sunset.jpg");
+    let widths = [50, 60, 70];
+    for w in widths {
+        let url = derivative_url(&s, &key, &format!("resize,w_{w}"));
+        assert_eq!(get(&url).await.cache(), "processed");
+        assert_eq!(get(&url).await.cache(), "memory");
+    }
+    let prefix = format!("{key}__op__");
+    assert_eq!(env.store.list(&prefix).await.expect("list").len(), 3);
+    gated.fail_delete(2);
+    let enc =
+        percent_encoding::utf8_percent_encode(&key, percent_encoding::NON_ALPHANUMERIC).to_string();
+    let r = post(&format!("{}/purge/{enc}", s.admin)).await;
+    assert_eq!(r.status, 502);
+    let left = env.store.list(&prefix).await.expect("list");
+    assert_eq!(left.len(), 1, "the other two are deleted");
+    let body = r.json();
+    let msg = body["message"].as_str().expect("message");
+    assert_eq!(body["code"], "StoreError");
+    assert!(msg.contains("deleted 2 of 3"), "{msg}");
+    assert!(msg.contains(&format!("not deleted: {}", left[0])), "{msg}");
+    for w in widths {
+        let r = get(&derivative_url(&s, &key, &format!("resize,w_{w}"))).await;
+        let stored = left[0].ends_with(&format!("resize,w_{w}"));
+        let want = if stored { "store" } else { "processed" };
+        assert_eq!(
+            (r.status, r.cache()),
+            (200, want),
+            "w_{w}: none from memory"
+        );
+    }
+    s.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn purge_command() {
     let env = Env::new(Backend::Fs, "purgecli").await;

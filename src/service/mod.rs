@@ -18,6 +18,7 @@
 
 pub mod admit;
 mod fresh;
+pub mod purge;
 mod render;
 pub mod sites;
 mod source;
@@ -386,32 +387,6 @@ impl App {
             None => source_etag,
         };
         etag_matches(inm, &etag).then(|| Reply::not_modified(etag, ctx.req.vary_accept))
-    }
-
-    /// Delete every stored derivative of `key` and drop this instance's L1 entries for it.
-    /// Renders in flight for `key` keep their result for their callers but
-    /// publish nothing, and later requests start new renders.
-    pub async fn purge(&self, key: &str) -> Result<usize> {
-        let prefix = format!("{key}{}", self.cfg.derivatives.separator);
-        self.purges.purge(key);
-        self.flights.renders.forget_prefix(&prefix);
-        let keys = self.store.list(&prefix).await?;
-        for k in &keys {
-            self.store.delete(k).await?;
-        }
-        self.purge_memory(key);
-        Ok(keys.len())
-    }
-
-    /// This instance's part of a purge only: renders in flight for `key`
-    /// publish nothing, and L1 drops the key and its derivatives. The fleet
-    /// purge deletes the stored derivatives once, then asks every instance
-    /// for this.
-    pub fn purge_memory(&self, key: &str) {
-        let prefix = format!("{key}{}", self.cfg.derivatives.separator);
-        self.purges.purge(key);
-        self.flights.renders.forget_prefix(&prefix);
-        self.l1.remove_key_and_prefix(key, &prefix);
     }
 }
 

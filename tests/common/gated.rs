@@ -21,6 +21,9 @@ pub struct GatedStore {
     fail_gets: AtomicBool,
     get_calls: AtomicU64,
     waiting_gets: AtomicU64,
+    deletes: AtomicU64,
+    /// The delete (counted from 1) that fails; 0: none.
+    failing_delete: AtomicU64,
 }
 
 impl GatedStore {
@@ -33,6 +36,8 @@ impl GatedStore {
             fail_gets: AtomicBool::new(false),
             get_calls: AtomicU64::new(0),
             waiting_gets: AtomicU64::new(0),
+            deletes: AtomicU64::new(0),
+            failing_delete: AtomicU64::new(0),
         }
     }
     /// Reads wait at the gate (`gets`), writes pass.
@@ -47,6 +52,11 @@ impl GatedStore {
     }
     pub fn fail_gets(&self, on: bool) {
         self.fail_gets.store(on, Ordering::SeqCst);
+    }
+    /// The `n`-th delete from now on (counted from 1) fails; the others pass.
+    pub fn fail_delete(&self, n: u64) {
+        self.deletes.store(0, Ordering::SeqCst);
+        self.failing_delete.store(n, Ordering::SeqCst);
     }
     pub fn get_calls(&self) -> u64 {
         self.get_calls.load(Ordering::SeqCst)
@@ -118,7 +128,13 @@ impl Store for GatedStore {
         })
     }
     fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, StoreResult<()>> {
-        self.inner.delete(key)
+        Box::pin(async move {
+            let n = self.deletes.fetch_add(1, Ordering::SeqCst) + 1;
+            if n == self.failing_delete.load(Ordering::SeqCst) {
+                return Err(StoreError::Other("injected delete failure".into()));
+            }
+            self.inner.delete(key).await
+        })
     }
     fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, StoreResult<Vec<String>>> {
         self.inner.list(prefix)
