@@ -7,6 +7,7 @@ pub mod config;
 pub mod error;
 pub mod fleet;
 pub mod http;
+pub mod lock;
 pub mod metrics;
 pub mod mirror;
 pub mod oss_import;

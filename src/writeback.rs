@@ -103,7 +103,7 @@ impl WriteBack {
 
     /// Queue a write; when the queue is full or closed, write now.
     pub async fn submit(&self, job: Job) {
-        let tx = crate::cache::lock(&self.tx).clone();
+        let tx = crate::lock::lock(&self.tx).clone();
         let job = match tx {
             Some(tx) => {
                 self.metrics.writeback_queue_depth.inc();
@@ -132,7 +132,7 @@ impl WriteBack {
 
     /// Close the queue and wait (up to `timeout`) until every queued write has landed.
     pub async fn drain(&self, timeout: Duration) -> bool {
-        crate::cache::lock(&self.tx).take();
+        crate::lock::lock(&self.tx).take();
         let handle = self.worker.lock().await.take();
         match handle {
             Some(h) => tokio::time::timeout(timeout, h).await.is_ok(),

@@ -14,8 +14,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::cache::lock;
 use crate::config::{Admit, DerivativesConfig};
+use crate::lock::lock;
 use crate::storage::DynStore;
 
 /// Why a derivative is or is not written back (the metric's `result` label).
