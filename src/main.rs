@@ -354,7 +354,7 @@ async fn warm(
 ) -> Result<(), String> {
     let cfg = pixmirror::warm::warm_config(load(config)?);
     pixmirror::process::engine::vips::init().map_err(|e| e.to_string())?;
-    let store = pixmirror::storage::from_config(&cfg.storage).await?;
+    let store = pixmirror::storage::open::from_config(&cfg.storage).await?;
     let concurrency = concurrency.unwrap_or_else(|| cfg.workers());
     let sites = pixmirror::service::sites::Sites::build(cfg, store).await?;
     let app = sites

@@ -52,7 +52,7 @@ async fn each_host_gets_its_own_site() {
         "image/jpeg",
     )
     .await; // 800x533
-    let legacy = pixmirror::storage::from_config(&cfg.site(0).expect("site").storage)
+    let legacy = pixmirror::storage::open::from_config(&cfg.site(0).expect("site").storage)
         .await
         .expect("legacy bucket");
     put(&legacy, &key, common::fixture("gulp.png"), "image/png").await;

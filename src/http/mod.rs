@@ -162,7 +162,7 @@ pub struct Server {
 impl Server {
     /// Bind both listeners with the configured store.
     pub async fn bind(cfg: Config) -> Result<Server, String> {
-        let store = crate::storage::from_config(&cfg.storage).await?;
+        let store = crate::storage::open::from_config(&cfg.storage).await?;
         Server::bind_with_store(cfg, store).await
     }
 

@@ -139,7 +139,7 @@ impl Mirror {
         let mut s3 = Vec::new();
         for r in &cfg.mirror.rules {
             s3.push(match &r.origin_s3 {
-                Some(c) => Some(crate::storage::s3_store(c, r.timeout.0).await?),
+                Some(c) => Some(crate::storage::open::s3_store(c, r.timeout.0).await?),
                 None => None,
             });
         }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use std::net::SocketAddr;
 
-use super::App;
+use super::app::App;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::storage::Store;
@@ -110,7 +110,7 @@ pub async fn command(
         }
         None => None,
     };
-    let store = crate::storage::from_config(&cfg.storage).await?;
+    let store = crate::storage::open::from_config(&cfg.storage).await?;
     let sep = &cfg.derivatives.separator;
     let deleted = delete_stored(store.as_ref(), key, sep)
         .await

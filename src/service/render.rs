@@ -8,19 +8,16 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use super::admit::Verdict;
+use super::app::{App, Rendered, Source};
+use super::ctx::{derivative_metadata, CacheStatus, Ctx, Derived, ImageRequest, Reply};
+use super::ctx::{META_CANONICAL, META_SOURCE_ETAG, META_SOURCE_MODIFIED};
 use super::fresh::Check;
-use super::source::Source;
-use super::{derivative_metadata, App, CacheStatus, Ctx, Derived, ImageRequest, Reply};
-use super::{META_CANONICAL, META_SOURCE_ETAG, META_SOURCE_MODIFIED};
 use crate::cache::{Entry, Ticket};
 use crate::config::WriteMode;
 use crate::error::{Error, Result};
 use crate::process::engine::pipeline::{self, Marks};
 use crate::storage::{read_limited, Object, PutObject, StoreError};
 use crate::writeback::Job;
-
-/// The result of a render, shared by every request that waited for it.
-pub type Rendered = (Arc<Entry>, CacheStatus);
 
 /// The ETag of a derivative: stable across instances and tiers.
 pub fn derived_etag(source_etag: &str, canonical: &str) -> String {

@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use super::{App, Shared};
+use super::app::{App, Shared};
 use crate::cache::SiteId;
 use crate::config::{Config, UnknownHosts};
 use crate::metrics::Metrics;
@@ -75,7 +75,7 @@ impl Sites {
                 continue;
             };
             let name = site.name();
-            let store = crate::storage::from_config(&site_cfg.storage)
+            let store = crate::storage::open::from_config(&site_cfg.storage)
                 .await
                 .map_err(|e| format!("sites[{i}] ({name}): {e}"))?;
             let mirror = mirror_of(&site_cfg, &shared.metrics).await?;

@@ -5,23 +5,12 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::{App, CacheStatus, Ctx, Reply, ReplyBody};
-use crate::budget::Reservation;
+use super::app::{App, Source};
+use super::ctx::{CacheStatus, Ctx, Reply, ReplyBody};
 use crate::cache::Entry;
 use crate::error::{Error, Result};
 use crate::mirror::{self, Fetched};
 use crate::storage::{read_limited, too_large, Object, PutObject, StoreError, StoreResult};
-
-/// An original whole in memory, for processing.
-#[derive(Clone)]
-pub struct Source {
-    pub item: Arc<Entry>,
-    /// `store`, `memory` or `mirrored`.
-    pub status: CacheStatus,
-    /// Its bytes, held from the memory budget until the last render using it
-    /// is done (`None` for an L1 hit: L1 has its own bound).
-    pub _mem: Option<Arc<Reservation>>,
-}
 
 /// Where an original was found.
 pub enum Found<T> {

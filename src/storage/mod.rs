@@ -4,6 +4,7 @@
 
 pub mod counted;
 pub mod fs;
+pub mod open;
 #[cfg(feature = "s3")]
 pub mod s3;
 
@@ -16,7 +17,6 @@ use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use futures_util::Stream;
 
-use crate::config::{StorageConfig, StorageKind};
 use crate::error::Error;
 
 /// Failures a backend reports; never "missing" for a denied read.
@@ -122,33 +122,6 @@ pub trait Store: Send + Sync {
 }
 
 pub type DynStore = Arc<dyn Store>;
-
-/// Build the configured backend.
-pub async fn from_config(cfg: &StorageConfig) -> Result<DynStore, String> {
-    match cfg.kind {
-        StorageKind::Fs => Ok(Arc::new(fs::FsStore::new(&cfg.root)?)),
-        StorageKind::S3 => s3_store(&cfg.s3(), cfg.timeout.0).await,
-    }
-}
-
-/// An S3 store (the bucket, or a mirror rule's `origin_s3`).
-#[cfg(feature = "s3")]
-pub async fn s3_store(
-    cfg: &crate::config::S3Config,
-    timeout: std::time::Duration,
-) -> Result<DynStore, String> {
-    Ok(Arc::new(s3::S3Store::new(cfg, timeout).await?))
-}
-
-/// Built without the `s3` feature (the fuzz targets are): S3 is refused at
-/// startup, never half-supported.
-#[cfg(not(feature = "s3"))]
-pub async fn s3_store(
-    _cfg: &crate::config::S3Config,
-    _timeout: std::time::Duration,
-) -> Result<DynStore, String> {
-    Err("this pixmirror was built without the `s3` feature".into())
-}
 
 /// Read a whole body, failing past `limit` bytes (413). A body that comes as
 /// one chunk (the fs store's small objects) is returned as it is, not copied.

@@ -309,7 +309,7 @@ pub fn with_exif(jpeg: &[u8], tiff: &[u8]) -> Vec<u8> {
 /// A bucket handle for setting up and inspecting objects directly.
 pub async fn store(backend: Backend, fs_root: &Path) -> DynStore {
     let cfg = config(backend, fs_root);
-    pixmirror::storage::from_config(&cfg.storage)
+    pixmirror::storage::open::from_config(&cfg.storage)
         .await
         .expect("store")
 }
