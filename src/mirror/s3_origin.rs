@@ -1,0 +1,66 @@
+//! A mirror rule's `origin_s3`: the original read from another bucket.
+
+use super::retry::{mirror_failed, Failure};
+use super::spool::{spool, validate, Fetched, Limits, OriginMeta};
+use crate::config::MirrorRule;
+use crate::storage::{DynStore, StoreError};
+
+/// One attempt at `okey` in the origin bucket.
+pub async fn fetch(
+    store: &DynStore,
+    okey: &str,
+    rule: &MirrorRule,
+    limits: Limits,
+) -> Result<Fetched, Failure> {
+    let obj = match store.get(okey).await {
+        Ok(o) => o,
+        Err(StoreError::NotFound) => return Err(Failure::NotFound),
+        Err(StoreError::AccessDenied(_)) => {
+            return Err(Failure::Fatal(mirror_failed(
+                "the origin bucket denied access",
+            )))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "mirror S3 origin failed");
+            return Err(Failure::Retry(mirror_failed("the origin bucket failed")));
+        }
+    };
+    if obj.meta.size > limits.max_bytes {
+        return Err(Failure::Fatal(crate::storage::too_large(limits.max_bytes)));
+    }
+    let spooled = spool(obj.body, limits).await?;
+    let meta = OriginMeta {
+        content_md5: etag_md5(&obj.meta.etag),
+        content_type: obj.meta.content_type,
+        etag: Some(obj.meta.etag),
+        last_modified: obj.meta.last_modified,
+    };
+    validate(spooled, meta, rule)
+}
+
+/// The Content-MD5 (base64) an S3 ETag stands for: the hex MD5 of the content
+/// for a single-part upload; `None` for multipart (`"<hex>-<parts>"`) or other forms.
+fn etag_md5(etag: &str) -> Option<String> {
+    use base64::Engine;
+    let hex_md5 = etag.trim_start_matches("W/").trim_matches('"');
+    if hex_md5.len() != 32 {
+        return None;
+    }
+    let bytes = hex::decode(hex_md5).ok()?;
+    Some(base64::engine::general_purpose::STANDARD.encode(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn s3_etags_as_md5() {
+        assert_eq!(
+            etag_md5("\"d41d8cd98f00b204e9800998ecf8427e\"").as_deref(),
+            Some("1B2M2Y8AsgTpgAmY7PhCfg==")
+        );
+        assert_eq!(etag_md5("\"d41d8cd98f00b204e9800998ecf8427e-3\""), None);
+        assert_eq!(etag_md5("\"abc\""), None);
+    }
+}
