@@ -43,239 +43,236 @@ fn must<T>(r: prometheus::Result<T>) -> T {
     r.unwrap_or_else(|e| panic!("metric definition: {e}"))
 }
 
+/// One metric's definition: its name, help and labels.
+struct Def {
+    name: &'static str,
+    help: &'static str,
+    labels: &'static [&'static str],
+}
+
+const fn def(name: &'static str, help: &'static str, labels: &'static [&'static str]) -> Def {
+    Def { name, help, labels }
+}
+
+// Every metric, one definition each (the table the registry is built from).
+const REQUESTS: Def = def(
+    "pixmirror_requests_total",
+    "Image requests by X-Cache-Status and response code",
+    &["cache_status", "code"],
+);
+const REQUEST_SECONDS: Def = def(
+    "pixmirror_request_duration_seconds",
+    "Time to produce a response (until headers), by X-Cache-Status and code",
+    &["cache_status", "code"],
+);
+const PROCESSED: Def = def(
+    "pixmirror_processed_total",
+    "images processed (libvips runs that produced an output)",
+    &[],
+);
+const PROCESS_SECONDS: Def = def(
+    "pixmirror_process_duration_seconds",
+    "CPU-bound libvips run time, by output format",
+    &["format"],
+);
+const STAGE_SECONDS: Def = def("pixmirror_stage_duration_seconds", "Time in each stage: store_get, store_head, store_put, store_delete, store_list, mirror_fetch, pool_wait", &["stage"]);
+const SOURCE_BYTES: Def = def(
+    "pixmirror_source_bytes_total",
+    "Bytes of originals read in, by source (store or mirror)",
+    &["source"],
+);
+const RESPONSE_BYTES: Def = def(
+    "pixmirror_response_bytes_total",
+    "Response body bytes sent, by X-Cache-Status",
+    &["cache_status"],
+);
+const L1_LOOKUPS: Def = def(
+    "pixmirror_l1_lookups_total",
+    "In-memory cache lookups, by result (hit or miss)",
+    &["result"],
+);
+const WRITEBACK_RETRIES: Def = def(
+    "pixmirror_writeback_retries_total",
+    "Write-back attempts after a failed one",
+    &[],
+);
+const WRITEBACK_FAILURES: Def = def(
+    "pixmirror_writeback_failures_total",
+    "Derivatives not written after every attempt failed",
+    &[],
+);
+const MIRROR_FETCHES: Def = def("pixmirror_mirror_fetches_total", "Mirror origin fetches, by rule (its index in mirror.rules) and outcome (ok, or the error code)", &["rule", "outcome"]);
+const ERRORS: Def = def(
+    "pixmirror_errors_total",
+    "Error responses, by category (client, upstream, overload, timeout, internal) and SPEC code",
+    &["category", "code"],
+);
+const SOURCE_FETCHES: Def = def(
+    "pixmirror_source_fetches_total",
+    "Originals read, by source (store or mirror)",
+    &["source"],
+);
+const STORE_WRITES: Def = def(
+    "pixmirror_store_writes_total",
+    "Derivative write attempts to the bucket, by result (ok or error)",
+    &["result"],
+);
+const STORE_REQUESTS: Def = def("pixmirror_store_requests_total", "Requests to the bucket, by operation (GET, HEAD, PUT, DELETE, LIST) and result (ok, not_found, denied, error): the billed S3 requests", &["op", "result"]);
+const COALESCED: Def = def(
+    "pixmirror_coalesced_total",
+    "Requests that joined work already in flight instead of doing it again",
+    &[],
+);
+const L1_BYTES: Def = def(
+    "pixmirror_l1_bytes",
+    "Bytes held by the in-memory cache",
+    &[],
+);
+const L1_ITEMS: Def = def("pixmirror_l1_items", "Entries in the in-memory cache", &[]);
+const WRITEBACK_QUEUE_DEPTH: Def = def(
+    "pixmirror_writeback_queue_depth",
+    "Derivative write-backs queued or in progress",
+    &[],
+);
+const WRITEBACK_INLINE: Def = def(
+    "pixmirror_writeback_inline_total",
+    "Write-backs done inline because the queue was full (or closing)",
+    &[],
+);
+const BUSY: Def = def(
+    "pixmirror_busy_total",
+    "Requests refused with 503 Busy",
+    &[],
+);
+const POOL_IN_USE: Def = def("pixmirror_pool_in_use", "libvips slots in use", &[]);
+const POOL_WAITING: Def = def(
+    "pixmirror_pool_waiting",
+    "Requests waiting for a libvips slot",
+    &[],
+);
+const POOL_WORKERS: Def = def(
+    "pixmirror_pool_workers",
+    "libvips slots (process.workers, resolved): pool_in_use / pool_workers is saturation",
+    &[],
+);
+const MEMORY_RESERVED: Def = def(
+    "pixmirror_memory_reserved_bytes",
+    "Bytes reserved from process.memory_budget by requests in flight",
+    &[],
+);
+const MEMORY_BUDGET: Def = def(
+    "pixmirror_memory_budget_bytes",
+    "process.memory_budget, resolved",
+    &[],
+);
+const WRITEBACK_ADMISSION: Def = def(
+    "pixmirror_writeback_admission_total",
+    "Derivatives considered for the bucket, by verdict (derivatives.admit, max_per_original)",
+    &["result"],
+);
+const PROCESS_RESIDENT: Def = def(
+    "pixmirror_process_resident_memory_bytes",
+    "Resident memory size in bytes",
+    &[],
+);
+const PROCESS_CPU: Def = def(
+    "pixmirror_process_cpu_seconds_total",
+    "Total user and system CPU time spent in seconds",
+    &[],
+);
+const PROCESS_FDS: Def = def(
+    "pixmirror_process_open_fds",
+    "Number of open file descriptors",
+    &[],
+);
+const PROCESS_THREADS: Def = def("pixmirror_process_threads", "Number of OS threads", &[]);
+
+/// Builds each kind of metric from its definition and registers it.
+struct Reg(Registry);
+
+impl Reg {
+    fn add<C: prometheus::core::Collector + Clone + 'static>(&self, c: C) -> C {
+        must(self.0.register(Box::new(c.clone())));
+        c
+    }
+    fn counter(&self, d: &Def) -> IntCounter {
+        self.add(must(IntCounter::new(d.name, d.help)))
+    }
+    fn float_counter(&self, d: &Def) -> Counter {
+        self.add(must(Counter::new(d.name, d.help)))
+    }
+    fn gauge(&self, d: &Def) -> IntGauge {
+        self.add(must(IntGauge::new(d.name, d.help)))
+    }
+    fn counters(&self, d: &Def) -> IntCounterVec {
+        self.add(must(IntCounterVec::new(
+            Opts::new(d.name, d.help),
+            d.labels,
+        )))
+    }
+    fn histograms(&self, d: &Def) -> HistogramVec {
+        let opts = HistogramOpts::new(d.name, d.help).buckets(STAGE_BUCKETS.to_vec());
+        self.add(must(HistogramVec::new(opts, d.labels)))
+    }
+}
+
 impl Metrics {
     pub fn new() -> Metrics {
-        let registry = Registry::new();
-        let requests = must(IntCounterVec::new(
-            Opts::new(
-                "pixmirror_requests_total",
-                "Image requests by X-Cache-Status and response code",
-            ),
-            &["cache_status", "code"],
-        ));
-        let request_seconds = must(HistogramVec::new(
-            HistogramOpts::new(
-                "pixmirror_request_duration_seconds",
-                "Time to produce a response (until headers), by X-Cache-Status and code",
-            )
-            .buckets(STAGE_BUCKETS.to_vec()),
-            &["cache_status", "code"],
-        ));
-        let processed = must(IntCounter::new(
-            "pixmirror_processed_total",
-            "images processed (libvips runs that produced an output)",
-        ));
-        let process_seconds = must(HistogramVec::new(
-            HistogramOpts::new(
-                "pixmirror_process_duration_seconds",
-                "CPU-bound libvips run time, by output format",
-            )
-            .buckets(STAGE_BUCKETS.to_vec()),
-            &["format"],
-        ));
-        let stage_seconds = must(HistogramVec::new(
-            HistogramOpts::new(
-                "pixmirror_stage_duration_seconds",
-                "Time in each stage: store_get, store_head, store_put, store_delete, store_list, mirror_fetch, pool_wait",
-            )
-            .buckets(STAGE_BUCKETS.to_vec()),
-            &["stage"],
-        ));
-        let source_bytes = must(IntCounterVec::new(
-            Opts::new(
-                "pixmirror_source_bytes_total",
-                "Bytes of originals read in, by source (store or mirror)",
-            ),
-            &["source"],
-        ));
-        let response_bytes = must(IntCounterVec::new(
-            Opts::new(
-                "pixmirror_response_bytes_total",
-                "Response body bytes sent, by X-Cache-Status",
-            ),
-            &["cache_status"],
-        ));
-        let l1_lookups = must(IntCounterVec::new(
-            Opts::new(
-                "pixmirror_l1_lookups_total",
-                "In-memory cache lookups, by result (hit or miss)",
-            ),
-            &["result"],
-        ));
-        let writeback_retries = must(IntCounter::new(
-            "pixmirror_writeback_retries_total",
-            "Write-back attempts after a failed one",
-        ));
-        let writeback_failures = must(IntCounter::new(
-            "pixmirror_writeback_failures_total",
-            "Derivatives not written after every attempt failed",
-        ));
-        let mirror_fetches = must(IntCounterVec::new(
-            Opts::new(
-                "pixmirror_mirror_fetches_total",
-                "Mirror origin fetches, by rule (its index in mirror.rules) and outcome (ok, or the error code)",
-            ),
-            &["rule", "outcome"],
-        ));
-        let errors = must(IntCounterVec::new(
-            Opts::new(
-                "pixmirror_errors_total",
-                "Error responses, by category (client, upstream, overload, timeout, internal) and SPEC code",
-            ),
-            &["category", "code"],
-        ));
-        let process = ProcessMetrics::new();
-        let source_fetches = must(IntCounterVec::new(
-            Opts::new(
-                "pixmirror_source_fetches_total",
-                "Originals read, by source (store or mirror)",
-            ),
-            &["source"],
-        ));
-        let store_writes = must(IntCounterVec::new(
-            Opts::new(
-                "pixmirror_store_writes_total",
-                "Derivative write attempts to the bucket, by result (ok or error)",
-            ),
-            &["result"],
-        ));
-        let store_requests = must(IntCounterVec::new(
-            Opts::new(
-                "pixmirror_store_requests_total",
-                "Requests to the bucket, by operation (GET, HEAD, PUT, DELETE, LIST) and result (ok, not_found, denied, error): the billed S3 requests",
-            ),
-            &["op", "result"],
-        ));
-        let coalesced = must(IntCounter::new(
-            "pixmirror_coalesced_total",
-            "Requests that joined work already in flight instead of doing it again",
-        ));
-        let l1_bytes = must(IntGauge::new(
-            "pixmirror_l1_bytes",
-            "Bytes held by the in-memory cache",
-        ));
-        let l1_items = must(IntGauge::new(
-            "pixmirror_l1_items",
-            "Entries in the in-memory cache",
-        ));
-        let writeback_queue_depth = must(IntGauge::new(
-            "pixmirror_writeback_queue_depth",
-            "Derivative write-backs queued or in progress",
-        ));
-        let writeback_inline = must(IntCounter::new(
-            "pixmirror_writeback_inline_total",
-            "Write-backs done inline because the queue was full (or closing)",
-        ));
-        let busy = must(IntCounter::new(
-            "pixmirror_busy_total",
-            "Requests refused with 503 Busy",
-        ));
-        let pool_in_use = must(IntGauge::new(
-            "pixmirror_pool_in_use",
-            "libvips slots in use",
-        ));
-        let pool_waiting = must(IntGauge::new(
-            "pixmirror_pool_waiting",
-            "Requests waiting for a libvips slot",
-        ));
-        let pool_workers = must(IntGauge::new(
-            "pixmirror_pool_workers",
-            "libvips slots (process.workers, resolved): pool_in_use / pool_workers is saturation",
-        ));
-        let memory_reserved = must(IntGauge::new(
-            "pixmirror_memory_reserved_bytes",
-            "Bytes reserved from process.memory_budget by requests in flight",
-        ));
-        let memory_budget = must(IntGauge::new(
-            "pixmirror_memory_budget_bytes",
-            "process.memory_budget, resolved",
-        ));
-        let writeback_admission = must(IntCounterVec::new(
-            Opts::new(
-                "pixmirror_writeback_admission_total",
-                "Derivatives considered for the bucket, by verdict (derivatives.admit, max_per_original)",
-            ),
-            &["result"],
-        ));
-        for c in [
-            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
-            Box::new(writeback_admission.clone()),
-            Box::new(memory_reserved.clone()),
-            Box::new(memory_budget.clone()),
-            Box::new(request_seconds.clone()),
-            Box::new(processed.clone()),
-            Box::new(process_seconds.clone()),
-            Box::new(source_fetches.clone()),
-            Box::new(store_writes.clone()),
-            Box::new(store_requests.clone()),
-            Box::new(coalesced.clone()),
-            Box::new(l1_bytes.clone()),
-            Box::new(l1_items.clone()),
-            Box::new(writeback_queue_depth.clone()),
-            Box::new(writeback_inline.clone()),
-            Box::new(busy.clone()),
-            Box::new(pool_in_use.clone()),
-            Box::new(pool_waiting.clone()),
-            Box::new(pool_workers.clone()),
-            Box::new(stage_seconds.clone()),
-            Box::new(source_bytes.clone()),
-            Box::new(response_bytes.clone()),
-            Box::new(l1_lookups.clone()),
-            Box::new(writeback_retries.clone()),
-            Box::new(writeback_failures.clone()),
-            Box::new(mirror_fetches.clone()),
-            Box::new(errors.clone()),
-            Box::new(process.resident.clone()),
-            Box::new(process.cpu.clone()),
-            Box::new(process.fds.clone()),
-            Box::new(process.threads.clone()),
-        ] {
-            must(registry.register(c));
-        }
-        // Make the labelled series visible from the start.
+        let r = Reg(Registry::new());
+        let m = Metrics {
+            requests: r.counters(&REQUESTS),
+            request_seconds: r.histograms(&REQUEST_SECONDS),
+            processed: r.counter(&PROCESSED),
+            process_seconds: r.histograms(&PROCESS_SECONDS),
+            source_fetches: r.counters(&SOURCE_FETCHES),
+            store_writes: r.counters(&STORE_WRITES),
+            store_requests: r.counters(&STORE_REQUESTS),
+            coalesced: r.counter(&COALESCED),
+            l1_bytes: r.gauge(&L1_BYTES),
+            l1_items: r.gauge(&L1_ITEMS),
+            writeback_queue_depth: r.gauge(&WRITEBACK_QUEUE_DEPTH),
+            writeback_inline: r.counter(&WRITEBACK_INLINE),
+            busy: r.counter(&BUSY),
+            pool_in_use: r.gauge(&POOL_IN_USE),
+            pool_waiting: r.gauge(&POOL_WAITING),
+            pool_workers: r.gauge(&POOL_WORKERS),
+            memory_reserved: r.gauge(&MEMORY_RESERVED),
+            memory_budget: r.gauge(&MEMORY_BUDGET),
+            writeback_admission: r.counters(&WRITEBACK_ADMISSION),
+            stage_seconds: r.histograms(&STAGE_SECONDS),
+            source_bytes: r.counters(&SOURCE_BYTES),
+            response_bytes: r.counters(&RESPONSE_BYTES),
+            l1_lookups: r.counters(&L1_LOOKUPS),
+            writeback_retries: r.counter(&WRITEBACK_RETRIES),
+            writeback_failures: r.counter(&WRITEBACK_FAILURES),
+            mirror_fetches: r.counters(&MIRROR_FETCHES),
+            errors: r.counters(&ERRORS),
+            process: ProcessMetrics {
+                resident: r.gauge(&PROCESS_RESIDENT),
+                cpu: r.float_counter(&PROCESS_CPU),
+                fds: r.gauge(&PROCESS_FDS),
+                threads: r.gauge(&PROCESS_THREADS),
+            },
+            registry: r.0,
+        };
+        m.show_labelled_series();
+        m
+    }
+
+    /// Make the labelled series visible from the start.
+    fn show_labelled_series(&self) {
         for s in ["store", "mirror"] {
-            source_fetches.with_label_values(&[s]);
-            source_bytes.with_label_values(&[s]);
+            self.source_fetches.with_label_values(&[s]);
+            self.source_bytes.with_label_values(&[s]);
         }
         for r in ["hit", "miss"] {
-            l1_lookups.with_label_values(&[r]);
+            self.l1_lookups.with_label_values(&[r]);
         }
         for r in ["ok", "error"] {
-            store_writes.with_label_values(&[r]);
+            self.store_writes.with_label_values(&[r]);
         }
         for op in ["GET", "HEAD", "PUT", "DELETE", "LIST"] {
-            store_requests.with_label_values(&[op, "ok"]);
-        }
-        Metrics {
-            registry,
-            requests,
-            request_seconds,
-            processed,
-            process_seconds,
-            source_fetches,
-            store_writes,
-            store_requests,
-            coalesced,
-            l1_bytes,
-            l1_items,
-            writeback_queue_depth,
-            writeback_inline,
-            busy,
-            pool_in_use,
-            pool_waiting,
-            pool_workers,
-            memory_reserved,
-            memory_budget,
-            writeback_admission,
-            stage_seconds,
-            source_bytes,
-            response_bytes,
-            l1_lookups,
-            writeback_retries,
-            writeback_failures,
-            mirror_fetches,
-            errors,
-            process,
+            self.store_requests.with_label_values(&[op, "ok"]);
         }
     }
 
@@ -286,11 +283,20 @@ impl Metrics {
             .observe(start.elapsed().as_secs_f64());
     }
 
-    /// Requests made to the bucket with operation `op` (every result).
+    /// Requests made to the bucket with operation `op`, every result the
+    /// counter holds (read from its own series, so a new result label counts).
     pub fn store_requests_of(&self, op: &str) -> u64 {
-        ["ok", "not_found", "denied", "throttled", "timeout", "error"]
+        use prometheus::core::Collector;
+        self.store_requests
+            .collect()
             .iter()
-            .map(|r| self.store_requests.with_label_values(&[op, r]).get())
+            .flat_map(|family| family.get_metric())
+            .filter(|m| {
+                m.get_label()
+                    .iter()
+                    .any(|l| l.name() == "op" && l.value() == op)
+            })
+            .map(|m| m.get_counter().get_value() as u64)
             .sum()
     }
 
@@ -330,27 +336,6 @@ struct ProcessMetrics {
 }
 
 impl ProcessMetrics {
-    fn new() -> ProcessMetrics {
-        ProcessMetrics {
-            resident: must(IntGauge::new(
-                "pixmirror_process_resident_memory_bytes",
-                "Resident memory size in bytes",
-            )),
-            cpu: must(Counter::new(
-                "pixmirror_process_cpu_seconds_total",
-                "Total user and system CPU time spent in seconds",
-            )),
-            fds: must(IntGauge::new(
-                "pixmirror_process_open_fds",
-                "Number of open file descriptors",
-            )),
-            threads: must(IntGauge::new(
-                "pixmirror_process_threads",
-                "Number of OS threads",
-            )),
-        }
-    }
-
     fn update(&self) {
         let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
             return;
@@ -376,6 +361,44 @@ impl ProcessMetrics {
         self.resident.set((num(21) * page) as i64);
         if let Ok(dir) = std::fs::read_dir("/proc/self/fd") {
             self.fds.set(dir.count() as i64);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 21, item 7: a result label nobody listed still counts (the sum
+    /// was over a hard-coded copy of the labels, so a new one read as 0).
+    #[test]
+    fn store_requests_of_counts_every_result_label() {
+        let m = Metrics::new();
+        m.store_requests.with_label_values(&["GET", "ok"]).inc();
+        m.store_requests
+            .with_label_values(&["GET", "a_new_result"])
+            .inc_by(2);
+        m.store_requests
+            .with_label_values(&["HEAD", "a_new_result"])
+            .inc();
+        assert_eq!(m.store_requests_of("GET"), 3);
+        assert_eq!(m.store_requests_of("HEAD"), 1);
+        assert_eq!(m.store_requests_of("PUT"), 0);
+    }
+
+    /// Metrics are registered under their definitions' names (a labelled
+    /// one shows once it has a series).
+    #[test]
+    fn metrics_are_exposed_under_their_names() {
+        let text = Metrics::new().render();
+        for d in [
+            &PROCESSED,
+            &STORE_REQUESTS,
+            &L1_LOOKUPS,
+            &PROCESS_THREADS,
+            &BUSY,
+        ] {
+            assert!(text.contains(&format!("# TYPE {} ", d.name)), "{}", d.name);
         }
     }
 }
