@@ -181,23 +181,27 @@ impl Watermark {
         s
     }
 
-    /// Every parameter with the value the canonical form writes (`None`: left out).
-    fn params(&self) -> [(&'static str, Option<String>); 18] {
-        let (d, td) = (&Watermark::DEFAULT, &TextMark::DEFAULT);
-        let text = self.text.as_ref();
-        let both = text.is_some() && self.image.is_some();
+    /// Every parameter with the value the canonical form writes (`None`: left
+    /// out), in alphabetical order.
+    fn params(&self) -> Vec<(&'static str, Option<String>)> {
+        let mut all = self.layout_params();
+        all.extend(self.text_params());
+        all.sort_by_key(|(k, _)| *k);
+        all
+    }
+
+    /// Where and how the mark is placed, and the image.
+    fn layout_params(&self) -> Vec<(&'static str, Option<String>)> {
+        let d = &Watermark::DEFAULT;
+        let both = self.text.is_some() && self.image.is_some();
         let placed = !self.fill;
         let middle = matches!(self.g, Gravity::West | Gravity::Center | Gravity::East);
         let uses_x = !matches!(self.g, Gravity::North | Gravity::Center | Gravity::South);
         let set = |on: bool, v: String| on.then_some(v);
-        [
+        vec![
             (
                 "align",
                 set(both && self.align != d.align, self.align.to_string()),
-            ),
-            (
-                "color",
-                text.filter(|t| t.color != td.color).map(|t| hex(t.color)),
             ),
             ("fill", set(self.fill, "1".into())),
             ("g", set(self.g != d.g, self.g.name().into())),
@@ -224,28 +228,7 @@ impl Watermark {
                 "pady",
                 set(self.fill && self.pady != d.pady, self.pady.to_string()),
             ),
-            (
-                "rotate",
-                text.filter(|t| t.rotate != td.rotate)
-                    .map(|t| t.rotate.to_string()),
-            ),
-            (
-                "shadow",
-                text.filter(|t| t.shadow != td.shadow)
-                    .map(|t| t.shadow.to_string()),
-            ),
-            (
-                "size",
-                text.filter(|t| t.size != td.size)
-                    .map(|t| t.size.to_string()),
-            ),
             ("t", set(self.t != d.t, self.t.to_string())),
-            ("text", text.map(|t| encode(&t.text))),
-            (
-                "type",
-                text.filter(|t| t.font != td.font)
-                    .map(|t| encode(t.font.name())),
-            ),
             (
                 "voffset",
                 set(
@@ -261,6 +244,23 @@ impl Watermark {
                 "y",
                 set(placed && !middle && self.y != d.y, self.y.to_string()),
             ),
+        ]
+    }
+
+    /// The text's own parameters.
+    fn text_params(&self) -> Vec<(&'static str, Option<String>)> {
+        let Some(t) = &self.text else {
+            return Vec::new();
+        };
+        let td = &TextMark::DEFAULT;
+        let set = |on: bool, v: String| on.then_some(v);
+        vec![
+            ("color", set(t.color != td.color, hex(t.color))),
+            ("rotate", set(t.rotate != td.rotate, t.rotate.to_string())),
+            ("shadow", set(t.shadow != td.shadow, t.shadow.to_string())),
+            ("size", set(t.size != td.size, t.size.to_string())),
+            ("text", Some(encode(&t.text))),
+            ("type", set(t.font != td.font, encode(t.font.name()))),
         ]
     }
 }
