@@ -162,7 +162,8 @@ fn requests(target: &str, cfg: &Config) -> Result<Vec<crate::service::ImageReque
             .header(http::header::ACCEPT, accept)
             .body(())
             .map_err(|e| e.to_string())?;
-        crate::http::request::parse(&req, cfg).map_err(|e| e.code().to_string())
+        crate::http::request::parse(&req, cfg, &crate::http::request::Conditions::of(&req))
+            .map_err(|e| e.code().to_string())
     };
     let first = build("*/*")?;
     if first.plan.is_none() {

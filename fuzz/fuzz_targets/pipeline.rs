@@ -11,10 +11,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
-use pixmirror::process::lang::parse_process;
 use pixmirror::process::engine::pipeline::{self, Options};
-use pixmirror::process::plan::Format;
 use pixmirror::process::engine::vips::live_objects;
+use pixmirror::process::lang::parse_process;
+use pixmirror::process::plan::Format;
 
 /// Small limits, so that one input stays well inside libFuzzer's time and
 /// memory limits; the limits themselves are part of what is tested.

@@ -58,7 +58,9 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let cfg = &configs()[(selector & 1) as usize];
-    if let Ok(parsed) = pixmirror::http::request::parse(&req, cfg) {
+    if let Ok(parsed) =
+        pixmirror::http::request::parse(&req, cfg, &pixmirror::http::request::Conditions::of(&req))
+    {
         assert!(!parsed.key.is_empty(), "empty key from {target:?}");
         // The parser already turned identity plans into None.
         if let Some(plan) = parsed.plan {

@@ -43,27 +43,23 @@ pub async fn handle(sites: Arc<Sites>, req: Request<Incoming>) -> Response<Body>
 }
 
 async fn serve_site(app: Arc<App>, req: Request<Incoming>, start: Instant) -> Response<Body> {
-    let head = req.method() == http::Method::HEAD;
-    let inm = req
-        .headers()
-        .get(http::header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let result = match request::parse(&req, &app.cfg) {
+    let cond = request::Conditions::of(&req);
+    let result = match request::parse(&req, &app.cfg, &cond) {
         Ok(ir) => app.serve(ir).await,
         Err(e) => Err(e),
     };
     match result {
         Ok(reply) => {
             let cs = reply.cache_status.as_str();
-            let resp = response::reply(reply, head, inm.as_deref(), &app.cfg.http.cache_control);
+            let inm = cond.if_none_match.as_deref();
+            let resp = response::reply(reply, cond.head, inm, &app.cfg.http.cache_control);
             finish(&app.metrics, &req, cs, None, resp, start)
         }
         Err(e) => {
             if matches!(e, Error::Internal(_)) {
                 tracing::error!(error = %e, uri = %req.uri(), "internal error");
             }
-            let resp = response::error(&e, head);
+            let resp = response::error(&e, cond.head);
             finish(&app.metrics, &req, "none", Some(&e), resp, start)
         }
     }

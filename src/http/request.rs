@@ -37,16 +37,33 @@ fn style_suffix<'a>(raw_path: &'a str, cfg: &Config) -> Option<(&'a str, &'a str
         .map(|(_, key, name)| (key, name))
 }
 
-pub fn parse<B>(req: &Request<B>, cfg: &Config) -> Result<ImageRequest> {
-    let head = match *req.method() {
-        Method::GET => false,
-        Method::HEAD => true,
-        ref m => {
-            return Err(Error::MethodNotAllowed(format!(
-                "method {m} is not allowed; use GET or HEAD"
-            )))
+/// What the response depends on besides the reply, read once from the
+/// request: HEAD (no body), and `If-None-Match` (a 304).
+pub struct Conditions {
+    pub head: bool,
+    pub if_none_match: Option<String>,
+}
+
+impl Conditions {
+    pub fn of<B>(req: &Request<B>) -> Conditions {
+        Conditions {
+            head: req.method() == Method::HEAD,
+            if_none_match: req
+                .headers()
+                .get(http::header::IF_NONE_MATCH)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
         }
-    };
+    }
+}
+
+pub fn parse<B>(req: &Request<B>, cfg: &Config, cond: &Conditions) -> Result<ImageRequest> {
+    if !matches!(*req.method(), Method::GET | Method::HEAD) {
+        return Err(Error::MethodNotAllowed(format!(
+            "method {} is not allowed; use GET or HEAD",
+            req.method()
+        )));
+    }
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -80,15 +97,12 @@ pub fn parse<B>(req: &Request<B>, cfg: &Config) -> Result<ImageRequest> {
     if plan.as_ref().is_some_and(|p| p.is_identity()) {
         plan = None;
     }
-    let if_none_match = req.headers().get(http::header::IF_NONE_MATCH);
     Ok(ImageRequest {
         key,
         plan,
         vary_accept,
-        head,
-        if_none_match: if_none_match
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string),
+        head: cond.head,
+        if_none_match: cond.if_none_match.clone(),
         query,
         headers: req.headers().clone(),
         from_style,
