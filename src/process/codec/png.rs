@@ -11,6 +11,8 @@
 //! for interlaced files (rows arrive in passes) nor for files with an embedded
 //! ICC profile (the profile would not reach libvips). Pure: no libvips here.
 
+use std::time::Instant;
+
 use crate::error::{Error, Result};
 
 /// The colour chunk before the image data: `iCCP` (an embedded profile,
@@ -49,8 +51,8 @@ pub fn suitable(src: &[u8]) -> bool {
 
 /// Decode `src` and average blocks of `shrink`×`shrink` pixels. The output is
 /// `ceil(width / shrink)` × `ceil(height / shrink)`; edge blocks average what
-/// they have.
-pub fn decode_shrunk(src: &[u8], shrink: u32) -> Result<Shrunk> {
+/// they have. Past `deadline` (checked every row) it stops: 504 Timeout.
+pub fn decode_shrunk(src: &[u8], shrink: u32, deadline: Option<Instant>) -> Result<Shrunk> {
     let bad = |e: png::DecodingError| Error::unprocessable(format!("load: png: {e}"));
     let mut dec = png::Decoder::new(std::io::Cursor::new(src));
     dec.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
@@ -69,6 +71,9 @@ pub fn decode_shrunk(src: &[u8], shrink: u32) -> Result<Shrunk> {
     let mut pixels = Vec::with_capacity(ow as usize * oh as usize * bands as usize);
     let mut y = 0;
     while let Some(row) = reader.next_row().map_err(bad)? {
+        if deadline.is_some_and(|d| Instant::now() > d) {
+            return Err(Error::Timeout("processing took too long".into()));
+        }
         acc.add_row(row.data());
         y += 1;
         if y % shrink == 0 || y == h {
@@ -185,7 +190,7 @@ mod tests {
         let data: Vec<u8> = px.iter().flatten().copied().collect();
         let png = encode(3, 2, png::ColorType::Rgba, &data);
         assert!(suitable(&png));
-        let s = decode_shrunk(&png, 2).expect("decode");
+        let s = decode_shrunk(&png, 2, None).expect("decode");
         assert_eq!((s.width, s.height, s.bands), (2, 1, 4));
         assert_eq!(&s.pixels[0..4], &[255, 0, 0, 128]);
         assert_eq!(&s.pixels[4..8], &[0, 0, 255, 255]);
@@ -195,11 +200,21 @@ mod tests {
     fn grey_and_odd_sizes() {
         let data: Vec<u8> = (0..25).map(|i| (i * 10) as u8).collect();
         let png = encode(5, 5, png::ColorType::Grayscale, &data);
-        let s = decode_shrunk(&png, 2).expect("decode");
+        let s = decode_shrunk(&png, 2, None).expect("decode");
         assert_eq!((s.width, s.height, s.bands), (3, 3, 1));
         // First block: 0, 10, 50, 60 → 30; last pixel alone: 240.
         assert_eq!(s.pixels[0], 30);
         assert_eq!(s.pixels[8], 240);
+    }
+
+    #[test]
+    fn a_passed_deadline_stops_the_decode() {
+        let data = vec![7u8; 64 * 64 * 3];
+        let png = encode(64, 64, png::ColorType::Rgb, &data);
+        let past = Some(Instant::now() - std::time::Duration::from_millis(1));
+        let e = decode_shrunk(&png, 2, past).err().expect("stopped");
+        assert_eq!(e.code(), "Timeout");
+        assert!(decode_shrunk(&png, 2, None).is_ok());
     }
 
     #[test]
@@ -211,7 +226,7 @@ mod tests {
         interlaced[28] = 1; // IHDR interlace method: Adam7
         assert!(!suitable(&interlaced));
         for n in [0, 10, 33, ok.len() - 20] {
-            assert!(decode_shrunk(&ok[..n], 2).is_err(), "{n} bytes");
+            assert!(decode_shrunk(&ok[..n], 2, None).is_err(), "{n} bytes");
         }
     }
 }

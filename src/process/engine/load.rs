@@ -50,7 +50,7 @@ pub fn load(
         && header.orientation <= 1
         && png::suitable(src)
     {
-        let s = png::decode_shrunk(src, shrink)?;
+        let s = png::decode_shrunk(src, shrink, deadline)?;
         let img = vips::from_pixels(&s.pixels, s.width, s.height, s.bands)?;
         return Ok((to_srgb(img, header.profile)?, target));
     }

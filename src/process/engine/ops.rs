@@ -2,6 +2,8 @@
 //! 8-bit resampling in `resample`). Each takes the current image and returns
 //! the next; the sizes they make are the plan's geometry (`plan::geometry`).
 
+use std::time::Instant;
+
 use libvips::ops;
 
 use super::resample;
@@ -11,12 +13,12 @@ use crate::process::plan::geometry::circle_diameter;
 use crate::process::plan::{crop_rect, resize_target, Crop, IndexCrop, MarkOp, ResizeTarget};
 
 /// One step of a watermark image's preprocessing (no resize target from the
-/// decoder, no deadline of its own: the mark is small).
-pub fn mark_step(img: Img, step: &MarkOp) -> Result<Img> {
+/// decoder), under the request's deadline.
+pub fn mark_step(img: Img, step: &MarkOp, deadline: Option<Instant>) -> Result<Img> {
     match step {
         MarkOp::Resize(r) => {
             let t = resize_target(img.width(), img.height(), r)?;
-            resize(img, &t, r.color, None)
+            resize(img, &t, r.color, deadline)
         }
         MarkOp::Crop(c) => crop(img, c),
         MarkOp::IndexCrop(c) => indexcrop(img, c),
@@ -33,7 +35,7 @@ pub fn resize(
     img: Img,
     t: &ResizeTarget,
     color: [u8; 3],
-    deadline: Option<std::time::Instant>,
+    deadline: Option<Instant>,
 ) -> Result<Img> {
     let mut img = img;
     if (img.width(), img.height()) != t.scaled {

@@ -23,6 +23,8 @@ const STEP: &str = "watermark";
 pub struct MarkLimits {
     /// A watermark image's pixels, and the drawn mark's.
     pub max_pixels: u64,
+    /// The request's: the mark's preprocessing runs under it too.
+    pub deadline: Option<std::time::Instant>,
 }
 
 /// Draw `w` on `img`.
@@ -153,7 +155,7 @@ fn image_mark(m: &ImageMark, marks: &Marks, main: (u32, u32), limits: MarkLimits
         img = image_of(STEP, ops::resize(img.get(), scale))?;
     }
     for step in &m.ops {
-        img = mark_step(img, step)?;
+        img = mark_step(img, step, limits.deadline)?;
     }
     Ok(img)
 }

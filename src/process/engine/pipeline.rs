@@ -34,7 +34,7 @@ pub fn run_with(src: &[u8], plan: &Plan, opts: &Options, marks: &Marks) -> Resul
     if let Some(report) = plan.report {
         return match report {
             Report::Info => Ok(report::info(src, &header)),
-            Report::AverageHue => report::average_hue(src, &header, plan),
+            Report::AverageHue => report::average_hue(src, &header, plan, opts.deadline),
         };
     }
     let plan = &*animation::source_rules(plan, header.format);
@@ -77,6 +77,7 @@ fn apply_all(
         marks,
         limits: MarkLimits {
             max_pixels: opts.max_output_pixels,
+            deadline: opts.deadline,
         },
         deadline: opts.deadline,
     };

@@ -10,12 +10,14 @@
 //! there).
 
 use std::collections::BTreeMap;
+use std::time::Instant;
 
 use libvips::ops;
 use serde_json::json;
 
 use super::encode::{prepare_for, Output};
 use super::load::load;
+use super::ops::resize;
 use super::probe::Header;
 use super::vips::{self, decode_err, image_of};
 use crate::error::Result;
@@ -52,9 +54,15 @@ pub fn info(src: &[u8], h: &Header) -> Output {
     }
 }
 
-/// OSS `average-hue`: `{"RGB":"0xRRGGBB"}` of the whole (upright, sRGB) image.
-pub fn average_hue(src: &[u8], header: &Header, plan: &Plan) -> Result<Output> {
-    // Averaged over a 64-px thumbnail (shrink-on-load), decoded once to memory.
+/// OSS `average-hue`: `{"RGB":"0xRRGGBB"}` of the whole (upright, sRGB) image,
+/// averaged over a copy at most 64 px a side (shrink-on-load, then the resize),
+/// decoded once to memory; every step under the request's deadline.
+pub fn average_hue(
+    src: &[u8],
+    header: &Header,
+    plan: &Plan,
+    deadline: Option<Instant>,
+) -> Result<Output> {
     let small = Plan {
         ops: vec![Op::Resize(Resize {
             l: Some(64),
@@ -62,9 +70,13 @@ pub fn average_hue(src: &[u8], header: &Header, plan: &Plan) -> Result<Output> {
         })],
         ..plan.clone()
     };
-    let (img, _) = load(src, header, &small, 1, None)?;
+    let (img, target) = load(src, header, &small, 1, deadline)?;
+    let img = match target {
+        Some(t) => resize(img, &t, [255, 255, 255], deadline)?,
+        None => img,
+    };
     let img = prepare_for(img, Format::Jpg)?;
-    let img = vips::copy_memory(img, None, "average-hue")?;
+    let img = vips::copy_memory(img, deadline, "average-hue")?;
     let mut rgb = [0u8; 3];
     for (i, c) in rgb.iter_mut().enumerate() {
         let band = if img.bands() >= 3 { i as i32 } else { 0 };
