@@ -31,6 +31,10 @@ enum Cmd {
         ops: String,
         #[arg(long)]
         config: Option<PathBuf>,
+        /// The `Accept` header `format,auto` is resolved against (none: the
+        /// source's format).
+        #[arg(long)]
+        accept: Option<String>,
         input: PathBuf,
         output: PathBuf,
     },
@@ -119,9 +123,10 @@ fn main() -> ExitCode {
         Cmd::Process {
             ops,
             config,
+            accept,
             input,
             output,
-        } => process(ops, config, input, output),
+        } => process(ops, config, accept, input, output),
         Cmd::Serve { config } => runtime().and_then(|rt| rt.block_on(serve(config))),
         Cmd::Sign {
             url,
@@ -240,47 +245,28 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
 fn process(
     ops: String,
     config: Option<PathBuf>,
+    accept: Option<String>,
     input: PathBuf,
     output: PathBuf,
 ) -> Result<(), String> {
-    use pixmirror::process::engine::pipeline;
-    use pixmirror::process::lang::{self, negotiate};
     let cfg = match &config {
         Some(_) => load(config)?,
         None => Config::default(),
     };
-    let ops = if ops.starts_with("image/") || ops.starts_with("style/") {
-        ops
-    } else {
-        format!("image/{ops}")
-    };
-    let mut plan = lang::parse_process(&ops, &cfg.styles).map_err(|e| e.to_string())?;
-    // Offline there is no Accept header: `auto` keeps the source format.
-    negotiate::resolve(&mut plan, "", &[]);
-    let src = std::fs::read(&input).map_err(|e| format!("{}: {e}", input.display()))?;
-    if src.len() as u64 > cfg.process.max_source_bytes.0 {
-        return Err(format!(
-            "{}: larger than process.max_source_bytes",
-            input.display()
-        ));
-    }
-    // Offline, a watermark image's key is a file path (relative to the
-    // current directory).
-    let mut marks = pipeline::Marks::new();
-    for key in plan.mark_keys() {
-        let bytes = std::fs::read(key).map_err(|e| format!("watermark image {key}: {e}"))?;
-        marks.insert(key.to_string(), bytes.into());
-    }
-    let opts = pipeline::Options::from_config(&cfg.process);
-    let out =
-        pipeline::run_with(&src, &plan, &opts, &marks).map_err(|e| format!("{}: {e}", e.code()))?;
+    let out = runtime()?.block_on(pixmirror::http::offline::process_file(
+        cfg,
+        &input,
+        &ops,
+        accept.as_deref(),
+    ))?;
     std::fs::write(&output, &out.bytes).map_err(|e| format!("{}: {e}", output.display()))?;
     eprintln!(
-        "{} -> {} ({}, {} bytes)",
+        "{} -> {} ({}, {} bytes, {})",
         input.display(),
         output.display(),
         out.content_type,
-        out.bytes.len()
+        out.bytes.len(),
+        out.process.as_deref().unwrap_or("as stored")
     );
     Ok(())
 }

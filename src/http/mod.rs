@@ -2,6 +2,7 @@
 //! stop accepting → finish in-flight requests → drain the write-back queue.
 
 pub mod admin;
+pub mod offline;
 pub mod request;
 pub mod response;
 
