@@ -157,6 +157,33 @@ async fn a_missing_bucket_is_a_store_error_and_never_fires_the_mirror() {
     s.stop().await;
 }
 
+/// Issue 21, item 4: a 404 that does not say what is missing (no S3 error
+/// code: a proxy, a bucket behind one) is a store failure (502), never
+/// "missing", so it never starts a mirror fetch. (Before, any codeless 404 was
+/// NotFound and the mirror's origin was asked.) A stand-in endpoint, as Garage
+/// always names the code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_404_without_a_code_is_a_store_error() {
+    let fake = common::fake_s3::FakeS3::start(404, "").await;
+    let o = Origin::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cfg = common::config(Backend::Fs, dir.path());
+    fake.configure(&mut cfg);
+    cfg.mirror.allow_private_networks = true;
+    cfg.mirror.rules = vec![pixmirror::config::MirrorRule {
+        origin: Some(o.template("img")),
+        retries: 0,
+        ..Default::default()
+    }];
+    let s = TestServer::start(cfg).await;
+    for q in ["", "?x-oss-process=image/resize,w_10"] {
+        let r = get(&s.url(&format!("a/b.jpg{q}"))).await;
+        assert_eq!((r.status, r.code().as_str()), (502, "StoreError"), "{q}");
+    }
+    assert_eq!(o.total_hits(), 0, "the mirror never fired");
+    s.stop().await;
+}
+
 /// `SlowDown` is retried by the SDK with backoff (3 attempts), then answered
 /// 503 `Busy` with `Retry-After`, not 502 and not "missing". Garage never
 /// throttles, so the endpoint here is a loopback stand-in (tests/common/fake_s3.rs).
@@ -343,8 +370,10 @@ async fn every_path_runs_under_the_deadline() {
 }
 
 /// fs store (issue 9, item 15): a symlinked folder inside the root that leads
-/// outside lets nothing through. Reads were refused before; now mirror writes,
-/// purges, deletes and listings are too, and no folder is created out there.
+/// outside lets nothing through: reads, mirror writes, purges, deletes and
+/// listings, and no folder is created out there. Issue 21, item 4: a key
+/// through the link is refused (400), never "missing", so a mirror rule for it
+/// never asks its origin (before: it was fetched and served as `mirrored`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fs_writes_deletes_and_listings_stay_inside_the_root() {
     let env = Env::new(Backend::Fs, "confine").await;
@@ -364,11 +393,17 @@ async fn fs_writes_deletes_and_listings_stay_inside_the_root() {
     }];
     let s = TestServer::start(cfg).await;
 
-    // Mirrored objects are served but never written through the link.
-    for key in ["link/x.jpg", "link/new/dir/x.jpg"] {
+    // Keys through the link are refused, whether or not the target exists;
+    // the origin is never asked.
+    for key in ["link/x.jpg", "link/new/dir/x.jpg", "link/y.jpg"] {
         let r = get(&s.url(key)).await;
-        assert_eq!((r.status, r.cache()), (200, "mirrored"), "{key}");
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (400, "InvalidArgument"),
+            "{key}"
+        );
     }
+    assert_eq!(o.total_hits(), 0, "no mirror fetch through the link");
     let mut left: Vec<_> = std::fs::read_dir(out)
         .expect("read_dir")
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())

@@ -104,10 +104,27 @@ impl FsStore {
         self.root.join(META_DIR).join(format!("{key}.json"))
     }
 
-    /// Resolve symlinks and make sure the file is still inside the root.
+    /// Blocking: resolve symlinks and make sure the file is still inside the
+    /// root. A key that leads outside (through a symlink to a file or a folder,
+    /// whether or not the target exists) is refused (400), never "missing": a
+    /// missing object would start a mirror fetch.
     fn confined(&self, path: &Path) -> StoreResult<PathBuf> {
-        let real = std::fs::canonicalize(path).map_err(io_err)?;
+        let outside = || StoreError::InvalidKey("invalid key: leaves the storage root".into());
+        let mut existing = path;
+        let real = loop {
+            match std::fs::canonicalize(existing) {
+                Ok(real) => break real,
+                Err(e) if e.kind() == ErrorKind::NotFound => {
+                    existing = existing.parent().ok_or_else(outside)?;
+                }
+                Err(e) => return Err(io_err(e)),
+            }
+        };
         if !real.starts_with(&self.root) {
+            return Err(outside());
+        }
+        if existing != path {
+            // Inside the root, and the object itself does not exist.
             return Err(StoreError::NotFound);
         }
         Ok(real)
@@ -434,13 +451,26 @@ mod tests {
             .expect("symlink");
         std::fs::create_dir(dir.path().join("folder")).expect("mkdir");
         let store = FsStore::new(dir.path()).expect("store");
-        for key in ["link", "folder", "missing", META_DIR] {
+        for key in ["folder", "missing", META_DIR] {
             assert!(
                 matches!(store.get(key).await, Err(StoreError::NotFound)),
                 "get {key}"
             );
             assert!(
                 matches!(store.head(key).await, Err(StoreError::NotFound)),
+                "head {key}"
+            );
+        }
+        // A symlink out of the root is a refusal, never "missing" (which would
+        // start a mirror fetch): to a file, and to a folder, existing or not.
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("out")).expect("symlink");
+        for key in ["link", "out/secret", "out/missing.jpg"] {
+            assert!(
+                matches!(store.get(key).await, Err(StoreError::InvalidKey(_))),
+                "get {key}"
+            );
+            assert!(
+                matches!(store.head(key).await, Err(StoreError::InvalidKey(_))),
                 "head {key}"
             );
         }

@@ -51,7 +51,12 @@ where
         .and_then(|s| s.code())
         .map(str::to_string);
     match (code.as_deref(), e.status()) {
-        (Some("NoSuchKey" | "NotFound"), _) | (None, Some(404)) => StoreError::NotFound,
+        (Some("NoSuchKey" | "NotFound"), _) => StoreError::NotFound,
+        // A 404 that does not say what is missing (a proxy, a missing bucket
+        // behind one) is not "missing": that would start a mirror fetch. (A
+        // HEAD's 404, which has no body, comes with the SDK's `NotFound` and
+        // is checked against the bucket in `missing_key_or_bucket`.)
+        (None, Some(404)) => StoreError::Other(detail()),
         (Some("AccessDenied"), _) | (None, Some(403)) => StoreError::AccessDenied(detail()),
         (Some("SlowDown" | "RequestLimitExceeded" | "Throttling" | "ThrottlingException"), _)
         | (_, Some(503)) => StoreError::Throttled(detail()),

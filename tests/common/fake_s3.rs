@@ -33,7 +33,8 @@ impl FakeS3 {
                 tokio::spawn(async move {
                     let svc = service_fn(move |req: http::Request<hyper::body::Incoming>| {
                         n.fetch_add(1, Ordering::SeqCst);
-                        let body = if req.method() == http::Method::HEAD {
+                        // An empty code: a bare status, no error document.
+                        let body = if req.method() == http::Method::HEAD || code.is_empty() {
                             String::new()
                         } else {
                             format!(
