@@ -33,6 +33,7 @@ pub struct Metrics {
     pub l1_lookups: IntCounterVec,
     pub writeback_retries: IntCounter,
     pub writeback_failures: IntCounter,
+    pub writeback_abandoned: IntCounter,
     pub mirror_fetches: IntCounterVec,
     pub errors: IntCounterVec,
     process: ProcessMetrics,
@@ -99,6 +100,11 @@ const WRITEBACK_RETRIES: Def = def(
 const WRITEBACK_FAILURES: Def = def(
     "pixmirror_writeback_failures_total",
     "Derivatives not written after every attempt failed",
+    &[],
+);
+const WRITEBACK_ABANDONED: Def = def(
+    "pixmirror_writeback_abandoned_total",
+    "Write-backs abandoned because they came after the shutdown drain",
     &[],
 );
 const MIRROR_FETCHES: Def = def("pixmirror_mirror_fetches_total", "Mirror origin fetches, by rule (its index in mirror.rules) and outcome (ok, or the error code)", &["rule", "outcome"]);
@@ -245,6 +251,7 @@ impl Metrics {
             l1_lookups: r.counters(&L1_LOOKUPS),
             writeback_retries: r.counter(&WRITEBACK_RETRIES),
             writeback_failures: r.counter(&WRITEBACK_FAILURES),
+            writeback_abandoned: r.counter(&WRITEBACK_ABANDONED),
             mirror_fetches: r.counters(&MIRROR_FETCHES),
             errors: r.counters(&ERRORS),
             process: ProcessMetrics {

@@ -1,7 +1,10 @@
 //! Derivative write-back: a bounded queue drained by a worker with retries and
 //! backoff. A full queue means the caller writes inline (never dropped); on
-//! shutdown the queue is closed and drained within a deadline.
+//! shutdown the queue is closed and drained within a deadline, and a write
+//! that comes after the drain (a render that outlived the requests) is
+//! abandoned, never written: nothing writes once shutdown has drained.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,6 +28,8 @@ pub struct WriteBack {
     store: DynStore,
     metrics: Arc<Metrics>,
     attempts: u32,
+    /// Drained for shutdown: later writes are abandoned.
+    closed: AtomicBool,
 }
 
 /// Put with retries and exponential backoff; counts every attempt.
@@ -76,6 +81,7 @@ impl WriteBack {
             store: store.clone(),
             metrics: metrics.clone(),
             attempts,
+            closed: AtomicBool::new(false),
         });
         let worker = tokio::spawn(async move {
             // Up to 4 writes in flight at once.
@@ -101,8 +107,21 @@ impl WriteBack {
         wb
     }
 
-    /// Queue a write; when the queue is full or closed, write now.
+    /// After the drain: the write is abandoned (counted, logged).
+    fn abandoned(&self, job: &Job) -> bool {
+        if !self.closed.load(Ordering::SeqCst) {
+            return false;
+        }
+        self.metrics.writeback_abandoned.inc();
+        tracing::warn!(key = %job.key, "write-back after the shutdown drain: abandoned");
+        true
+    }
+
+    /// Queue a write; when the queue is full, write now.
     pub async fn submit(&self, job: Job) {
+        if self.abandoned(&job) {
+            return;
+        }
         let tx = crate::lock::lock(&self.tx).clone();
         let job = match tx {
             Some(tx) => {
@@ -127,11 +146,15 @@ impl WriteBack {
 
     /// Write now, before responding (`derivatives.write = "sync"`).
     pub async fn write_now(&self, job: Job) {
+        if self.abandoned(&job) {
+            return;
+        }
         put_with_retries(&self.store, &self.metrics, &job, self.attempts).await;
     }
 
     /// Close the queue and wait (up to `timeout`) until every queued write has landed.
     pub async fn drain(&self, timeout: Duration) -> bool {
+        self.closed.store(true, Ordering::SeqCst);
         crate::lock::lock(&self.tx).take();
         let handle = self.worker.lock().await.take();
         match handle {

@@ -342,6 +342,54 @@ async fn failing_store_writes_never_fail_responses() {
     }
 }
 
+/// Issue 21, item 8: no write after the shutdown drain. 20 renders wait at
+/// the bucket while the server shuts down (its requests cut off after
+/// `server.shutdown_timeout`, the queue drained); released after `stop()`
+/// returns, they finish and publish, and every write-back is abandoned, none
+/// written. (Before: each wrote inline after the drain.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn renders_that_outlive_the_drain_write_nothing() {
+    let env = Env::new(Backend::Fs, "afterdrain").await;
+    let gated = GatedStore::reads_held(env.store.clone());
+    let store: pixmirror::storage::DynStore = gated.clone();
+    let mut cfg = env.config();
+    cfg.server.shutdown_timeout = pixmirror::config::Dur(std::time::Duration::from_millis(300));
+    cfg.process.workers = 2;
+    let s = TestServer::start_with_store(cfg, store).await;
+    let key = env.key("sunset.jpg");
+    let urls: Vec<String> = (0..20)
+        .map(|i| derivative_url(&s, &key, &format!("resize,w_{}", 30 + i)))
+        .collect();
+    let clients = spawn_gets(urls);
+    // Each render reads its stored derivative (and the original) at the gate.
+    gated.wait_for_waiting_gets(20).await;
+    let app = s.app.clone();
+    s.stop().await;
+    gated.gate_gets(false);
+    gated.gets.add_permits(1000);
+    let m = &app.metrics;
+    let mut waited = 0;
+    while m.writeback_abandoned.get() < 20 && waited < 10_000 {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        waited += 10;
+    }
+    assert_eq!(
+        m.writeback_abandoned.get(),
+        20,
+        "every write-back after the drain"
+    );
+    assert_eq!(
+        m.store_requests_of("PUT"),
+        0,
+        "nothing written after the drain"
+    );
+    let prefix = format!("{key}__op__");
+    assert!(env.store.list(&prefix).await.expect("list").is_empty());
+    for c in clients {
+        let _ = c.await; // cut off by the shutdown
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_drains_queued_write_backs() {
     let env = Env::new(Backend::S3, "drain").await;

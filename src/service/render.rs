@@ -72,9 +72,7 @@ impl App {
         // of L1 and the bucket (its callers still get it).
         let ticket = self.purges.ticket(&ctx.req.key);
         if let Some(item) = self.bucket_derivative(&ctx.req.key, d).await? {
-            if ticket.still_valid() {
-                self.l1.insert(d.key.clone(), item.clone()).await;
-            }
+            self.remember(&d.key, &item, &ticket).await;
             return Ok((item, CacheStatus::Store));
         }
         let source = self.source(&ctx).await?;
@@ -213,12 +211,29 @@ impl App {
     /// was purged since the render started (checked again before each write
     /// attempt).
     async fn publish(&self, ctx: &Ctx, d: &Derived, item: &Arc<Entry>, ticket: Ticket) {
-        if !ticket.still_valid() {
+        if !self.remember(&d.key, item, &ticket).await {
             return;
         }
-        self.l1.insert(d.key.clone(), item.clone()).await;
         let reached = self.admission.note_request(&d.key);
         self.write_back(ctx, d, item, ticket, reached).await;
+    }
+
+    /// Put a derivative into L1 unless its original was purged since `ticket`
+    /// was taken. Checked before and again after the insert: a purge records
+    /// itself before it drops L1's copies, so whichever comes second, the
+    /// purge's drop or this second check, takes the entry out. (One check
+    /// before the insert left a purged derivative in L1 when the purge fell
+    /// between the check and the insert.) Answers whether it stayed.
+    async fn remember(&self, key: &str, item: &Arc<Entry>, ticket: &Ticket) -> bool {
+        if !ticket.still_valid() {
+            return false;
+        }
+        self.l1.insert(key.to_string(), item.clone()).await;
+        if ticket.still_valid() {
+            return true;
+        }
+        self.l1.remove(key).await;
+        false
     }
 
     /// Write a derivative back if the bucket should hold it: stores derivatives
