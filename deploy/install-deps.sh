@@ -10,7 +10,7 @@ need=("$@")
 pkg-config --exists vips 2>/dev/null || need+=(libvips-dev)
 command -v pkg-config >/dev/null || need+=(pkg-config)
 command -v curl >/dev/null || need+=(curl)
-# Fonts for text watermarks (process::watermark maps OSS's font names onto
+# Fonts for text watermarks (process::plan::watermark::Font maps OSS's font names onto
 # them); the container's runtime stage installs the same list.
 FONTS="fonts-wqy-zenhei fonts-wqy-microhei fonts-droid-fallback fonts-arphic-ukai fonts-arphic-uming"
 for font in $FONTS; do

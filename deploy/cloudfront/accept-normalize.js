@@ -11,7 +11,7 @@
 //
 // A request that cannot vary by Accept (no `format,auto` and no style, which
 // may use it) gets "*/*": one variant. The classes follow pixmirror's own
-// negotiation (src/process/negotiate.rs): exact media types, `q=0` refuses.
+// negotiation (src/process/lang/negotiate.rs): exact media types, `q=0` refuses.
 // Tests: tests/ops/cloudfront.test.js (node --test).
 
 function accepts(accept, mime) {

@@ -3,6 +3,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export PATH="$HOME/.cargo/bin:$PATH"
+# The code's shape (ARCHITECTURE.md): no import cycle, no arrow up the layers,
+# process/ and config/ without I/O, no function past 80 lines or file past 500.
+command -v python3 >/dev/null || bash deploy/install-deps.sh python3
+python3 tests/support/structure.py --check
 dir="$(pwd)/.test-tmp/garage"
 trap 'tests/support/garage.sh stop "$dir"' EXIT
 eval "$(tests/support/garage.sh start "$dir")"

@@ -30,6 +30,13 @@ from pathlib import Path
 IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
 # Layer by path prefix under src/, first match wins; no arrow from a lower layer up.
 LAYERS = "process/plan/=0,process/codec/=1,config=0,error.rs=0,process/lang/=2,process/engine/=2"
+# Pure layers: no async runtime, no HTTP, no files or sockets (config/mod.rs
+# reads its file through figment).
+PURE = [
+    ("src/process/", r"\b(tokio|hyper|std::fs|std::net|std::process)\b", "I/O in process/"),
+    ("src/config/", r"\b(tokio|hyper|std::fs|std::process)\b", "I/O in config/"),
+]
+HYPER_OK = ("src/http/", "src/mirror/", "src/fleet.rs")
 TEST_ATTR = re.compile(r"#\[\s*cfg\s*\(\s*(?:all\s*\(\s*)?test\b[^\]]*\]")
 
 
@@ -283,6 +290,18 @@ def main():
 
     edges = {r: crate.edges_of(r) for r in crate.files}
     total = sum(len(v) for v in edges.values())
+    print("== purity")
+    impure = []
+    for rel, text in sorted(crate.files.items()):
+        path = name(rel)
+        for prefix, pattern, what in PURE:
+            if path.startswith(prefix) and re.search(pattern, text):
+                impure.append(f"{what}: {path}")
+        if re.search(r"\bhyper(::|_util)", text) and not path.startswith(HYPER_OK):
+            impure.append(f"hyper outside http, mirror and fleet: {path}")
+    print("\n".join(impure) if impure else "process/ and config/ do no I/O; hyper stays in http, mirror, fleet")
+    broken |= bool(impure)
+
     print(f"== imports: {len(crate.files)} files, {total} edges")
     cycles = sccs(crate.files, edges)
     for comp in cycles:
