@@ -34,14 +34,24 @@ if ! cargo fuzz build -O >"$log" 2>&1; then
   exit 1
 fi
 rm -f "$log"
+# The hostile corpus of the tests (tests/fixtures/hostile/) seeds the pipeline
+# target too, as its inputs are written: a process string, NUL, the file.
+hostile="$(mktemp -d)"
+trap 'rm -rf "$hostile"' EXIT
+for f in tests/fixtures/hostile/*; do
+  [ "$(basename "$f")" = README.md ] && continue
+  { printf 'image/resize,w_100\0'; cat "$f"; } >"$hostile/$(basename "$f")"
+done
 for t in "${targets[@]}"; do
   corpus="${PIXMIRROR_FUZZ_CORPUS:-$HOME/.cache/pixmirror-fuzz}/$t"
   mkdir -p "$corpus"
+  seeds=("fuzz/seeds/$t")
+  [ "$t" = pipeline ] && seeds+=("$hostile")
   echo "fuzz: $t for ${secs}s (corpus $corpus)"
   # A crash, a leak, an input over 60 s or 2 GB fails the run and leaves the
   # input in fuzz/artifacts/$t/; replay it with `cargo fuzz run -O $t FILE`.
   status=0
-  cargo fuzz run -O "$t" "$corpus" "fuzz/seeds/$t" -- \
+  cargo fuzz run -O "$t" "$corpus" "${seeds[@]}" -- \
     -max_total_time="$secs" -timeout=60 -rss_limit_mb=2048 -print_final_stats=1 \
     2>&1 | { grep -v -E '^#[0-9]+\s+(NEW|REDUCE|pulse)|NEW_FUNC|^"' || true; } || status=$?
   [ "$status" -eq 0 ] || { echo "fuzz: $t FAILED (exit $status)"; exit 1; }

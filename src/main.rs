@@ -212,10 +212,8 @@ fn sign(url: &str, expires: Option<&str>, config: Option<PathBuf>) -> Result<Str
         .filter(|p| !signing::is_signature_param(p.split('=').next().unwrap_or("")))
         .map(str::to_string)
         .collect();
-    let process = params.iter().find_map(|p| {
-        p.strip_prefix("x-oss-process=")
-            .or_else(|| p.strip_prefix("x-bce-process="))
-    });
+    let rest = params.join("&");
+    let process = signing::process_of(&rest).map_err(|e| e.to_string())?;
     let expiry = match expires {
         Some(d) => {
             let d = humantime::parse_duration(d).map_err(|e| format!("--expires: {e}"))?;

@@ -36,6 +36,49 @@ fn denied(why: &str) -> Error {
     Error::AccessDenied(format!("the URL signature {why}"))
 }
 
+/// The process a query asks for, raw (as sent): the value of `x-oss-process`
+/// or `x-bce-process`, or a COS/Qiniu item (`imageMogr2/...`, no `=`). This is
+/// what a signature covers, whatever the grammar: a process the signature does
+/// not name would otherwise ride on a signed URL. `Err` when the query holds
+/// more than one (the request parser refuses those too).
+pub fn process_of(query: &str) -> Result<Option<&str>> {
+    let mut found = None;
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let item = match (k, v.is_empty()) {
+            (OSS_PROCESS | BCE_PROCESS, _) => v,
+            (_, true) if is_cos_item(k) => k,
+            _ => continue,
+        };
+        if found.replace(item).is_some() {
+            return Err(denied("covers one process; the URL has several"));
+        }
+    }
+    Ok(found)
+}
+
+fn is_cos_item(raw: &str) -> bool {
+    percent_decode_str(raw)
+        .decode_utf8()
+        .is_ok_and(|item| crate::process::lang::cos::is_cos(&item))
+}
+
+/// A parameter of a signature given once: a second copy (the shape of a
+/// published signature bypass, where one copy is checked and another used) is
+/// refused.
+fn once<'a>(query: &'a str, name: &str) -> Result<Option<&'a str>> {
+    let mut values = query
+        .split('&')
+        .filter_map(|p| p.split_once('=').or(Some((p, ""))))
+        .filter(|(k, _)| *k == name)
+        .map(|(_, v)| v);
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(denied(&format!("gives {name} twice")));
+    }
+    Ok(first)
+}
+
 /// The raw (still percent-encoded) value of the first `name` in `query`.
 fn param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
     query
@@ -76,6 +119,9 @@ pub fn verify(cfg: &SigningConfig, raw_path: &str, query: Option<&str>, now: u64
         return Ok(());
     }
     let q = query.unwrap_or("");
+    for name in [SIGNATURE, EXPIRES, "OSSAccessKeyId", "Expires", "Signature"] {
+        once(q, name)?;
+    }
     if let Some(sig) = param(q, SIGNATURE) {
         return verify_own(cfg, raw_path, q, sig, now);
     }
@@ -104,8 +150,7 @@ fn verify_own(cfg: &SigningConfig, raw_path: &str, q: &str, sig: &str, now: u64)
         .decode(decoded(sig)?)
         .map_err(|_| denied("is malformed"))?;
     let expires = param(q, EXPIRES);
-    let process = param(q, OSS_PROCESS).or_else(|| param(q, BCE_PROCESS));
-    let msg = message(raw_path, process, expires);
+    let msg = message(raw_path, process_of(q)?, expires);
     let ok = cfg.keys.iter().any(|k| {
         let Ok(key) = hex::decode(k) else {
             return false;
@@ -141,6 +186,10 @@ fn verify_oss(cfg: &SigningConfig, raw_path: &str, q: &str, id: &str, now: u64) 
         .decode(sig)
         .map_err(|_| denied("is malformed"))?;
     let key = decoded(raw_path.strip_prefix('/').unwrap_or(raw_path))?;
+    // OSS signs `x-oss-process` only: another process form is not covered.
+    if process_of(q)?.is_some() && param(q, OSS_PROCESS).is_none() {
+        return Err(denied("does not cover this process form"));
+    }
     let process = param(q, OSS_PROCESS).map(decoded).transpose()?;
     let ok = cfg
         .oss_keys
