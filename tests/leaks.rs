@@ -89,10 +89,89 @@ fn no_libvips_object_outlives_a_run() {
             }
         }
     }
+    leaks.extend(watermark_images_leave_nothing(&opts));
+    leaks.extend(deadline_kills_leave_nothing(&opts));
     assert!(
         leaks.is_empty(),
         "libvips objects left after a run:\n{}",
         leaks.join("\n")
     );
     assert_eq!(live_objects(), base);
+}
+
+/// Runs that draw watermark images (their preprocessing included), on each
+/// source; the leaks found.
+fn watermark_images_leave_nothing(opts: &pipeline::Options) -> Vec<String> {
+    use base64::Engine;
+    let b64 = |v: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
+    let mut marks = pipeline::Marks::new();
+    marks.insert("mark.png".into(), common::fixture("gulp.png").into());
+    marks.insert("broken.jpg".into(), common::fixture("truncated.jpg").into());
+    let plans = [
+        format!(
+            "image/resize,w_120/watermark,image_{},g_center,t_60",
+            b64("mark.png")
+        ),
+        format!(
+            "image/resize,w_120/watermark,image_{},fill_1,padx_5",
+            b64("mark.png?x-oss-process=image/resize,P_30/rotate,90/rounded-corners,r_5")
+        ),
+        format!(
+            "image/watermark,image_{},text_SGk,order_1,align_1",
+            b64("mark.png?x-oss-process=image/crop,w_50,h_50/indexcrop,x_10,i_1")
+        ),
+        format!("image/resize,w_120/watermark,image_{}", b64("broken.jpg")),
+    ];
+    let mut leaks = Vec::new();
+    for input in ["sunset.jpg", "gulp.png", "truncated.jpg"] {
+        let src = common::fixture(input);
+        for p in &plans {
+            let plan = lang::parse_process(p, &BTreeMap::new()).expect("plan");
+            let before = live_objects();
+            let _ = pipeline::run_with(&src, &plan, opts, &marks);
+            let after = live_objects();
+            if after != before {
+                leaks.push(format!(
+                    "{input} {p}: {} object(s)",
+                    after as i64 - before as i64
+                ));
+            }
+        }
+    }
+    leaks
+}
+
+/// Runs stopped by the deadline at every moment (before the load, in a step,
+/// while encoding); the leaks found.
+fn deadline_kills_leave_nothing(opts: &pipeline::Options) -> Vec<String> {
+    let plans = [
+        "image/resize,w_400/blur,r_30,s_30/format,webp",
+        "image/resize,w_400/format,webp",
+        "image/format,webp",
+        "image/resize,w_400/rotate,33/format,png",
+        "image/average-hue",
+        "image/resize,w_300/format,avif",
+        "image/resize,w_200/format,bmp",
+    ];
+    let mut leaks = Vec::new();
+    let src = common::fixture("dragonfly.jpg");
+    for p in plans {
+        let plan = lang::parse_process(p, &BTreeMap::new()).expect("plan");
+        for ms in (0u64..16).chain([20, 30, 50]) {
+            let opts = pipeline::Options {
+                deadline: Some(std::time::Instant::now() + std::time::Duration::from_millis(ms)),
+                ..opts.clone()
+            };
+            let before = live_objects();
+            let _ = pipeline::run(&src, &plan, &opts);
+            let after = live_objects();
+            if after != before {
+                leaks.push(format!(
+                    "{p} at {ms} ms: {} object(s)",
+                    after as i64 - before as i64
+                ));
+            }
+        }
+    }
+    leaks
 }

@@ -89,18 +89,24 @@ pub fn encode(
     };
     // libvips 8.14's webpsave leaks its whole pipeline (36 objects for a
     // resize) when pixels fail to decode during the save, as a truncated JPEG
-    // does. Decode first, so the save never sees a failing pixel source
-    // (tests/leaks.rs). webpsave holds the whole picture for libwebp anyway, so
-    // the copy adds little to the peak.
-    let img = match format {
-        Format::Webp => vips::copy_memory(img, opts.deadline, "encode webp")?,
-        _ => img,
+    // does, and 5 objects when the deadline stops it. So the pixels are decoded
+    // first, under the deadline (the save never sees a failing pixel source),
+    // and the save itself, over pixels in memory and at most
+    // `max_output_pixels` of them, is not stopped: the deadline is checked as
+    // it ends (tests/leaks.rs). webpsave holds the whole picture for libwebp
+    // anyway, so the copy adds little to the peak.
+    let (img, watch) = match format {
+        Format::Webp => (vips::copy_memory(img, opts.deadline, "encode webp")?, None),
+        _ => (img, opts.deadline),
     };
-    let bytes = vips::evaluate(img.get(), opts.deadline, || {
+    let bytes = vips::evaluate(img.get(), watch, || {
         vips::write_to_buffer(img.get(), &suffix).ok_or_else(|| {
             Error::unprocessable(format!("encode {}: {}", format.name(), vips::take_error()))
         })
     })?;
+    if opts.deadline.is_some_and(|d| std::time::Instant::now() > d) {
+        return Err(Error::Timeout("processing took too long".into()));
+    }
     Ok(match format {
         Format::Webp => webp::strip(bytes),
         Format::Gif => match vips::get_int(img.get(), c"loop") {
