@@ -33,9 +33,13 @@ impl FakeS3 {
                 tokio::spawn(async move {
                     let svc = service_fn(move |req: http::Request<hyper::body::Incoming>| {
                         n.fetch_add(1, Ordering::SeqCst);
-                        // An empty code: a bare status, no error document.
-                        let body = if req.method() == http::Method::HEAD || code.is_empty() {
+                        let body = if req.method() == http::Method::HEAD {
                             String::new()
+                        } else if code.is_empty() {
+                            // An error document that names no code.
+                            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error>\
+                             <Message>not here</Message></Error>"
+                                .to_string()
                         } else {
                             format!(
                                 "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code>\
