@@ -119,13 +119,13 @@ pub fn verify(cfg: &SigningConfig, raw_path: &str, query: Option<&str>, now: u64
         return Ok(());
     }
     let q = query.unwrap_or("");
-    for name in [SIGNATURE, EXPIRES, "OSSAccessKeyId", "Expires", "Signature"] {
-        once(q, name)?;
-    }
-    if let Some(sig) = param(q, SIGNATURE) {
+    if let Some(sig) = once(q, SIGNATURE)? {
+        once(q, EXPIRES)?;
         return verify_own(cfg, raw_path, q, sig, now);
     }
-    if let Some(id) = param(q, "OSSAccessKeyId") {
+    if let Some(id) = once(q, "OSSAccessKeyId")? {
+        once(q, "Expires")?;
+        once(q, "Signature")?;
         return verify_oss(cfg, raw_path, q, id, now);
     }
     if cfg.required {
@@ -229,6 +229,19 @@ mod tests {
                 bucket: "old-bucket".into(),
             }],
         }
+    }
+
+    /// A parameter given twice is refused only in a signature that is there:
+    /// an unsigned request may carry its own `Expires` (not required).
+    #[test]
+    fn duplicates_are_refused_only_in_a_signature() {
+        let open = cfg(false);
+        let q = Some("Expires=1&Expires=2&Signature=a&Signature=b");
+        assert!(verify(&open, "/a.jpg", q, 0).is_ok());
+        let q = Some("x-pm-signature=AAAA&x-pm-signature=BBBB");
+        assert!(verify(&open, "/a.jpg", q, 0).is_err());
+        let q = Some("OSSAccessKeyId=LTAI&Expires=1&Expires=2&Signature=a");
+        assert!(verify(&open, "/a.jpg", q, 0).is_err());
     }
 
     #[test]

@@ -112,9 +112,13 @@ impl WriteBack {
         if !self.closed.load(Ordering::SeqCst) {
             return false;
         }
+        self.abandon(job);
+        true
+    }
+
+    fn abandon(&self, job: &Job) {
         self.metrics.writeback_abandoned.inc();
         tracing::warn!(key = %job.key, "write-back after the shutdown drain: abandoned");
-        true
     }
 
     /// Queue a write; when the queue is full, write now.
@@ -136,10 +140,9 @@ impl WriteBack {
                     }
                 }
             }
-            None => {
-                self.metrics.writeback_inline.inc();
-                job
-            }
+            // The queue is gone only once drained (a submit that passed the
+            // check just before the drain): abandoned too, never written.
+            None => return self.abandon(&job),
         };
         put_with_retries(&self.store, &self.metrics, &job, self.attempts).await;
     }

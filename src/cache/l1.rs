@@ -20,6 +20,9 @@ pub struct Entry {
     /// That original is in the bucket (false: a mirror rule with `store = false`),
     /// so its ETag can be checked there.
     pub source_in_bucket: bool,
+    /// The purge sequence (`Purges::current`) when the work that made it
+    /// started: an entry older than a purge of its original is not served.
+    pub made: u64,
 }
 
 impl Entry {
@@ -30,6 +33,7 @@ impl Entry {
         etag: String,
         last_modified: Option<SystemTime>,
         in_bucket: bool,
+        made: u64,
     ) -> Arc<Entry> {
         Arc::new(Entry {
             bytes,
@@ -38,6 +42,7 @@ impl Entry {
             etag,
             last_modified,
             source_in_bucket: in_bucket,
+            made,
         })
     }
 }

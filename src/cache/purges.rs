@@ -25,6 +25,16 @@ impl Purges {
         })
     }
 
+    /// The sequence now: work stamps what it makes with it.
+    pub fn current(&self) -> u64 {
+        self.seq.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Was `key` purged after the moment `made` (a [`Purges::current`])?
+    pub fn purged_since(&self, key: &str, made: u64) -> bool {
+        self.last.get(key).is_some_and(|n| n > made)
+    }
+
     pub fn purge(&self, key: &str) {
         let n = self.seq.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
         self.last.insert(key.to_string(), n);
@@ -50,9 +60,11 @@ pub struct Ticket {
 
 impl Ticket {
     pub fn still_valid(&self) -> bool {
-        self.purges
-            .last
-            .get(&self.key)
-            .is_none_or(|n| n <= self.seq)
+        !self.purges.purged_since(&self.key, self.seq)
+    }
+
+    /// The sequence when the work started (what its results are stamped with).
+    pub fn seq(&self) -> u64 {
+        self.seq
     }
 }

@@ -85,7 +85,6 @@ impl Mirror {
     }
 
     /// Fetch `key` through the first matching rule. `NoSuchKey` when no rule
-    /// Fetch `key` through the first matching rule. `NoSuchKey` when no rule
     /// matches or the origin says 404 (remembered for `mirror.negative_ttl`).
     pub async fn fetch(
         &self,

@@ -143,7 +143,8 @@ impl App {
         Arc::new(App {
             l1: shared.l1.scoped(site),
             fresh: Freshness::new(&cfg.derivatives, store.clone(), wait),
-            purges: Purges::new(wait),
+            // Remembered as long as an entry made before the purge can live.
+            purges: Purges::new(wait.max(cfg.cache.ttl.0)),
             admission: admit::Admission::new(&cfg.derivatives, &cfg.styles),
             flights: Flights {
                 renders: Coalescer::counting(joined.clone(), wait),

@@ -112,8 +112,13 @@ pub async fn command(
     };
     let store = crate::storage::open::from_config(&cfg.storage).await?;
     let sep = &cfg.derivatives.separator;
-    let deleted = delete_stored(store.as_ref(), key, sep)
-        .await
+    let listed = delete_stored(store.as_ref(), key, sep).await;
+    let state = match &listed {
+        Err(_) => "the stored derivatives could not be listed; nothing was deleted",
+        Ok(d) if !d.failed.is_empty() => "some stored derivatives are left",
+        Ok(_) => "the stored derivatives are deleted",
+    };
+    let deleted = listed
         .and_then(Deleted::complete)
         .map_err(|e| e.to_string());
     if let Ok(n) = &deleted {
@@ -123,11 +128,12 @@ pub async fn command(
         say("note: running instances keep their in-memory copies until cache.ttl; --fleet drops them".into());
         return deleted.map(drop);
     };
-    let state = match deleted {
-        Ok(_) => "the stored derivatives are deleted",
-        Err(_) => "some stored derivatives are left",
-    };
-    fleet_drop(&instances, key, token, state).await?;
+    if let Err(e) = fleet_drop(&instances, key, token, state).await {
+        return Err(match deleted {
+            Ok(_) => e,
+            Err(d) => format!("{d}; {e}"),
+        });
+    }
     for addr in &instances {
         say(format!("dropped {key} from the memory of {addr}"));
     }

@@ -35,6 +35,15 @@ fn derived(ctx: &Ctx) -> Result<&Derived> {
 /// The memory a run of `plan` on `src` holds at its peak (see
 /// `budget::processing_bytes`), from the header's dimensions read in pure Rust.
 /// A header that cannot be read costs nothing here: libvips refuses it (422).
+/// A derivative stamped with when its render started (its ticket), so that
+/// the L1 stage never serves it after a purge of its original.
+fn stamped(item: Arc<Entry>, ticket: &Ticket) -> Arc<Entry> {
+    Arc::new(Entry {
+        made: ticket.seq(),
+        ..(*item).clone()
+    })
+}
+
 fn processing_bytes(src: &[u8], plan: &crate::process::Plan) -> u64 {
     let Ok(size) = imagesize::blob_size(src) else {
         return 0;
@@ -72,12 +81,13 @@ impl App {
         // of L1 and the bucket (its callers still get it).
         let ticket = self.purges.ticket(&ctx.req.key);
         if let Some(item) = self.bucket_derivative(&ctx.req.key, d).await? {
+            let item = stamped(item, &ticket);
             self.remember(&d.key, &item, &ticket).await;
             return Ok((item, CacheStatus::Store));
         }
         let source = self.source(&ctx).await?;
         let marks = self.marks(&ctx, d).await?;
-        let item = self.process(d, &source, marks).await?;
+        let item = stamped(self.process(d, &source, marks).await?, &ticket);
         self.publish(&ctx, d, &item, ticket).await;
         let status = match source.status {
             CacheStatus::Mirrored => CacheStatus::Mirrored,
@@ -122,6 +132,7 @@ impl App {
             last_modified,
             source_etag,
             source_in_bucket: true,
+            made: 0,
         })))
     }
 
@@ -197,6 +208,7 @@ impl App {
             last_modified: s.last_modified,
             source_etag: s.source_etag.clone(),
             source_in_bucket: s.source_in_bucket,
+            made: 0,
         }))
     }
 

@@ -91,6 +91,7 @@ impl App {
                 f.etag.clone(),
                 f.last_modified,
                 true,
+                self.purges.current(),
             );
             self.l1.insert(ctx.req.key.clone(), item).await;
         }
@@ -151,7 +152,14 @@ impl App {
                 let mem = self.budget.reserve(f.size, "the source").await?;
                 let bytes = f.body.bytes().await?;
                 let (ct, etag) = (f.content_type.clone(), f.etag.clone());
-                let item = Entry::original(bytes, ct, etag, f.last_modified, f.store);
+                let item = Entry::original(
+                    bytes,
+                    ct,
+                    etag,
+                    f.last_modified,
+                    f.store,
+                    self.purges.current(),
+                );
                 if f.store {
                     self.l1.insert(key.clone(), item.clone()).await;
                 }
@@ -176,7 +184,7 @@ impl App {
             .inc_by(bytes.len() as u64);
         let ct = obj.meta.content_type_or_default();
         let (etag, modified) = (obj.meta.etag, obj.meta.last_modified);
-        let item = Entry::original(bytes, ct, etag, modified, true);
+        let item = Entry::original(bytes, ct, etag, modified, true, self.purges.current());
         self.l1.insert(key.to_string(), item.clone()).await;
         Ok(item)
     }

@@ -36,6 +36,12 @@ impl App {
     async fn l1(&self, ctx: &Ctx) -> Option<Reply> {
         let key = ctx.cache_key();
         let item = self.l1.get(key).await?;
+        // Made before a purge of its original: never served (the purge's own
+        // drop of L1 may have raced with the insert).
+        if self.purges.purged_since(&ctx.req.key, item.made) {
+            self.l1.remove(key).await;
+            return None;
+        }
         if self.fresh.is_fresh(&ctx.req.key, &item).await {
             if let Some(d) = &ctx.derived {
                 if self.admission.note_request(&d.key) {

@@ -114,6 +114,11 @@ impl FsStore {
         let real = loop {
             match std::fs::canonicalize(existing) {
                 Ok(real) => break real,
+                // A dangling symlink (to a file or a folder) names nothing
+                // inside the root: refused, not "missing".
+                Err(_) if std::fs::symlink_metadata(existing).is_ok_and(|m| m.is_symlink()) => {
+                    return Err(outside());
+                }
                 Err(e) if e.kind() == ErrorKind::NotFound => {
                     existing = existing.parent().ok_or_else(outside)?;
                 }
@@ -464,7 +469,17 @@ mod tests {
         // A symlink out of the root is a refusal, never "missing" (which would
         // start a mirror fetch): to a file, and to a folder, existing or not.
         std::os::unix::fs::symlink(outside.path(), dir.path().join("out")).expect("symlink");
-        for key in ["link", "out/secret", "out/missing.jpg"] {
+        let gone = outside.path().join("gone");
+        std::os::unix::fs::symlink(gone.join("x.jpg"), dir.path().join("dangling.jpg"))
+            .expect("symlink");
+        std::os::unix::fs::symlink(&gone, dir.path().join("dangling")).expect("symlink");
+        for key in [
+            "link",
+            "out/secret",
+            "out/missing.jpg",
+            "dangling.jpg",
+            "dangling/x.jpg",
+        ] {
             assert!(
                 matches!(store.get(key).await, Err(StoreError::InvalidKey(_))),
                 "get {key}"
