@@ -86,9 +86,9 @@ async fn a_path_is_decoded_once() {
 /// (imgproxy's published `0.0.0.0` bypass; IPv4-mapped IPv6; decimal and
 /// octal IPv4), each host even allowed by name: refused by the address guard
 /// (502), the target never reached. Passed before; stays as a guard. DNS
-/// rebinding (a name that resolves public, then loopback) cannot reach a
-/// private address either: the guard checks the addresses the connector is
-/// about to connect to, in its resolver, not an earlier lookup.
+/// rebinding (a name that resolves public, then loopback) is the unit test
+/// `mirror::guard::a_rebinding_name_is_refused_on_the_lookup_that_would_reach_loopback`:
+/// the guard checks the addresses the connector is about to connect to.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redirects_to_private_addresses_in_every_spelling_are_refused() {
     let env = Env::new(Backend::Fs, "ssrf").await;

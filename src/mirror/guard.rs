@@ -52,10 +52,29 @@ pub fn is_refusal(e: &(dyn std::error::Error + 'static)) -> bool {
 #[derive(Clone, Debug)]
 pub struct GuardedResolver {
     pub allow_private: bool,
+    /// The name lookup (the system's: [`system_lookup`]).
+    pub lookup: Lookup,
 }
 
 type Addrs = std::vec::IntoIter<SocketAddr>;
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
+type Answer = Pin<Box<dyn Future<Output = std::io::Result<Vec<SocketAddr>>> + Send>>;
+/// How a name is looked up.
+pub type Lookup = fn(String) -> Answer;
+
+/// The system resolver (getaddrinfo, through tokio).
+pub fn system_lookup(host: String) -> Answer {
+    Box::pin(async move { Ok(tokio::net::lookup_host((host.as_str(), 0)).await?.collect()) })
+}
+
+impl GuardedResolver {
+    pub fn new(allow_private: bool) -> GuardedResolver {
+        GuardedResolver {
+            allow_private,
+            lookup: system_lookup,
+        }
+    }
+}
 
 impl tower_service::Service<Name> for GuardedResolver {
     type Response = Addrs;
@@ -67,11 +86,10 @@ impl tower_service::Service<Name> for GuardedResolver {
     }
 
     fn call(&mut self, name: Name) -> Self::Future {
-        let allow_private = self.allow_private;
+        let (allow_private, lookup) = (self.allow_private, self.lookup);
         Box::pin(async move {
             let host = name.as_str().to_string();
-            let addrs: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let addrs = lookup(host.clone()).await?;
             // One non-public answer refuses the name: a rebinding name answers both.
             if !allow_private && addrs.iter().any(|a| is_private(a.ip())) {
                 return Err(Box::new(PrivateAddress(host)) as BoxError);
@@ -224,6 +242,37 @@ fn private_v6(v6: Ipv6Addr) -> bool {
 
 #[cfg(test)]
 mod tests {
+    /// DNS rebinding (issue 21, item 6): a name that answers a public address
+    /// first and 127.0.0.1 on the next lookup. Every connection's own lookup is
+    /// the one checked, so the second is refused; there is no earlier check to
+    /// fool.
+    #[tokio::test]
+    async fn a_rebinding_name_is_refused_on_the_lookup_that_would_reach_loopback() {
+        use std::str::FromStr;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tower_service::Service;
+        static CALLS: AtomicUsize = AtomicUsize::new(0);
+        fn rebinding(_: String) -> Answer {
+            let ip = match CALLS.fetch_add(1, Ordering::SeqCst) {
+                0 => [93, 184, 216, 34],
+                _ => [127, 0, 0, 1],
+            };
+            Box::pin(async move { Ok(vec![SocketAddr::from((ip, 0))]) })
+        }
+        let mut r = GuardedResolver {
+            allow_private: false,
+            lookup: rebinding,
+        };
+        let name = || Name::from_str("rebind.example").expect("name");
+        let first = r.call(name()).await.expect("a public answer");
+        assert_eq!(
+            first.collect::<Vec<_>>()[0].ip().to_string(),
+            "93.184.216.34"
+        );
+        let second = r.call(name()).await.err().expect("refused");
+        assert!(is_refusal(second.as_ref()), "{second}");
+    }
+
     use super::*;
 
     #[test]

@@ -201,7 +201,7 @@ impl HttpOrigins {
 /// The HTTP(S) client of the mirror; `allow_private` off puts the address
 /// guard into its resolver.
 fn http_client(allow_private: bool) -> Result<HttpClient, String> {
-    let mut http = HttpConnector::new_with_resolver(guard::GuardedResolver { allow_private });
+    let mut http = HttpConnector::new_with_resolver(guard::GuardedResolver::new(allow_private));
     http.enforce_http(false);
     // No Nagle wait behind the origin's delayed ACK.
     http.set_nodelay(true);
