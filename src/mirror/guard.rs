@@ -269,7 +269,7 @@ mod tests {
             first.collect::<Vec<_>>()[0].ip().to_string(),
             "93.184.216.34"
         );
-        let second = r.call(name()).await.err().expect("refused");
+        let second = r.call(name()).await.expect_err("refused");
         assert!(is_refusal(second.as_ref()), "{second}");
     }
 
