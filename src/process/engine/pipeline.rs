@@ -31,6 +31,8 @@ pub fn run(src: &[u8], plan: &Plan, opts: &Options) -> Result<Output> {
 /// (`Plan::mark_keys`).
 pub fn run_with(src: &[u8], plan: &Plan, opts: &Options, marks: &Marks) -> Result<Output> {
     let header = probe(src, opts.max_source_pixels, opts.max_frames)?;
+    // The header's parse cannot be stopped; a slow one still ends the run.
+    check_deadline(opts)?;
     if let Some(report) = plan.report {
         return match report {
             Report::Info => Ok(report::info(src, &header)),
