@@ -28,6 +28,14 @@ fn animated_gif() -> Vec<u8> {
     out
 }
 
+/// What `run` left in libvips' object table, named by `what`; `None` if nothing.
+fn leaked(run: impl FnOnce(), what: impl FnOnce() -> String) -> Option<String> {
+    let before = live_objects();
+    run();
+    let after = live_objects();
+    (after != before).then(|| format!("{}: {} object(s)", what(), after as i64 - before as i64))
+}
+
 #[test]
 fn no_libvips_object_outlives_a_run() {
     let opts = pipeline::Options {
@@ -78,15 +86,10 @@ fn no_libvips_object_outlives_a_run() {
     for (input, src) in sources {
         for p in plans {
             let plan = lang::parse_process(p, &BTreeMap::new()).expect("plan");
-            let before = live_objects();
-            let _ = pipeline::run(&src, &plan, &opts);
-            let after = live_objects();
-            if after != before {
-                leaks.push(format!(
-                    "{input} {p}: {} object(s)",
-                    after as i64 - before as i64
-                ));
-            }
+            leaks.extend(leaked(
+                || drop(pipeline::run(&src, &plan, &opts)),
+                || format!("{input} {p}"),
+            ));
         }
     }
     leaks.extend(watermark_images_leave_nothing(&opts));
@@ -127,15 +130,10 @@ fn watermark_images_leave_nothing(opts: &pipeline::Options) -> Vec<String> {
         let src = common::fixture(input);
         for p in &plans {
             let plan = lang::parse_process(p, &BTreeMap::new()).expect("plan");
-            let before = live_objects();
-            let _ = pipeline::run_with(&src, &plan, opts, &marks);
-            let after = live_objects();
-            if after != before {
-                leaks.push(format!(
-                    "{input} {p}: {} object(s)",
-                    after as i64 - before as i64
-                ));
-            }
+            leaks.extend(leaked(
+                || drop(pipeline::run_with(&src, &plan, opts, &marks)),
+                || format!("{input} {p}"),
+            ));
         }
     }
     leaks
@@ -162,15 +160,10 @@ fn deadline_kills_leave_nothing(opts: &pipeline::Options) -> Vec<String> {
                 deadline: Some(std::time::Instant::now() + std::time::Duration::from_millis(ms)),
                 ..opts.clone()
             };
-            let before = live_objects();
-            let _ = pipeline::run(&src, &plan, &opts);
-            let after = live_objects();
-            if after != before {
-                leaks.push(format!(
-                    "{p} at {ms} ms: {} object(s)",
-                    after as i64 - before as i64
-                ));
-            }
+            leaks.extend(leaked(
+                || drop(pipeline::run(&src, &plan, &opts)),
+                || format!("{p} at {ms} ms"),
+            ));
         }
     }
     leaks

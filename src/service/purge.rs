@@ -20,7 +20,7 @@ use crate::storage::Store;
 /// What deleting an original's stored derivatives did.
 #[derive(Debug, Default)]
 pub struct Deleted {
-    pub deleted: Vec<String>,
+    pub deleted: usize,
     /// The derivatives whose delete failed (each logged with the store's error).
     pub failed: Vec<String>,
 }
@@ -30,14 +30,14 @@ impl Deleted {
     /// says how many were and were not deleted, naming the first few left.
     pub fn complete(self) -> Result<usize> {
         if self.failed.is_empty() {
-            return Ok(self.deleted.len());
+            return Ok(self.deleted);
         }
-        let total = self.deleted.len() + self.failed.len();
+        let total = self.deleted + self.failed.len();
         let named: Vec<&str> = self.failed.iter().take(5).map(String::as_str).collect();
         let more = self.failed.len().saturating_sub(named.len());
         Err(Error::StoreError(format!(
             "purge: deleted {} of {total} stored derivative(s); not deleted: {}{}",
-            self.deleted.len(),
+            self.deleted,
             named.join(", "),
             if more > 0 {
                 format!(" and {more} more")
@@ -55,7 +55,7 @@ pub async fn delete_stored(store: &dyn Store, key: &str, sep: &str) -> Result<De
     let mut out = Deleted::default();
     for k in keys {
         match store.delete(&k).await {
-            Ok(()) => out.deleted.push(k),
+            Ok(()) => out.deleted += 1,
             Err(e) => {
                 tracing::warn!(key = %k, error = %e, "purge: delete failed");
                 out.failed.push(k);

@@ -35,15 +35,6 @@ fn derived(ctx: &Ctx) -> Result<&Derived> {
 /// The memory a run of `plan` on `src` holds at its peak (see
 /// `budget::processing_bytes`), from the header's dimensions read in pure Rust.
 /// A header that cannot be read costs nothing here: libvips refuses it (422).
-/// A derivative stamped with when its render started (its ticket), so that
-/// the L1 stage never serves it after a purge of its original.
-fn stamped(item: Arc<Entry>, ticket: &Ticket) -> Arc<Entry> {
-    Arc::new(Entry {
-        made: ticket.seq(),
-        ..(*item).clone()
-    })
-}
-
 fn processing_bytes(src: &[u8], plan: &crate::process::Plan) -> u64 {
     let Ok(size) = imagesize::blob_size(src) else {
         return 0;
@@ -80,14 +71,16 @@ impl App {
         // A purge of the original from now on keeps this render's result out
         // of L1 and the bucket (its callers still get it).
         let ticket = self.purges.ticket(&ctx.req.key);
-        if let Some(item) = self.bucket_derivative(&ctx.req.key, d).await? {
-            let item = stamped(item, &ticket);
+        if let Some(item) = self
+            .bucket_derivative(&ctx.req.key, d, ticket.seq())
+            .await?
+        {
             self.remember(&d.key, &item, &ticket).await;
             return Ok((item, CacheStatus::Store));
         }
         let source = self.source(&ctx).await?;
         let marks = self.marks(&ctx, d).await?;
-        let item = stamped(self.process(d, &source, marks).await?, &ticket);
+        let item = self.process(d, &source, marks, ticket.seq()).await?;
         self.publish(&ctx, d, &item, ticket).await;
         let status = match source.status {
             CacheStatus::Mirrored => CacheStatus::Mirrored,
@@ -98,7 +91,13 @@ impl App {
 
     /// Stage `bucket_derivative`: the stored derivative, read while the original
     /// is checked (both at once), served if it was made from the current original.
-    async fn bucket_derivative(&self, key: &str, d: &Derived) -> Result<Option<Arc<Entry>>> {
+    /// `made`: the render's start, stamped on what it reads (`Entry::made`).
+    async fn bucket_derivative(
+        &self,
+        key: &str,
+        d: &Derived,
+        made: u64,
+    ) -> Result<Option<Arc<Entry>>> {
         if !self.stores(d) {
             return Ok(None);
         }
@@ -108,11 +107,16 @@ impl App {
             Err(StoreError::NotFound) => return Ok(None),
             Err(e) => return Err(e.into()),
         };
-        self.read_derivative(obj, &check).await
+        self.read_derivative(obj, &check, made).await
     }
 
     /// A stored derivative's bytes and headers, if `check` allows what it records.
-    async fn read_derivative(&self, obj: Object, check: &Check) -> Result<Option<Arc<Entry>>> {
+    async fn read_derivative(
+        &self,
+        obj: Object,
+        check: &Check,
+        made: u64,
+    ) -> Result<Option<Arc<Entry>>> {
         let meta = &obj.meta.metadata;
         let source_etag = meta.get(META_SOURCE_ETAG).cloned().unwrap_or_default();
         if source_etag.is_empty() || !check.allows(&source_etag) {
@@ -132,7 +136,7 @@ impl App {
             last_modified,
             source_etag,
             source_in_bucket: true,
-            made: 0,
+            made,
         })))
     }
 
@@ -169,6 +173,7 @@ impl App {
         d: &Derived,
         source: &Source,
         (marks, _held): (Marks, Vec<Source>),
+        made: u64,
     ) -> Result<Arc<Entry>> {
         let _mem = self
             .budget
@@ -208,7 +213,7 @@ impl App {
             last_modified: s.last_modified,
             source_etag: s.source_etag.clone(),
             source_in_bucket: s.source_in_bucket,
-            made: 0,
+            made,
         }))
     }
 
@@ -231,21 +236,15 @@ impl App {
     }
 
     /// Put a derivative into L1 unless its original was purged since `ticket`
-    /// was taken. Checked before and again after the insert: a purge records
-    /// itself before it drops L1's copies, so whichever comes second, the
-    /// purge's drop or this second check, takes the entry out. (One check
-    /// before the insert left a purged derivative in L1 when the purge fell
-    /// between the check and the insert.) Answers whether it stayed.
+    /// was taken; answers whether it did. A purge that lands between this
+    /// check and the insert is caught where every L1 hit is decided: the `l1`
+    /// stage serves no entry made before a purge of its original.
     async fn remember(&self, key: &str, item: &Arc<Entry>, ticket: &Ticket) -> bool {
         if !ticket.still_valid() {
             return false;
         }
         self.l1.insert(key.to_string(), item.clone()).await;
-        if ticket.still_valid() {
-            return true;
-        }
-        self.l1.remove(key).await;
-        false
+        true
     }
 
     /// Write a derivative back if the bucket should hold it: stores derivatives
