@@ -4,7 +4,12 @@
 //! the peers benchmark asks), made by `pipeline::run` and by the bare minimum
 //! libvips needs for the same result (`thumbnail_buffer` + `webpsave`, one
 //! thread, no HTTP), and the output bytes of each summed over the widths.
-//! Then the pipeline on one thread per core.
+//! The floor column is the decode alone, whole file, at the shrink-on-load
+//! the plan uses (libjpeg's DCT scaling, WebP's scaled decode; a PNG decoded
+//! by libvips whole): what every server pays before resizing, and the
+//! pipeline's time as a percentage of it (below 100%: less decoded than the
+//! floor, e.g. progressive JPEG scans left out). Then the pipeline on one
+//! thread per core.
 //!
 //!     cargo bench --bench pipeline [-- DIR [ROUNDS]]
 
@@ -14,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use pixmirror::process::engine::pipeline;
 use pixmirror::process::lang;
+use pixmirror::process::plan::Format;
 
 fn main() {
     // `cargo bench` passes `--bench`; under `cargo test` this runs as a quick smoke test.
@@ -80,18 +86,26 @@ fn main() {
         dir.display()
     );
     println!(
-        "{:<40} {:>9} {:>10} {:>10} {:>8} {:>9} {:>9}",
-        "image", "bytes", "ceiling ms", "ours ms", "ours/ceil", "ceil out", "ours out"
+        "{:<40} {:>9} {:>8} {:>10} {:>10} {:>8} {:>9} {:>9} {:>9}",
+        "image",
+        "bytes",
+        "floor ms",
+        "ceiling ms",
+        "ours ms",
+        "ours/ceil",
+        "% floor",
+        "ceil out",
+        "ours out"
     );
     // Only what the pipeline accepts: the ceiling has no pixel limit, and the
     // fixtures include a decompression bomb.
     let max_pixels = opts.max_source_pixels;
-    // With each source's pixel count, for the ceiling's encoder effort.
-    let files: Vec<(String, Vec<u8>, u64)> = files
+    // With each source's header, for the floor and the ceiling's effort.
+    let files: Vec<(String, Vec<u8>, pipeline::Header)> = files
         .into_iter()
         .filter_map(
             |(name, bytes)| match pipeline::probe(&bytes, max_pixels, u32::MAX) {
-                Ok(h) => Some((name, bytes, h.width as u64 * h.height as u64)),
+                Ok(h) => Some((name, bytes, h)),
                 Err(e) => {
                     println!("{name}: skipped ({e})");
                     None
@@ -100,17 +114,22 @@ fn main() {
         )
         .collect();
     let mut total_ms = 0.0;
-    for (name, bytes, px) in &files {
-        // The two alternate, width by width, so that a shared machine's
-        // drift falls on both. Output bytes are summed over the widths (of
+    for (name, bytes, header) in &files {
+        let px = header.width as u64 * header.height as u64;
+        // The three alternate, width by width, so that a shared machine's
+        // drift falls on all. Output bytes are summed over the widths (of
         // the last round).
-        let (mut ceil_time, mut time) = (Duration::ZERO, Duration::ZERO);
+        let (mut floor_time, mut ceil_time, mut time) =
+            (Duration::ZERO, Duration::ZERO, Duration::ZERO);
         let (mut ceil_out, mut out) = (0, 0);
         for _ in 0..rounds {
             (ceil_out, out) = (0, 0);
             for (w, plan) in widths.iter().zip(&plans) {
                 let start = Instant::now();
-                ceil_out += ceiling(bytes, *px, *w, &opts);
+                decode_only(bytes, header, *w);
+                floor_time += start.elapsed();
+                let start = Instant::now();
+                ceil_out += ceiling(bytes, px, *w, &opts);
                 ceil_time += start.elapsed();
                 let start = Instant::now();
                 match pipeline::run(bytes, plan, &opts) {
@@ -121,12 +140,14 @@ fn main() {
             }
         }
         let per_image = |t: Duration| t.as_secs_f64() * 1000.0 / (rounds * widths.len()) as f64;
-        let (ceil_ms, ms) = (per_image(ceil_time), per_image(time));
+        let (floor_ms, ceil_ms, ms) =
+            (per_image(floor_time), per_image(ceil_time), per_image(time));
         total_ms += ms;
         println!(
-            "{name:<40} {:>9} {ceil_ms:>10.1} {ms:>10.1} {:>8.2}x {ceil_out:>9} {out:>9}",
+            "{name:<40} {:>9} {floor_ms:>8.1} {ceil_ms:>10.1} {ms:>10.1} {:>8.2}x {:>8.0}% {ceil_out:>9} {out:>9}",
             bytes.len(),
-            ceil_ms / ms
+            ceil_ms / ms,
+            100.0 * ms / floor_ms
         );
     }
     let per_core = files.len() as f64 / (total_ms / 1000.0);
@@ -162,6 +183,22 @@ fn main() {
         n / secs,
         n / secs / cores as f64
     );
+}
+
+/// The floor: the whole file decoded at the shrink-on-load a thumbnail
+/// `width` pixels wide uses.
+fn decode_only(bytes: &[u8], header: &pipeline::Header, width: u32) {
+    let (w, h) = header.oriented(true);
+    let height = (h as u64 * width as u64 / w.max(1) as u64).max(1) as u32;
+    let shrink = pipeline::load_shrink((w, h), (width, height));
+    let options = match header.format {
+        Format::Jpg => format!("shrink={shrink}"),
+        Format::Webp => format!("scale={}", 1.0 / shrink as f64),
+        _ => String::new(),
+    };
+    if let Ok(img) = libvips::VipsImage::new_from_buffer(bytes, &options) {
+        let _ = pixmirror::process::engine::vips::write_to_memory(&img);
+    }
 }
 
 /// The in-process ceiling: what libvips needs at least for the same output

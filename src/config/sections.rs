@@ -244,6 +244,9 @@ pub struct ProcessConfig {
     /// source with at least `pipeline::LARGE_SOURCE_RATIO` times its pixels,
     /// whose decode outweighs the encode.
     pub webp_large_source_effort: u8,
+    /// Decode a progressive JPEG at 1/8 scale without the scans that
+    /// scale cannot see (same pixels, fewer bytes decoded).
+    pub jpeg_scan_skip: bool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -389,6 +392,7 @@ impl Default for ProcessConfig {
             avif_effort: 2,
             webp_effort: 4,
             webp_large_source_effort: 5,
+            jpeg_scan_skip: true,
         }
     }
 }

@@ -13,6 +13,8 @@ eval "$(tests/support/garage.sh start "$dir")"
 echo "garage up at $PIXMIRROR_TEST_S3_ENDPOINT"
 # tests/fleet.rs puts three instances behind a real nginx (deploy/nginx).
 [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null || bash deploy/install-deps.sh nginx
+# tests/scans.rs writes its progressive JPEG corpus with libjpeg-turbo's own tools.
+command -v cjpeg >/dev/null && command -v jpegtran >/dev/null || bash deploy/install-deps.sh libjpeg-turbo-progs
 cargo test --all-targets -- --test-threads=4 "$@"
 # The deployment artifacts (systemd, container, Kubernetes, ...), each through
 # the tool its users run it with.

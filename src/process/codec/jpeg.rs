@@ -10,17 +10,36 @@
 //! and `200 - 2q` from 50 up. The estimate is the quality whose scaled table
 //! is nearest to the file's.
 
-/// The header segments of a JPEG before its first scan, as `(marker, body)`,
-/// a body cut at the end of the data. Fill bytes and markers without a length
-/// are skipped; the walk ends at SOS, EOI, or anything that is not a marker.
-pub fn segments(b: &[u8]) -> impl Iterator<Item = (u8, &[u8])> {
+use std::ops::Range;
+
+/// One piece of a JPEG file, in file order: a marker segment, or a scan (its
+/// SOS segment and the entropy-coded data after it).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Piece<'a> {
+    pub marker: u8,
+    /// The segment's body (for a scan: the SOS header), cut at the end of
+    /// the data.
+    pub body: &'a [u8],
+    /// Where the piece lies in the file, from its marker to the next one.
+    pub at: Range<usize>,
+    /// The body is as long as its length field says and, for a scan, the
+    /// entropy-coded data ends at a marker.
+    pub whole: bool,
+    /// A scan's data holds restart markers.
+    pub restarts: bool,
+}
+
+/// Every piece of a JPEG up to and including EOI. Fill bytes and markers
+/// without a length (SOI, TEM, RSTn between segments) are skipped; the walk
+/// ends after EOI, at the end of the data, or at anything that is not a marker.
+pub fn pieces(b: &[u8]) -> impl Iterator<Item = Piece<'_>> {
     let mut at = if b.starts_with(&[0xFF, 0xD8]) {
         2
     } else {
         b.len()
     };
     std::iter::from_fn(move || loop {
-        if at + 4 > b.len() || b[at] != 0xFF {
+        if at + 2 > b.len() || b[at] != 0xFF {
             return None;
         }
         let marker = b[at + 1];
@@ -33,14 +52,85 @@ pub fn segments(b: &[u8]) -> impl Iterator<Item = (u8, &[u8])> {
                 at += 2;
                 continue;
             }
-            0xDA | 0xD9 => return None,
+            0xD9 => {
+                let piece = Piece {
+                    marker,
+                    body: &[],
+                    at: at..at + 2,
+                    whole: true,
+                    restarts: false,
+                };
+                at = b.len();
+                return Some(piece);
+            }
             _ => {}
         }
+        if at + 4 > b.len() {
+            return None;
+        }
+        let start = at;
         let len = u16::from_be_bytes([b[at + 2], b[at + 3]]) as usize;
         let body = b.get(at + 4..(at + 2 + len).min(b.len())).unwrap_or(&[]);
-        at += 2 + len.max(2);
-        return Some((marker, body));
+        let mut whole = len >= 2 && at + 2 + len <= b.len();
+        at = (at + 2 + len.max(2)).min(b.len());
+        let mut restarts = false;
+        if marker == 0xDA {
+            let data = entropy_coded(&b[at..]);
+            (whole, restarts) = (whole && data.ended, data.restarts);
+            at += data.len;
+        }
+        return Some(Piece {
+            marker,
+            body,
+            at: start..at,
+            whole,
+            restarts,
+        });
     })
+}
+
+/// The extent of the entropy-coded data at the start of `b`.
+struct EntropyCoded {
+    len: usize,
+    /// A marker (not a stuffed 0xFF or a restart marker) follows.
+    ended: bool,
+    restarts: bool,
+}
+
+fn entropy_coded(b: &[u8]) -> EntropyCoded {
+    let mut i = 0;
+    let mut restarts = false;
+    while let Some(n) = memchr::memchr(0xFF, &b[i..]) {
+        i += n;
+        match b.get(i + 1) {
+            None => break,
+            Some(0x00) => i += 2,
+            Some(0xD0..=0xD7) => {
+                restarts = true;
+                i += 2;
+            }
+            Some(_) => {
+                return EntropyCoded {
+                    len: i,
+                    ended: true,
+                    restarts,
+                }
+            }
+        }
+    }
+    EntropyCoded {
+        len: b.len(),
+        ended: false,
+        restarts,
+    }
+}
+
+/// The header segments of a JPEG before its first scan, as `(marker, body)`,
+/// a body cut at the end of the data.
+pub fn segments(b: &[u8]) -> impl Iterator<Item = (u8, &[u8])> {
+    pieces(b)
+        .take_while(|p| p.marker != 0xDA && p.marker != 0xD9)
+        .map(|p| (p.marker, p.body))
 }
 
 /// The embedded ICC profile's first APP2 `ICC_PROFILE` segment (a profile

@@ -12,5 +12,6 @@ mod format;
 pub mod gif;
 pub mod icc;
 pub mod jpeg;
+pub mod jpeg_scans;
 pub mod png;
 pub mod webp;

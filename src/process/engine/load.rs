@@ -2,14 +2,13 @@
 //! decoding, PNG's in `codec::png`), then 8-bit sRGB and upright; and what a
 //! load will decode, from the header alone.
 
-use std::time::Instant;
-
 use libvips::ops;
 
+use super::options::Options;
 use super::probe::Header;
 use super::vips::{self, decode_err, image_of, Img};
 use crate::error::Result;
-use crate::process::codec::{icc, png};
+use crate::process::codec::{icc, jpeg_scans, png};
 use crate::process::plan::geometry::output_geometry;
 use crate::process::plan::{resize_target, Format, Op, Plan, ResizeTarget};
 
@@ -29,8 +28,9 @@ pub fn load(
     header: &Header,
     plan: &Plan,
     frames: u32,
-    deadline: Option<Instant>,
+    opts: &Options,
 ) -> Result<(Img, Option<ResizeTarget>)> {
+    let deadline = opts.deadline;
     let animated = frames > 1;
     let (w, h) = header.oriented(plan.auto_orient && !animated);
     let target = match plan.ops.first() {
@@ -60,7 +60,15 @@ pub fn load(
         (Format::Jpg | Format::Png, _) => "access=sequential,fail_on=truncated".to_string(),
         _ => "access=sequential".to_string(),
     };
-    let img = libvips::VipsImage::new_from_buffer(src, &options).map_err(|_| decode_err("load"))?;
+    // Scans a 1/8 decode cannot see are left out (`codec::jpeg_scans`); the
+    // copy must outlive the image, so the image is decoded to memory below.
+    let fewer_scans = match (header.format, shrink) {
+        (Format::Jpg, 8) if opts.jpeg_scan_skip => jpeg_scans::eighth_scale_copy(src),
+        _ => None,
+    };
+    let bytes = fewer_scans.as_deref().unwrap_or(src);
+    let img =
+        libvips::VipsImage::new_from_buffer(bytes, &options).map_err(|_| decode_err("load"))?;
     let mut img = to_srgb(Img::new(img), header.profile)?;
     // The loaded image can be read once, top to bottom. Steps that read
     // elsewhere (rotations, masks, several passes) need it decoded to memory.
@@ -70,7 +78,7 @@ pub fn load(
         _ => false,
     });
     let rotate = plan.auto_orient && (2..=8).contains(&header.orientation);
-    if rotate || !sequential_ok {
+    if rotate || !sequential_ok || fewer_scans.is_some() {
         img = vips::copy_memory(img, deadline, "load")?;
     }
     if rotate {

@@ -15,6 +15,9 @@ pub struct Options {
     pub avif_effort: u8,
     pub webp_effort: u8,
     pub webp_large_source_effort: u8,
+    /// Leave out the scans of a progressive JPEG that a 1/8 decode cannot
+    /// see (`codec::jpeg_scans`).
+    pub jpeg_scan_skip: bool,
     /// Checked between steps; past it the run ends with 504 Timeout.
     pub deadline: Option<Instant>,
 }
@@ -31,6 +34,7 @@ impl Options {
             avif_effort: c.avif_effort,
             webp_effort: c.webp_effort,
             webp_large_source_effort: c.webp_large_source_effort,
+            jpeg_scan_skip: c.jpeg_scan_skip,
             deadline: None,
         }
     }

@@ -7,7 +7,7 @@
 use std::time::Instant;
 
 pub use super::encode::Output;
-pub use super::load::pixel_estimate;
+pub use super::load::{load_shrink, pixel_estimate};
 pub use super::options::Options;
 pub use super::overlay::Marks;
 pub use super::probe::{probe, Header};
@@ -36,7 +36,7 @@ pub fn run_with(src: &[u8], plan: &Plan, opts: &Options, marks: &Marks) -> Resul
     if let Some(report) = plan.report {
         return match report {
             Report::Info => Ok(report::info(src, &header)),
-            Report::AverageHue => report::average_hue(src, &header, plan, opts.deadline),
+            Report::AverageHue => report::average_hue(src, &header, plan, opts),
         };
     }
     let plan = &*animation::source_rules(plan, header.format);
@@ -44,7 +44,7 @@ pub fn run_with(src: &[u8], plan: &Plan, opts: &Options, marks: &Marks) -> Resul
     let frames = kept_frames(&header, format);
     let from = header.oriented(plan.auto_orient && frames == 1);
     geometry(plan, from, frames, opts.max_output_pixels)?;
-    let (img, preshrunk) = load(src, &header, plan, frames, opts.deadline)?;
+    let (img, preshrunk) = load(src, &header, plan, frames, opts)?;
     let steps = |img| apply_all(img, plan, preshrunk, frames, opts, marks);
     let img = match frames {
         1 => steps(img)?,

@@ -10,7 +10,6 @@
 //! there).
 
 use std::collections::BTreeMap;
-use std::time::Instant;
 
 use libvips::ops;
 use serde_json::json;
@@ -18,6 +17,7 @@ use serde_json::json;
 use super::encode::{prepare_for, Output};
 use super::load::load;
 use super::ops::resize;
+use super::options::Options;
 use super::probe::Header;
 use super::vips::{self, decode_err, image_of};
 use crate::error::Result;
@@ -57,12 +57,8 @@ pub fn info(src: &[u8], h: &Header) -> Output {
 /// OSS `average-hue`: `{"RGB":"0xRRGGBB"}` of the whole (upright, sRGB) image,
 /// averaged over a copy at most 64 px a side (shrink-on-load, then the resize),
 /// decoded once to memory; every step under the request's deadline.
-pub fn average_hue(
-    src: &[u8],
-    header: &Header,
-    plan: &Plan,
-    deadline: Option<Instant>,
-) -> Result<Output> {
+pub fn average_hue(src: &[u8], header: &Header, plan: &Plan, opts: &Options) -> Result<Output> {
+    let deadline = opts.deadline;
     let small = Plan {
         ops: vec![Op::Resize(Resize {
             l: Some(64),
@@ -70,7 +66,7 @@ pub fn average_hue(
         })],
         ..plan.clone()
     };
-    let (img, target) = load(src, header, &small, 1, deadline)?;
+    let (img, target) = load(src, header, &small, 1, opts)?;
     let img = match target {
         Some(t) => resize(img, &t, [255, 255, 255], deadline)?,
         None => img,
