@@ -64,10 +64,24 @@ if [ -z "$IMAGE_DIR" ]; then
   if [ -d "$REPO/../shared/images" ]; then IMAGE_DIR=$REPO/../shared/images; else IMAGE_DIR=$REPO/tests/fixtures; fi
 fi
 IMAGE_DIR=$(cd "$IMAGE_DIR" && pwd)
+# FILE's progressive copy, written once beside the peers (jpegtran from Debian's
+# libjpeg-turbo-progs); prints its path.
+progressive_copy() {
+  command -v jpegtran >/dev/null || bash "$REPO/deploy/install-deps.sh" libjpeg-turbo-progs >&2
+  local out="$PEERS/images/$(basename "${1%.*}")_progressive.jpg"
+  mkdir -p "$PEERS/images"
+  [ -s "$out" ] || jpegtran -copy all -progressive "$1" >"$out"
+  echo "$out"
+}
 if [ -z "$IMAGES" ]; then
-  want="photo-1200.jpg Kleiber_by_Lukas_Baubkus.jpg Dragonfly_by_Bolly.jpg Kay_5120x2880.png"
+  want="photo-1200.jpg Kleiber_by_Lukas_Baubkus.jpg Dragonfly_by_Bolly.jpg Kay_5120x2880.png Elephants_3840x2160.jpg"
   [ "$QUICK" = 1 ] && want="photo-1200.jpg Dragonfly_by_Bolly.jpg"
   for f in $want; do if [ -f "$IMAGE_DIR/$f" ]; then IMAGES="${IMAGES:+$IMAGES,}$f"; fi; done
+  # A progressive copy of the 20 MP baseline photo (libjpeg's script, as
+  # `jpegtran -progressive` writes it), by absolute path.
+  if [ "$QUICK" != 1 ] && [ -f "$IMAGE_DIR/Kleiber_by_Lukas_Baubkus.jpg" ]; then
+    IMAGES="$IMAGES,$(progressive_copy "$IMAGE_DIR/Kleiber_by_Lukas_Baubkus.jpg")"
+  fi
   if [ -z "$IMAGES" ]; then   # e.g. tests/fixtures
     want="dragonfly.jpg sunset.jpg gulp.png"; [ "$QUICK" = 1 ] && want="dragonfly.jpg sunset.jpg"
     for f in $want; do if [ -f "$IMAGE_DIR/$f" ]; then IMAGES="${IMAGES:+$IMAGES,}$f"; fi; done
