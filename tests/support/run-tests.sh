@@ -15,6 +15,8 @@ echo "garage up at $PIXMIRROR_TEST_S3_ENDPOINT"
 [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null || bash deploy/install-deps.sh nginx
 # tests/scans.rs writes its progressive JPEG corpus with libjpeg-turbo's own tools.
 command -v cjpeg >/dev/null && command -v jpegtran >/dev/null || bash deploy/install-deps.sh libjpeg-turbo-progs
+# tests/heif.rs writes HEIC files with and without a thumbnail with heif-enc.
+command -v heif-enc >/dev/null || bash deploy/install-deps.sh libheif-examples
 cargo test --all-targets -- --test-threads=4 "$@"
 # The deployment artifacts (systemd, container, Kubernetes, ...), each through
 # the tool its users run it with.

@@ -54,22 +54,8 @@ pub fn load(
         let img = vips::from_pixels(&s.pixels, s.width, s.height, s.bands)?;
         return Ok((to_srgb(img, header.profile)?, target));
     }
-    let options = match (header.format, shrink) {
-        (Format::Jpg, n) if n > 1 => format!("shrink={n},access=sequential,fail_on=truncated"),
-        (Format::Webp, n) if n > 1 => format!("scale={},access=sequential", 1.0 / n as f64),
-        (Format::Jpg | Format::Png, _) => "access=sequential,fail_on=truncated".to_string(),
-        _ => "access=sequential".to_string(),
-    };
-    // Scans a 1/8 decode cannot see are left out (`codec::jpeg_scans`); the
-    // copy must outlive the image, so the image is decoded to memory below.
-    let fewer_scans = match (header.format, shrink) {
-        (Format::Jpg, 8) if opts.jpeg_scan_skip => jpeg_scans::eighth_scale_copy(src),
-        _ => None,
-    };
-    let bytes = fewer_scans.as_deref().unwrap_or(src);
-    let img =
-        libvips::VipsImage::new_from_buffer(bytes, &options).map_err(|_| decode_err("load"))?;
-    let mut img = to_srgb(Img::new(img), header.profile)?;
+    let (img, in_memory) = decode(src, header, shrink, target, opts)?;
+    let mut img = to_srgb(img, header.profile)?;
     // The loaded image can be read once, top to bottom. Steps that read
     // elsewhere (rotations, masks, several passes) need it decoded to memory.
     let sequential_ok = plan.ops.iter().enumerate().all(|(i, o)| match o {
@@ -78,13 +64,79 @@ pub fn load(
         _ => false,
     });
     let rotate = plan.auto_orient && (2..=8).contains(&header.orientation);
-    if rotate || !sequential_ok || fewer_scans.is_some() {
+    if (rotate || !sequential_ok) && !in_memory {
         img = vips::copy_memory(img, deadline, "load")?;
     }
     if rotate {
         img = image_of("auto-orient", ops::autorot(img.get()))?;
     }
     Ok((img, target))
+}
+
+/// A still image's one decode by libvips, at `shrink`, and whether it is
+/// already in memory. What is decoded is decided here: a HEIF's embedded
+/// thumbnail when it covers the resize (`heif_thumbnail`); a progressive
+/// JPEG at 1/8 from the copy without its luma AC scans
+/// (`codec::jpeg_scans`), decoded to memory at once since the copy must
+/// outlive the image; else the file, lazily, to be read once.
+fn decode(
+    src: &[u8],
+    header: &Header,
+    shrink: u32,
+    target: Option<ResizeTarget>,
+    opts: &Options,
+) -> Result<(Img, bool)> {
+    if let (Format::Heic, Some(t)) = (header.format, target) {
+        if let Some(img) = heif_thumbnail(src, header, t.scaled) {
+            return Ok((img, false));
+        }
+    }
+    let options = match (header.format, shrink) {
+        (Format::Jpg, n) if n > 1 => format!("shrink={n},access=sequential,fail_on=truncated"),
+        (Format::Webp, n) if n > 1 => format!("scale={},access=sequential", 1.0 / n as f64),
+        (Format::Jpg | Format::Png, _) => "access=sequential,fail_on=truncated".to_string(),
+        _ => "access=sequential".to_string(),
+    };
+    let open = |bytes: &[u8]| {
+        libvips::VipsImage::new_from_buffer(bytes, &options)
+            .map(Img::new)
+            .map_err(|_| decode_err("load"))
+    };
+    if header.format == Format::Jpg && shrink == 8 && opts.jpeg_scan_skip {
+        if let Some(copy) = jpeg_scans::eighth_scale_copy(src) {
+            return Ok((
+                vips::copy_memory(open(&copy)?, opts.deadline, "load")?,
+                true,
+            ));
+        }
+    }
+    Ok((open(src)?, false))
+}
+
+/// A HEIF's embedded thumbnail image (`heifload thumbnail=true`, the header
+/// only until it is read), when it is smaller than the primary image, at
+/// least `to` on both sides (so the resize only shrinks it), the primary's
+/// shape within a pixel's rounding (orientation included: libheif applies
+/// each item's rotation), and carries the primary's ICC profile, or none
+/// when the primary has none. Else `None`: the primary is decoded. `info`
+/// and the limits read the primary (`probe`).
+fn heif_thumbnail(src: &[u8], header: &Header, to: (u32, u32)) -> Option<Img> {
+    let open = |options| {
+        libvips::VipsImage::new_from_buffer(src, options)
+            .ok()
+            .map(Img::new)
+    };
+    let thumb = open("thumbnail=true,access=sequential")?;
+    let (w, h) = (thumb.width() as u64, thumb.height() as u64);
+    let (pw, ph) = (header.width as u64, header.height as u64);
+    let smaller = w < pw && h < ph;
+    let covers = w >= to.0 as u64 && h >= to.1 as u64;
+    let same_shape = (w * ph).abs_diff(h * pw) <= pw.max(ph);
+    if !(smaller && covers && same_shape) {
+        return None;
+    }
+    let profile = |img: &Img| vips::get_blob(img, c"icc-profile-data");
+    (profile(&thumb) == profile(&open("")?)).then_some(thumb)
 }
 
 /// The decoder's shrink factor for an image of `from` pixels that will be

@@ -116,6 +116,23 @@ impl Img {
     }
 }
 
+/// A blob field of the image's metadata (`icc-profile-data`), copied out.
+pub fn get_blob(img: &Img, name: &CStr) -> Option<Vec<u8>> {
+    let mut data: *const std::os::raw::c_void = std::ptr::null();
+    let mut len: libvips::bindings::size_t = 0;
+    // SAFETY: a live image, a NUL-terminated name, out-pointers to our stack;
+    // the blob stays owned by the image and is copied before it can go.
+    let r = unsafe {
+        libvips::bindings::vips_image_get_blob(raw(img.get()), name.as_ptr(), &mut data, &mut len)
+    };
+    if r != 0 || data.is_null() {
+        let _ = take_error();
+        return None;
+    }
+    // SAFETY: libvips returned `len` readable bytes at `data`.
+    Some(unsafe { std::slice::from_raw_parts(data as *const u8, len as usize) }.to_vec())
+}
+
 /// An integer field of the image's metadata (`page-height`, `loop`), if set.
 pub fn get_int(img: &VipsImage, name: &CStr) -> Option<i32> {
     let mut v: std::os::raw::c_int = 0;
