@@ -76,6 +76,8 @@ fn main() {
         .collect();
     let opts = pipeline::Options::from_config(&pixmirror::config::ProcessConfig::default());
     pixmirror::process::engine::vips::init().expect("libvips");
+    // The server's allocator settings (the pool sets them), for all three columns.
+    pixmirror::pool::tune_allocator();
     // Warm up libvips.
     for (_, bytes) in &files {
         let _ = pipeline::run(bytes, &plans[0], &opts);
