@@ -133,6 +133,41 @@ pub fn segments(b: &[u8]) -> impl Iterator<Item = (u8, &[u8])> {
         .map(|p| (p.marker, p.body))
 }
 
+/// The bytes a progressive JPEG's decoder holds for the whole image,
+/// whatever the output's size: libjpeg keeps every component's coefficients
+/// (64 of 2 bytes per block, blocks padded to the sampling factors) until the
+/// last scan. `None` for a sequential file (decoded a row of blocks at a
+/// time) or a frame header that cannot be read.
+pub fn coefficient_bytes(b: &[u8]) -> Option<u64> {
+    let (marker, body) =
+        segments(b).find(|(m, _)| matches!(m, 0xC0..=0xCF) && ![0xC4, 0xC8, 0xCC].contains(m))?;
+    if !matches!(marker, 0xC2 | 0xC6 | 0xCA | 0xCE) {
+        return None;
+    }
+    let height = u16::from_be_bytes([*body.get(1)?, *body.get(2)?]) as u64;
+    let width = u16::from_be_bytes([*body.get(3)?, *body.get(4)?]) as u64;
+    let n = *body.get(5)? as usize;
+    let factors: Vec<(u64, u64)> = (0..n)
+        .map(|i| {
+            body.get(7 + 3 * i)
+                .map(|f| ((f >> 4) as u64, (f & 0x0F) as u64))
+        })
+        .collect::<Option<_>>()?;
+    let hmax = factors.iter().map(|f| f.0).max()?.max(1);
+    let vmax = factors.iter().map(|f| f.1).max()?.max(1);
+    let blocks = |size: u64, f: u64, max: u64| {
+        (size * f)
+            .div_ceil(max)
+            .div_ceil(8)
+            .next_multiple_of(f.max(1))
+    };
+    let total: u64 = factors
+        .iter()
+        .map(|&(h, v)| blocks(width, h, hmax) * blocks(height, v, vmax) * 128)
+        .sum();
+    Some(total)
+}
+
 /// The embedded ICC profile's first APP2 `ICC_PROFILE` segment (a profile
 /// split over several segments starts with its header and tag table).
 pub fn icc_profile(b: &[u8]) -> Option<&[u8]> {
@@ -214,6 +249,49 @@ mod tests {
         d.extend(scaled(q).iter().map(|&v| v as u8));
         d.extend_from_slice(&[0xFF, 0xDA, 0, 2]);
         d
+    }
+
+    /// A frame header alone: SOF `marker`, `width`x`height`, the components'
+    /// sampling factors.
+    fn frame(marker: u8, width: u16, height: u16, factors: &[u8]) -> Vec<u8> {
+        let mut d = vec![
+            0xFF,
+            0xD8,
+            0xFF,
+            marker,
+            0,
+            (8 + 3 * factors.len()) as u8,
+            8,
+        ];
+        d.extend_from_slice(&height.to_be_bytes());
+        d.extend_from_slice(&width.to_be_bytes());
+        d.push(factors.len() as u8);
+        for (i, f) in factors.iter().enumerate() {
+            d.extend_from_slice(&[i as u8 + 1, *f, 0]);
+        }
+        d.extend_from_slice(&[0xFF, 0xDA, 0, 2]);
+        d
+    }
+
+    #[test]
+    fn a_progressive_decode_holds_every_coefficient() {
+        // 6028x3391 at 4:2:0: luma 754x424 blocks (padded to 2x2: 754x424),
+        // chroma 377x212 each, 128 bytes a block.
+        let p = frame(0xC2, 6028, 3391, &[0x22, 0x11, 0x11]);
+        assert_eq!(
+            coefficient_bytes(&p),
+            Some((754 * 424 + 2 * 377 * 212) * 128)
+        );
+        // 4:4:4, 17x9: 3x2 blocks per component.
+        let p = frame(0xC2, 17, 9, &[0x11, 0x11, 0x11]);
+        assert_eq!(coefficient_bytes(&p), Some(3 * 3 * 2 * 128));
+        // Baseline and extended sequential: rows at a time.
+        assert_eq!(
+            coefficient_bytes(&frame(0xC0, 6028, 3391, &[0x22, 0x11, 0x11])),
+            None
+        );
+        assert_eq!(coefficient_bytes(&frame(0xC1, 64, 64, &[0x11])), None);
+        assert_eq!(coefficient_bytes(&p[..12]), None);
     }
 
     #[test]
