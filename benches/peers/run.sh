@@ -2,7 +2,7 @@
 # Side-by-side benchmark: pixmirror vs ipx (sharp), sharp on node:http and thumbor, one
 # server at a time on 127.0.0.1, driven by wrk. See README.md beside this file.
 #
-#   bash benches/peers/run.sh                 # everything (cold on 4 images + zipf), ~6 min
+#   bash benches/peers/run.sh                 # everything (cold on 6 images + zipf), ~12 min
 #   bash benches/peers/run.sh --quick         # smoke test: 3 s runs, 2 images
 #   bash benches/peers/run.sh --scenario cold --duration 30 --images photo-1200.jpg
 #
@@ -11,7 +11,7 @@
 #   --connections N   CONNECTIONS   wrk connections (4)
 #   --threads N       THREADS       wrk threads (2)
 #   --image-dir DIR   IMAGE_DIR     benchmark photos (../shared/images beside the repo, else tests/fixtures)
-#   --images A,B      IMAGES        file names in IMAGE_DIR (the four of the original measurement)
+#   --images A,B      IMAGES        file names in IMAGE_DIR, or absolute paths
 #   --scenario S      SCENARIO      cold | zipf | all (all)
 #   --servers A,B     SERVERS       pixmirror,ipx,sharp,thumbor (all four; zipf has no plain sharp)
 #   --quick           QUICK=1       3 s runs, 2 images
