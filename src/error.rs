@@ -89,6 +89,19 @@ impl Error {
         Error::UnprocessableImage(msg.into())
     }
 
+    /// The one answer of a run past `process.timeout` (504).
+    pub fn too_slow() -> Self {
+        Error::Timeout("processing took too long".into())
+    }
+
+    /// [`Error::too_slow`] once `deadline` has passed.
+    pub fn check_deadline(deadline: Option<std::time::Instant>) -> Result<()> {
+        match deadline {
+            Some(d) if std::time::Instant::now() > d => Err(Error::too_slow()),
+            _ => Ok(()),
+        }
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             Error::InvalidArgument(_) => StatusCode::BAD_REQUEST,

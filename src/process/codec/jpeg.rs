@@ -133,39 +133,80 @@ pub fn segments(b: &[u8]) -> impl Iterator<Item = (u8, &[u8])> {
         .map(|p| (p.marker, p.body))
 }
 
+/// A frame header (SOF segment): how the image is coded, its size and its
+/// components as `(id, h, v)` sampling factors.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Frame {
+    pub marker: u8,
+    pub precision: u8,
+    pub width: u16,
+    pub height: u16,
+    pub components: Vec<(u8, u8, u8)>,
+}
+
+impl Frame {
+    /// An SOF segment's body, exactly as long as its components need.
+    pub fn parse(marker: u8, body: &[u8]) -> Option<Frame> {
+        let sof = matches!(marker, 0xC0..=0xCF) && ![0xC4, 0xC8, 0xCC].contains(&marker);
+        let n = *body.get(5)? as usize;
+        if !sof || body.len() != 6 + 3 * n {
+            return None;
+        }
+        let components = body[6..]
+            .chunks_exact(3)
+            .map(|c| (c[0], c[1] >> 4, c[1] & 0x0F))
+            .collect();
+        Some(Frame {
+            marker,
+            precision: body[0],
+            height: u16::from_be_bytes([body[1], body[2]]),
+            width: u16::from_be_bytes([body[3], body[4]]),
+            components,
+        })
+    }
+
+    /// Progressive (SOF2, 6, 10, 14): every scan's coefficients are kept
+    /// until the last.
+    pub fn progressive(&self) -> bool {
+        matches!(self.marker, 0xC2 | 0xC6 | 0xCA | 0xCE)
+    }
+
+    /// The blocks of component `i` as the decoder stores them: its size in
+    /// blocks, rounded up to its sampling factors (`jdmaster`/`jdcoefct`).
+    fn stored_blocks(&self, i: usize) -> u64 {
+        let (hmax, vmax) = self
+            .components
+            .iter()
+            .fold((1, 1), |(h, v), c| (h.max(c.1), v.max(c.2)));
+        let (hmax, vmax) = (hmax as u64, vmax as u64);
+        let (_, h, v) = self.components[i];
+        let blocks = |size: u16, f: u8, max: u64| {
+            (size as u64 * f as u64)
+                .div_ceil(max)
+                .div_ceil(8)
+                .next_multiple_of((f as u64).max(1))
+        };
+        blocks(self.width, h, hmax) * blocks(self.height, v, vmax)
+    }
+}
+
+/// The frame header of a JPEG, from the segments before its first scan.
+pub fn frame(b: &[u8]) -> Option<Frame> {
+    segments(b).find_map(|(marker, body)| Frame::parse(marker, body))
+}
+
 /// The bytes a progressive JPEG's decoder holds for the whole image,
 /// whatever the output's size: libjpeg keeps every component's coefficients
 /// (64 of 2 bytes per block, blocks padded to the sampling factors) until the
 /// last scan. `None` for a sequential file (decoded a row of blocks at a
 /// time) or a frame header that cannot be read.
 pub fn coefficient_bytes(b: &[u8]) -> Option<u64> {
-    let (marker, body) =
-        segments(b).find(|(m, _)| matches!(m, 0xC0..=0xCF) && ![0xC4, 0xC8, 0xCC].contains(m))?;
-    if !matches!(marker, 0xC2 | 0xC6 | 0xCA | 0xCE) {
-        return None;
-    }
-    let height = u16::from_be_bytes([*body.get(1)?, *body.get(2)?]) as u64;
-    let width = u16::from_be_bytes([*body.get(3)?, *body.get(4)?]) as u64;
-    let n = *body.get(5)? as usize;
-    let factors: Vec<(u64, u64)> = (0..n)
-        .map(|i| {
-            body.get(7 + 3 * i)
-                .map(|f| ((f >> 4) as u64, (f & 0x0F) as u64))
-        })
-        .collect::<Option<_>>()?;
-    let hmax = factors.iter().map(|f| f.0).max()?.max(1);
-    let vmax = factors.iter().map(|f| f.1).max()?.max(1);
-    let blocks = |size: u64, f: u64, max: u64| {
-        (size * f)
-            .div_ceil(max)
-            .div_ceil(8)
-            .next_multiple_of(f.max(1))
-    };
-    let total: u64 = factors
-        .iter()
-        .map(|&(h, v)| blocks(width, h, hmax) * blocks(height, v, vmax) * 128)
-        .sum();
-    Some(total)
+    let f = frame(b).filter(Frame::progressive)?;
+    Some(
+        (0..f.components.len())
+            .map(|i| f.stored_blocks(i) * 128)
+            .sum(),
+    )
 }
 
 /// The embedded ICC profile's first APP2 `ICC_PROFILE` segment (a profile

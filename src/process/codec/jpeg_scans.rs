@@ -38,7 +38,7 @@
 
 use std::ops::Range;
 
-use super::jpeg::{pieces, Piece};
+use super::jpeg::{pieces, Frame, Piece};
 
 const SOF2: u8 = 0xC2;
 const DHT: u8 = 0xC4;
@@ -62,7 +62,7 @@ pub fn eighth_scale_copy(b: &[u8]) -> Option<Vec<u8>> {
             return None;
         }
         match p.marker {
-            SOF2 if frame.is_none() => frame = Some(Frame::parse(p.body)?),
+            SOF2 if frame.is_none() => frame = Some(covered(Frame::parse(p.marker, p.body)?)?),
             DHT | DQT | COM | 0xE0..=0xED | 0xEF => {}
             APP14 => adobe_says_ycbcr(p.body)?,
             DRI => (p.body.get(..2)? == [0, 0]).then_some(())?,
@@ -84,7 +84,7 @@ pub fn eighth_scale_copy(b: &[u8]) -> Option<Vec<u8>> {
     if !sends_low_luma_ac {
         return None;
     }
-    let zeros = zero_luma_ac(frame.luma_blocks());
+    let zeros = zero_luma_ac(luma_blocks(&frame));
     let mut out = without(&b[..eoi], &luma_ac, zeros.len() + b.len() - eoi);
     out.extend_from_slice(&zeros);
     out.extend_from_slice(&b[eoi..]);
@@ -185,36 +185,20 @@ fn adobe_says_ycbcr(body: &[u8]) -> Option<()> {
     (body.get(11) == Some(&1)).then_some(())
 }
 
-/// The frame header of a progressive Huffman JPEG in YCbCr with the standard
-/// component ids, luma at the largest sampling factors.
-struct Frame {
-    width: u16,
-    height: u16,
-    ids: [u8; 3],
+/// The frame the argument covers: progressive Huffman at 8 bits, YCbCr with
+/// the standard component ids, luma at the largest sampling factors, a height
+/// in the header.
+fn covered(f: Frame) -> Option<Frame> {
+    let ids: Vec<u8> = f.components.iter().map(|c| c.0).collect();
+    let luma = f.components.first()?;
+    let luma_largest = f.components.iter().all(|c| c.1 <= luma.1 && c.2 <= luma.2);
+    let sized = f.width > 0 && f.height > 0;
+    (f.precision == 8 && ids == [1, 2, 3] && luma_largest && sized).then_some(f)
 }
 
-impl Frame {
-    fn parse(body: &[u8]) -> Option<Frame> {
-        let (&precision, rest) = body.split_first()?;
-        let height = u16::from_be_bytes([*rest.first()?, *rest.get(1)?]);
-        let width = u16::from_be_bytes([*rest.get(2)?, *rest.get(3)?]);
-        let components = rest.get(4..)?;
-        if precision != 8 || components.first() != Some(&3) || components.len() != 1 + 3 * 3 {
-            return None;
-        }
-        let c = &components[1..];
-        let ids = [c[0], c[3], c[6]];
-        let h = |i: usize| c[3 * i + 1] >> 4;
-        let v = |i: usize| c[3 * i + 1] & 0x0F;
-        let luma_largest = (1..3).all(|i| h(i) <= h(0) && v(i) <= v(0));
-        let sized = width > 0 && height > 0;
-        (ids == [1, 2, 3] && luma_largest && sized).then_some(Frame { width, height, ids })
-    }
-
-    /// Luma's blocks, as a scan of luma alone codes them (T.81 A.2.2).
-    fn luma_blocks(&self) -> u64 {
-        (self.width as u64).div_ceil(8) * (self.height as u64).div_ceil(8)
-    }
+/// Luma's blocks, as a scan of luma alone codes them (T.81 A.2.2).
+fn luma_blocks(f: &Frame) -> u64 {
+    (f.width as u64).div_ceil(8) * (f.height as u64).div_ceil(8)
 }
 
 /// A scan header: its components and spectral selection.
@@ -235,7 +219,10 @@ impl Scan {
             return None;
         }
         let ids: Vec<u8> = rest[..2 * n].iter().step_by(2).copied().collect();
-        if !ids.iter().all(|id| frame.ids.contains(id)) {
+        if !ids
+            .iter()
+            .all(|id| frame.components.iter().any(|c| c.0 == *id))
+        {
             return None;
         }
         let (ss, se, a) = (rest[2 * n], rest[2 * n + 1], rest[2 * n + 2]);
@@ -246,7 +233,7 @@ impl Scan {
             n == 1 && ss <= se && se <= 63
         };
         valid.then_some(Scan {
-            luma_only: ids == [frame.ids[0]],
+            luma_only: ids == [frame.components[0].0],
             ss,
             ah: a >> 4,
         })

@@ -34,14 +34,6 @@ pub fn colour_chunk(b: &[u8]) -> Option<&'static [u8; 4]> {
     None
 }
 
-/// Past `deadline`: 504 Timeout.
-fn within(deadline: Option<Instant>) -> Result<()> {
-    match deadline {
-        Some(d) if Instant::now() > d => Err(Error::Timeout("processing took too long".into())),
-        _ => Ok(()),
-    }
-}
-
 /// Decoded, shrunk 8-bit pixels, rows top to bottom, `bands` bytes a pixel.
 pub struct Shrunk {
     pub pixels: Vec<u8>,
@@ -83,7 +75,7 @@ pub fn decode_shrunk(src: &[u8], shrink: u32, deadline: Option<Instant>) -> Resu
         y += 1;
         if y % shrink == 0 || y == h {
             acc.emit(&mut pixels);
-            within(deadline)?;
+            Error::check_deadline(deadline)?;
         }
     }
     if y != h {

@@ -105,9 +105,7 @@ pub fn encode(
             Error::unprocessable(format!("encode {}: {}", format.name(), vips::take_error()))
         })
     })?;
-    if opts.deadline.is_some_and(|d| std::time::Instant::now() > d) {
-        return Err(Error::Timeout("processing took too long".into()));
-    }
+    Error::check_deadline(opts.deadline)?;
     Ok(match format {
         Format::Webp => webp::strip(bytes),
         Format::Gif => match vips::get_int(img.get(), c"loop") {

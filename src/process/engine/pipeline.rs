@@ -32,7 +32,7 @@ pub fn run(src: &[u8], plan: &Plan, opts: &Options) -> Result<Output> {
 pub fn run_with(src: &[u8], plan: &Plan, opts: &Options, marks: &Marks) -> Result<Output> {
     let header = probe(src, opts.max_source_pixels, opts.max_frames)?;
     // The header's parse cannot be stopped; a slow one still ends the run.
-    check_deadline(opts)?;
+    Error::check_deadline(opts.deadline)?;
     if let Some(report) = plan.report {
         return match report {
             Report::Info => Ok(report::info(src, &header)),
@@ -50,7 +50,7 @@ pub fn run_with(src: &[u8], plan: &Plan, opts: &Options, marks: &Marks) -> Resul
         1 => steps(img)?,
         n => animation::each_frame(img, n, steps)?,
     };
-    check_deadline(opts)?;
+    Error::check_deadline(opts.deadline)?;
     // Estimated only when the plan's quality is relative to, or capped by, it.
     let source_quality = match (plan.quality, header.format) {
         (Some(_), Format::Jpg) => jpeg::estimate(src),
@@ -84,7 +84,7 @@ fn apply_all(
         deadline: opts.deadline,
     };
     for step in &plan.ops {
-        check_deadline(opts)?;
+        Error::check_deadline(opts.deadline)?;
         img = apply(img, step, preshrunk.take(), &env)?;
         let size = (img.width(), img.height());
         within_output_cap(step.action(), size, frames, opts.max_output_pixels)?;
@@ -111,13 +111,6 @@ pub fn kept_frames_of(src: &[u8], plan: &Plan) -> u32 {
             animation::count_frames(src)
         }
         _ => 1,
-    }
-}
-
-fn check_deadline(opts: &Options) -> Result<()> {
-    match opts.deadline {
-        Some(d) if Instant::now() > d => Err(Error::Timeout("processing took too long".into())),
-        _ => Ok(()),
     }
 }
 

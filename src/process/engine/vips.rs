@@ -369,7 +369,7 @@ pub fn evaluate<T>(
     let watch = DeadlineWatch::new(img, deadline);
     let r = f();
     if watch.killed() {
-        return Err(Error::Timeout("processing took too long".into()));
+        return Err(Error::too_slow());
     }
     r
 }
@@ -485,7 +485,7 @@ pub fn copy_memory(img: Img, deadline: Option<std::time::Instant>, step: &str) -
     let watch = deadline.map(|d| DeadlineWatch::new(img.get(), d));
     let r = VipsImage::image_copy_memory(img.into_inner());
     if watch.as_ref().is_some_and(DeadlineWatch::killed) {
-        return Err(Error::Timeout("processing took too long".into()));
+        return Err(Error::too_slow());
     }
     r.map(Img::new).map_err(|_| decode_err(step))
 }
