@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what pixmirror needs to build and run on Debian 12 (as root, or with sudo):
-# libvips (with its headers), pkg-config and the fonts of text watermarks. apt is retried: a mirror hiccup once
+# libvips (with its headers), FFmpeg's libraries for video snapshots (Debian 12:
+# FFmpeg 5.1, with headers), pkg-config and the fonts of text watermarks. apt is retried: a mirror hiccup once
 # failed an install part-way here. Extra Debian packages named as arguments are
 # installed too (tests/ops/check.sh passes the tools it lacks).
 #   deploy/install-deps.sh [PACKAGE ...]
@@ -8,6 +9,10 @@ set -euo pipefail
 
 need=("$@")
 pkg-config --exists vips 2>/dev/null || need+=(libvips-dev)
+# Video snapshots (src/process/video/shim.c, built by build.rs).
+pkg-config --exists libavformat 2>/dev/null || need+=(libavformat-dev)
+pkg-config --exists libavcodec 2>/dev/null || need+=(libavcodec-dev)
+pkg-config --exists libswscale 2>/dev/null || need+=(libswscale-dev)
 command -v pkg-config >/dev/null || need+=(pkg-config)
 command -v curl >/dev/null || need+=(curl)
 # Fonts for text watermarks (process::plan::watermark::Font maps OSS's font names onto

@@ -36,6 +36,9 @@ pub struct Metrics {
     pub writeback_abandoned: IntCounter,
     pub mirror_fetches: IntCounterVec,
     pub errors: IntCounterVec,
+    pub video_read_bytes: IntCounterVec,
+    pub video_read_ranges: IntCounterVec,
+    pub video_snapshot_seconds: HistogramVec,
     process: ProcessMetrics,
 }
 
@@ -112,6 +115,21 @@ const ERRORS: Def = def(
     "pixmirror_errors_total",
     "Error responses, by category (client, upstream, overload, timeout, internal) and SPEC code",
     &["category", "code"],
+);
+const VIDEO_READ_BYTES: Def = def(
+    "pixmirror_video_read_bytes_total",
+    "Bytes of videos read for snapshots (ranged reads), by source (store or mirror)",
+    &["source"],
+);
+const VIDEO_READ_RANGES: Def = def(
+    "pixmirror_video_read_ranges_total",
+    "Ranged reads of videos for snapshots, by source (store or mirror)",
+    &["source"],
+);
+const VIDEO_SNAPSHOT_SECONDS: Def = def(
+    "pixmirror_video_snapshot_duration_seconds",
+    "Time of one snapshot in the pool (ranged reads, decode, encode), by result (ok or failed)",
+    &["result"],
 );
 const SOURCE_FETCHES: Def = def(
     "pixmirror_source_fetches_total",
@@ -254,6 +272,9 @@ impl Metrics {
             writeback_abandoned: r.counter(&WRITEBACK_ABANDONED),
             mirror_fetches: r.counters(&MIRROR_FETCHES),
             errors: r.counters(&ERRORS),
+            video_read_bytes: r.counters(&VIDEO_READ_BYTES),
+            video_read_ranges: r.counters(&VIDEO_READ_RANGES),
+            video_snapshot_seconds: r.histograms(&VIDEO_SNAPSHOT_SECONDS),
             process: ProcessMetrics {
                 resident: r.gauge(&PROCESS_RESIDENT),
                 cpu: r.float_counter(&PROCESS_CPU),
@@ -271,6 +292,8 @@ impl Metrics {
         for s in ["store", "mirror"] {
             self.source_fetches.with_label_values(&[s]);
             self.source_bytes.with_label_values(&[s]);
+            self.video_read_bytes.with_label_values(&[s]);
+            self.video_read_ranges.with_label_values(&[s]);
         }
         for r in ["hit", "miss"] {
             self.l1_lookups.with_label_values(&[r]);
@@ -281,6 +304,14 @@ impl Metrics {
         for op in ["GET", "HEAD", "PUT", "DELETE", "LIST"] {
             self.store_requests.with_label_values(&[op, "ok"]);
         }
+    }
+
+    /// One ranged read of a video for a snapshot, from `source`.
+    pub fn count_video_read(&self, source: &str, bytes: u64) {
+        self.video_read_bytes
+            .with_label_values(&[source])
+            .inc_by(bytes);
+        self.video_read_ranges.with_label_values(&[source]).inc();
     }
 
     /// Record the time spent in `stage` since `start`.

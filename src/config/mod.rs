@@ -29,6 +29,8 @@ pub struct Config {
     pub styles: StylesConfig,
     pub mirror: MirrorConfig,
     pub signing: SigningConfig,
+    /// `video/snapshot`.
+    pub video: VideoConfig,
     /// More buckets and domains in one fleet; the top level is the default site.
     pub sites: Vec<SiteConfig>,
 }

@@ -397,6 +397,22 @@ impl Default for ProcessConfig {
     }
 }
 
+/// `[video]`: snapshots (`video/snapshot`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VideoConfig {
+    /// Bytes read from the store or an origin for one snapshot; past it 422.
+    pub max_read_bytes: ByteSize,
+}
+
+impl Default for VideoConfig {
+    fn default() -> Self {
+        VideoConfig {
+            max_read_bytes: ByteSize(64 << 20),
+        }
+    }
+}
+
 impl Default for MirrorConfig {
     fn default() -> Self {
         MirrorConfig {

@@ -125,6 +125,9 @@ fn process_limits(cfg: &Config) -> Result<(), String> {
     }
     fail(p.max_output_pixels > 0 && p.max_source_pixels > 0, || {
         "process.max_source_pixels, process.max_output_pixels: must be above 0".into()
+    })?;
+    fail(cfg.video.max_read_bytes.0 > 0, || {
+        "video.max_read_bytes: must be above 0".into()
     })
 }
 

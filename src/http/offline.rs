@@ -26,7 +26,7 @@ pub struct Processed {
     pub process: Option<String>,
 }
 
-/// Process `input` with `ops` (an OSS `image/...` or `style/...` string, its
+/// Process `input` with `ops` (an OSS `image/...`, `video/...` or `style/...` string, its
 /// actions alone, or a COS/Qiniu `imageMogr2/...`), as a GET with `Accept:
 /// accept` would be on a server with `cfg`.
 pub async fn process_file(
@@ -77,7 +77,10 @@ pub async fn process_file(
 
 /// The query of the request: a COS/Qiniu item as it is, else the OSS parameter.
 fn query(ops: &str) -> String {
-    let item = if cos::is_cos(ops) || ops.starts_with("image/") || ops.starts_with("style/") {
+    let whole = ["image/", "video/", "style/"]
+        .iter()
+        .any(|p| ops.starts_with(p));
+    let item = if cos::is_cos(ops) || whole {
         ops.to_string()
     } else {
         format!("image/{ops}")

@@ -10,11 +10,14 @@
 //!                → source (L1, else flight(key) { locate: bucket, else mirror })
 //!                → marks (each watermark image as a source)
 //!                → process (pool) → publish (L1, write-back)
+//!                (a video snapshot: locate by HEAD → snapshot (pool, ranged
+//!                reads) → publish, in place of source, marks and process)
 //!              } → reply
 //! ```
 //!
 //! One place loads an original (`source::locate`), one place decides freshness
-//! (`fresh::Freshness`), one place runs libvips (`render::process`).
+//! (`fresh::Freshness`), one place runs libvips (`render::process`) and one
+//! FFmpeg (`snapshot::snap_in_pool`).
 //!
 //! `app` holds the [`App`] of one site, `ctx` the request context and reply,
 //! `stages` the list above, `render` and `source` the two kinds of shared
@@ -27,6 +30,7 @@ mod fresh;
 pub mod purge;
 mod render;
 pub mod sites;
+mod snapshot;
 mod source;
 mod stages;
 

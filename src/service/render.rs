@@ -82,6 +82,11 @@ impl App {
             self.remember(&d.key, &item, &ticket).await;
             return Ok((item, CacheStatus::Store));
         }
+        if d.plan.snapshot.is_some() {
+            let item = self.snapshot(&ctx, d, ticket.seq()).await?;
+            self.publish(&ctx, d, &item, ticket).await;
+            return Ok((item, CacheStatus::Processed));
+        }
         let source = self.source(&ctx).await?;
         let marks = self.marks(&ctx, d).await?;
         let item = self.process(d, &source, marks, ticket.seq()).await?;

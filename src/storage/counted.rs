@@ -84,6 +84,14 @@ impl Store for Counted {
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, StoreResult<Object>> {
         self.counted("GET", self.inner.get(key))
     }
+    fn get_range<'a>(
+        &'a self,
+        key: &'a str,
+        offset: u64,
+        len: u64,
+    ) -> BoxFuture<'a, StoreResult<bytes::Bytes>> {
+        self.counted("GET", self.inner.get_range(key, offset, len))
+    }
     fn put<'a>(&'a self, key: &'a str, obj: PutObject) -> BoxFuture<'a, StoreResult<Written>> {
         self.counted("PUT", self.inner.put(key, obj))
     }

@@ -231,6 +231,17 @@ impl FsStore {
         })
     }
 
+    fn get_range_sync(&self, key: &str, offset: u64, len: u64) -> StoreResult<bytes::Bytes> {
+        use std::io::{Read, Seek, SeekFrom};
+        let (file, meta) = self.open(key)?;
+        let len = len.min(meta.size.saturating_sub(offset));
+        let mut file = file;
+        file.seek(SeekFrom::Start(offset)).map_err(io_err)?;
+        let mut buf = Vec::with_capacity(len as usize);
+        file.take(len).read_to_end(&mut buf).map_err(io_err)?;
+        Ok(bytes::Bytes::from(buf))
+    }
+
     /// Write the sidecar, then the object from `content` (temp file + rename).
     async fn put_inner(
         &self,
@@ -347,6 +358,17 @@ impl Store for FsStore {
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, StoreResult<Object>> {
         let key = key.to_string();
         self.blocking(move |s| s.get_sync(&key)).boxed()
+    }
+
+    fn get_range<'a>(
+        &'a self,
+        key: &'a str,
+        offset: u64,
+        len: u64,
+    ) -> BoxFuture<'a, StoreResult<bytes::Bytes>> {
+        let key = key.to_string();
+        self.blocking(move |s| s.get_range_sync(&key, offset, len))
+            .boxed()
     }
 
     fn put<'a>(&'a self, key: &'a str, obj: PutObject) -> BoxFuture<'a, StoreResult<Written>> {

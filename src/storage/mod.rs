@@ -104,6 +104,14 @@ pub struct Written {
 pub trait Store: Send + Sync {
     fn head<'a>(&'a self, key: &'a str) -> BoxFuture<'a, StoreResult<ObjectMeta>>;
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, StoreResult<Object>>;
+    /// `len` bytes of the object from `offset` (fewer only at its end): a
+    /// ranged read (S3 `Range`, a file seek), for video snapshots.
+    fn get_range<'a>(
+        &'a self,
+        key: &'a str,
+        offset: u64,
+        len: u64,
+    ) -> BoxFuture<'a, StoreResult<Bytes>>;
     /// Atomic: readers see the old object or the whole new one, never a part.
     fn put<'a>(&'a self, key: &'a str, obj: PutObject) -> BoxFuture<'a, StoreResult<Written>>;
     /// Like `put`, from a file (large mirrored originals are never held in memory).

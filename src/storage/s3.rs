@@ -261,6 +261,32 @@ impl Store for S3Store {
         .boxed()
     }
 
+    fn get_range<'a>(
+        &'a self,
+        key: &'a str,
+        offset: u64,
+        len: u64,
+    ) -> BoxFuture<'a, StoreResult<Bytes>> {
+        async move {
+            let last = offset + len.max(1) - 1;
+            let r = self
+                .client
+                .get_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .range(format!("bytes={offset}-{last}"))
+                .send()
+                .await
+                .map_err(classify)?;
+            let body =
+                r.body.collect().await.map_err(|e| {
+                    StoreError::Other(format!("reading a range of {key} failed: {e}"))
+                })?;
+            Ok(body.into_bytes())
+        }
+        .boxed()
+    }
+
     fn put<'a>(&'a self, key: &'a str, obj: PutObject) -> BoxFuture<'a, StoreResult<Written>> {
         let body = SdkStream::from(Bytes::clone(&obj.bytes));
         self.put_body(key, obj.content_type, obj.metadata, body)

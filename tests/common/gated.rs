@@ -101,6 +101,20 @@ impl Store for GatedStore {
             self.inner.get(key).await
         })
     }
+    fn get_range<'a>(
+        &'a self,
+        key: &'a str,
+        offset: u64,
+        len: u64,
+    ) -> BoxFuture<'a, StoreResult<bytes::Bytes>> {
+        Box::pin(async move {
+            self.get_calls.fetch_add(1, Ordering::SeqCst);
+            if self.fail_gets.load(Ordering::SeqCst) {
+                return Err(StoreError::Other("injected read failure".into()));
+            }
+            self.inner.get_range(key, offset, len).await
+        })
+    }
     fn put<'a>(&'a self, key: &'a str, obj: PutObject) -> BoxFuture<'a, StoreResult<Written>> {
         Box::pin(async move {
             let _p = self

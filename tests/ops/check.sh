@@ -26,7 +26,9 @@ for pkg in $(grep -oE 'need\+=\(([a-z0-9.+-]+)\)' deploy/install-deps.sh | sed -
   grep -q -- "$pkg" <<<"$build_stage" || { echo "ops: Dockerfile build stage lacks $pkg"; exit 1; }
 done
 runtime_stage="$(sed -n '/^FROM debian/,$p' deploy/docker/Dockerfile)"
-grep -q 'libvips42' <<<"$runtime_stage" || { echo "ops: runtime stage lacks libvips42"; exit 1; }
+for lib in libvips42 libavformat59 libavcodec59 libswscale6; do
+  grep -q "$lib" <<<"$runtime_stage" || { echo "ops: runtime stage lacks $lib"; exit 1; }
+done
 for font in $(sed -n 's/^FONTS="\(.*\)"$/\1/p' deploy/install-deps.sh); do
   grep -q -- "$font" <<<"$runtime_stage" || { echo "ops: runtime stage lacks $font"; exit 1; }
 done

@@ -17,6 +17,8 @@ echo "garage up at $PIXMIRROR_TEST_S3_ENDPOINT"
 command -v cjpeg >/dev/null && command -v jpegtran >/dev/null || bash deploy/install-deps.sh libjpeg-turbo-progs
 # tests/heif.rs writes HEIC files with and without a thumbnail with heif-enc.
 command -v heif-enc >/dev/null || bash deploy/install-deps.sh libheif-examples
+# tests/video.rs writes its videos (H.264, H.265; MP4, MOV, Matroska) with ffmpeg.
+command -v ffmpeg >/dev/null || bash deploy/install-deps.sh ffmpeg
 cargo test --all-targets -- --test-threads=4 "$@"
 # The deployment artifacts (systemd, container, Kubernetes, ...), each through
 # the tool its users run it with.

@@ -29,7 +29,7 @@ from pathlib import Path
 
 IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
 # Layer by path prefix under src/, first match wins; no arrow from a lower layer up.
-LAYERS = "process/plan/=0,process/codec/=1,config=0,error.rs=0,process/lang/=2,process/engine/=2"
+LAYERS = "process/plan/=0,process/codec/=1,config=0,error.rs=0,process/lang/=2,process/engine/=2,process/video/=3"
 # Pure layers: no async runtime, no HTTP, no files or sockets (config/mod.rs
 # reads its file through figment).
 PURE = [

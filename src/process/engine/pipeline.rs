@@ -20,7 +20,7 @@ use super::{animation, ops, report};
 use crate::error::{Error, Result};
 use crate::process::codec::jpeg;
 use crate::process::plan::geometry::{geometry, within_output_cap};
-use crate::process::plan::{resize_target, Format, Op, Plan, Report, ResizeTarget};
+use crate::process::plan::{resize_target, Format, FormatSpec, Op, Plan, Report, ResizeTarget};
 
 /// The whole pipeline, for a plan that draws no watermark image.
 pub fn run(src: &[u8], plan: &Plan, opts: &Options) -> Result<Output> {
@@ -59,6 +59,44 @@ pub fn run_with(src: &[u8], plan: &Plan, opts: &Options, marks: &Marks) -> Resul
     let per_frame = img.width() as u64 * img.height() as u64 / frames.max(1) as u64;
     let effort = opts.webp_effort_for(header.width as u64 * header.height as u64, per_frame);
     let bytes = encode(img, format, plan, opts, source_quality, effort)?;
+    Ok(Output {
+        bytes,
+        content_type: format.content_type(),
+    })
+}
+
+/// The image half of a video snapshot: a decoded frame (packed RGB of
+/// `from`) sized to `to` (the turned frame's size), turned `turn` degrees
+/// clockwise, encoded as `format`. Sized first: fewer pixels to turn.
+pub fn run_frame(
+    rgb: &[u8],
+    from: (u32, u32),
+    turn: u32,
+    to: (u32, u32),
+    format: Format,
+    opts: &Options,
+) -> Result<Output> {
+    let img = super::vips::from_pixels(rgb, from.0, from.1, 3)?;
+    let scaled = match turn {
+        90 | 270 => (to.1, to.0),
+        _ => to,
+    };
+    let t = ResizeTarget {
+        scaled,
+        frame: None,
+        pad: false,
+    };
+    let img = ops::resize(img, &t, [255, 255, 255], opts.deadline)?;
+    let img = match turn {
+        0 => img,
+        d => ops::rotate(img, d)?,
+    };
+    Error::check_deadline(opts.deadline)?;
+    let plan = Plan {
+        format: Some(FormatSpec::Concrete(format)),
+        ..Plan::default()
+    };
+    let bytes = encode(img, format, &plan, opts, None, opts.webp_effort)?;
     Ok(Output {
         bytes,
         content_type: format.content_type(),

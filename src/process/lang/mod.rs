@@ -10,6 +10,7 @@ pub mod cos;
 pub mod negotiate;
 mod oss;
 pub mod params;
+mod video;
 mod watermark;
 
 pub use oss::{parse_path_actions, parse_process};

@@ -14,7 +14,7 @@ use crate::process::plan::{
     ResizeMode,
 };
 
-/// Parse a query value: `image/<actions>` or `style/<name>`.
+/// Parse a query value: `image/<actions>`, `video/snapshot,...` or `style/<name>`.
 pub fn parse_process(value: &str, styles: &BTreeMap<String, String>) -> Result<Plan> {
     if let Some(name) = value.strip_prefix("style/") {
         let style = styles
@@ -27,9 +27,12 @@ pub fn parse_process(value: &str, styles: &BTreeMap<String, String>) -> Result<P
         }
         return parse_process(style, &BTreeMap::new());
     }
+    if let Some(rest) = value.strip_prefix("video/") {
+        return super::video::parse(rest);
+    }
     let rest = value.strip_prefix("image/").ok_or_else(|| {
         Error::invalid(format!(
-            "process string must start with `image/` or `style/`, got `{}`",
+            "process string must start with `image/`, `video/` or `style/`, got `{}`",
             truncate(value)
         ))
     })?;

@@ -148,7 +148,8 @@ fn invalid_values_name_action_and_parameter() {
         ("image/resize,w_10/info", "cannot be combined"),
         ("image/frobnicate,1", "unknown action `frobnicate`"),
         ("image/", "no actions"),
-        ("video/snapshot,t_1", "must start with `image/`"),
+        ("video/snapshot,t_1", "parameter f is required"),
+        ("video/resize,w_1", "unknown video action"),
         ("style/nope", "style `nope` is not defined"),
     ];
     for (s, want) in cases {

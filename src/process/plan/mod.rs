@@ -13,6 +13,7 @@ mod gravity;
 pub mod limits;
 mod op;
 mod resize;
+mod snapshot;
 mod watermark;
 
 pub use crop::{crop_rect, Axis, Crop, IndexCrop};
@@ -21,6 +22,7 @@ pub use gravity::Gravity;
 pub use limits::MAX_KEY_BYTES;
 pub use op::Op;
 pub use resize::{resize_target, Resize, ResizeMode, ResizeTarget};
+pub use snapshot::{Snapshot, Turn, SNAPSHOT_FORMATS};
 pub use watermark::{Font, ImageMark, MarkOp, TextMark, Watermark};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,6 +60,8 @@ pub struct Plan {
     /// limit, an undecodable source) serves the original instead. Not part
     /// of the canonical form: it changes no successful output.
     pub ignore_error: bool,
+    /// `video/snapshot`: a frame of a video, instead of everything above.
+    pub snapshot: Option<Snapshot>,
 }
 
 /// The next listed value at or above `v`; the largest when `v` is past them
@@ -110,6 +114,7 @@ impl Default for Plan {
             report: None,
             orient_only: false,
             ignore_error: false,
+            snapshot: None,
         }
     }
 }
@@ -139,11 +144,15 @@ impl Plan {
             && self.report.is_none()
             && self.auto_orient
             && !self.orient_only
+            && self.snapshot.is_none()
     }
 
     /// The canonical actions, in order. `auto` must have been resolved first
     /// (an unresolved `auto` is written as `format,auto`).
     pub fn canonical_actions(&self) -> Vec<String> {
+        if let Some(s) = &self.snapshot {
+            return vec![s.canonical()];
+        }
         let mut out = Vec::new();
         if !self.auto_orient {
             out.push("auto-orient,0".to_string());
@@ -174,8 +183,12 @@ impl Plan {
         out
     }
 
-    /// `image/<action>/<action>...`: one string per equivalence class of process strings.
+    /// `image/<action>/<action>...`: one string per equivalence class of process strings;
+    /// `video/snapshot,...` for a snapshot.
     pub fn canonical(&self) -> String {
+        if let Some(s) = &self.snapshot {
+            return s.canonical();
+        }
         let mut s = String::from("image");
         for a in self.canonical_actions() {
             s.push('/');

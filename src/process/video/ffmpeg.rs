@@ -1,0 +1,202 @@
+//! The only file that calls FFmpeg (through `shim.c`): open a video over a
+//! [`RangeReader`], describe it, decode one frame, hand it out as RGB. The
+//! reader is FFmpeg's I/O and its stop signal (the deadline, the read limit,
+//! a failed read); no panic crosses the C boundary.
+
+use std::ffi::{c_int, c_void};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use super::reader::RangeReader;
+use crate::error::{Error, Result};
+
+#[repr(C)]
+struct PmVideo {
+    _private: [u8; 0],
+}
+
+/// What the container says of the video stream.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Info {
+    pub width: c_int,
+    pub height: c_int,
+    /// -1: unknown.
+    pub duration_ms: i64,
+    /// Clockwise degrees that make the picture upright: 0, 90, 180, 270.
+    pub rotation: c_int,
+    /// 1: H.264, 2: H.265.
+    pub codec: c_int,
+}
+
+type ReadFn = extern "C" fn(*mut c_void, *mut u8, c_int) -> c_int;
+type SeekFn = extern "C" fn(*mut c_void, i64, c_int) -> i64;
+type StopFn = extern "C" fn(*mut c_void) -> c_int;
+
+extern "C" {
+    fn pm_init(max_alloc: usize);
+    fn pm_open(
+        out: *mut *mut PmVideo,
+        opaque: *mut c_void,
+        read: ReadFn,
+        seek: SeekFn,
+        stop: StopFn,
+        max_pixels: i64,
+    ) -> c_int;
+    fn pm_info_of(v: *const PmVideo, info: *mut Info);
+    fn pm_decode(v: *mut PmVideo, t_ms: i64, fast: c_int) -> c_int;
+    fn pm_frame_size(v: *const PmVideo, w: *mut c_int, h: *mut c_int);
+    fn pm_frame_rgb(v: *const PmVideo, dst: *mut u8, stride: c_int) -> c_int;
+    fn pm_close(v: *mut PmVideo);
+}
+
+const PM_NOT_VIDEO: c_int = -1;
+const PM_CODEC: c_int = -2;
+const PM_TOO_LARGE: c_int = -3;
+const PM_NO_FRAME: c_int = -4;
+const PM_STOPPED: c_int = -5;
+
+// FFmpeg's error tags (libavutil/error.h) and avio's seek flags (avio.h).
+const AVERROR_EOF: c_int = -0x2046_4F45;
+const AVERROR_EXIT: c_int = -0x5449_5845;
+const AVSEEK_SIZE: c_int = 0x10000;
+const AVSEEK_FORCE: c_int = 0x20000;
+
+/// The largest single allocation FFmpeg may make (`av_max_alloc`): a frame
+/// plane of 16384x16384 fits; an index that claims 10^9 samples does not.
+const MAX_ALLOC: usize = 512 << 20;
+
+fn init() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    // SAFETY: sets one process-wide integer in libavutil.
+    ONCE.call_once(|| unsafe { pm_init(MAX_ALLOC) });
+}
+
+extern "C" fn read_cb(opaque: *mut c_void, buf: *mut u8, size: c_int) -> c_int {
+    // SAFETY: `opaque` is the `RangeReader` boxed by `Video::open`, alive
+    // until `pm_close`; `buf` holds `size` bytes (avio's contract).
+    let r = unsafe { &mut *(opaque as *mut RangeReader) };
+    let out = unsafe { std::slice::from_raw_parts_mut(buf, size.max(0) as usize) };
+    match catch_unwind(AssertUnwindSafe(|| r.read(out))) {
+        Ok(Ok(0)) => AVERROR_EOF,
+        Ok(Ok(n)) => n as c_int,
+        Ok(Err(_)) => AVERROR_EXIT,
+        Err(_) => {
+            r.failure = Some(Error::Internal("the video reader panicked".into()));
+            AVERROR_EXIT
+        }
+    }
+}
+
+extern "C" fn seek_cb(opaque: *mut c_void, offset: i64, whence: c_int) -> i64 {
+    // SAFETY: as in `read_cb`.
+    let r = unsafe { &mut *(opaque as *mut RangeReader) };
+    if whence & AVSEEK_SIZE != 0 {
+        return r.size() as i64;
+    }
+    let base = match whence & !AVSEEK_FORCE {
+        libc::SEEK_SET => 0,
+        libc::SEEK_CUR => r.position() as i64,
+        libc::SEEK_END => r.size() as i64,
+        _ => return -(libc::EINVAL as i64),
+    };
+    match base.checked_add(offset) {
+        Some(to) if to >= 0 => r
+            .seek(to as u64)
+            .map_or(-(libc::EINVAL as i64), |p| p as i64),
+        _ => -(libc::EINVAL as i64),
+    }
+}
+
+extern "C" fn stop_cb(opaque: *mut c_void) -> c_int {
+    // SAFETY: as in `read_cb`.
+    let r = unsafe { &mut *(opaque as *mut RangeReader) };
+    catch_unwind(AssertUnwindSafe(|| r.stopped() as c_int)).unwrap_or(1)
+}
+
+/// One open video: the demuxer and decoder over its reader.
+pub struct Video<'a> {
+    ptr: *mut PmVideo,
+    reader: Box<RangeReader<'a>>,
+}
+
+impl Drop for Video<'_> {
+    fn drop(&mut self) {
+        // SAFETY: `ptr` came from `pm_open` and is closed once.
+        unsafe { pm_close(self.ptr) }
+    }
+}
+
+impl<'a> Video<'a> {
+    /// Open the container and its video stream's decoder (no frame decoded).
+    pub fn open(reader: RangeReader<'a>, max_pixels: u64) -> Result<Video<'a>> {
+        init();
+        let mut reader = Box::new(reader);
+        let mut ptr = std::ptr::null_mut();
+        let opaque = &mut *reader as *mut RangeReader as *mut c_void;
+        let max = i64::try_from(max_pixels).unwrap_or(i64::MAX);
+        // SAFETY: the callbacks get `opaque`, the boxed reader, which outlives `ptr`.
+        let r = unsafe { pm_open(&mut ptr, opaque, read_cb, seek_cb, stop_cb, max) };
+        if r != 0 {
+            return Err(failure(r, &mut reader));
+        }
+        Ok(Video { ptr, reader })
+    }
+
+    pub fn info(&self) -> Info {
+        let mut info = Info::default();
+        // SAFETY: `ptr` is open; `info` is a plain struct of the shim's layout.
+        unsafe { pm_info_of(self.ptr, &mut info) };
+        info
+    }
+
+    /// Decode the frame shown at `t_ms` (`fast`: the keyframe at or before it).
+    pub fn decode(&mut self, t_ms: u64, fast: bool) -> Result<(u32, u32)> {
+        let t = i64::try_from(t_ms).unwrap_or(i64::MAX);
+        // SAFETY: `ptr` is open.
+        let r = unsafe { pm_decode(self.ptr, t, fast as c_int) };
+        if r != 0 {
+            return Err(failure(r, &mut self.reader));
+        }
+        let (mut w, mut h) = (0, 0);
+        // SAFETY: a frame was decoded.
+        unsafe { pm_frame_size(self.ptr, &mut w, &mut h) };
+        Ok((w as u32, h as u32))
+    }
+
+    /// The decoded frame as packed RGB, `w` x `h` (from `decode`).
+    pub fn rgb(&self, (w, h): (u32, u32)) -> Result<Vec<u8>> {
+        let stride = w as usize * 3;
+        let mut out = vec![0u8; stride * h as usize];
+        // SAFETY: `out` holds `h` rows of `stride` bytes, the decoded frame's size.
+        let r = unsafe { pm_frame_rgb(self.ptr, out.as_mut_ptr(), stride as c_int) };
+        match r {
+            0 => Ok(out),
+            _ => Err(Error::unprocessable(
+                "the video's frame could not be converted",
+            )),
+        }
+    }
+
+    /// Bytes read from the object so far, and in how many ranges.
+    pub fn read(&self) -> (u64, u32) {
+        (self.reader.fetched, self.reader.ranges)
+    }
+}
+
+/// The error of a failed call: the reader's own failure first (a store
+/// error, the read limit, the deadline), else what FFmpeg said.
+fn failure(code: c_int, reader: &mut RangeReader) -> Error {
+    if let Some(e) = reader.failure.take() {
+        return e;
+    }
+    match code {
+        PM_NOT_VIDEO => Error::unprocessable("the object is not an MP4, MOV or Matroska video"),
+        PM_CODEC => Error::unprocessable("only H.264 and H.265 videos can be snapshotted"),
+        PM_TOO_LARGE => Error::unprocessable(
+            "the video's pictures have more pixels than process.max_source_pixels",
+        ),
+        PM_NO_FRAME => Error::unprocessable("no frame of the video could be decoded"),
+        PM_STOPPED => Error::too_slow(),
+        _ => Error::unprocessable("the video needs more memory than allowed"),
+    }
+}

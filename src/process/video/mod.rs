@@ -1,0 +1,76 @@
+//! Video snapshots (`video/snapshot`): one frame of an H.264 or H.265 video
+//! in MP4/MOV or Matroska, decoded by FFmpeg's libraries over ranged reads
+//! of the object, then sized, turned and encoded by the engine like any
+//! image. Blocking and CPU-bound: it runs in the bounded blocking pool.
+//!
+//! - `reader`: the object's bytes as ranged reads with read-ahead; the read
+//!   limit (`video.max_read_bytes`).
+//! - `ffmpeg`: the only file that calls FFmpeg (`shim.c`, the one C file).
+//!
+//! Depends on `plan` and `engine`; knows nothing of HTTP or storage (the
+//! caller's `Fetch` does the I/O).
+
+mod ffmpeg;
+pub mod reader;
+
+pub use ffmpeg::Info;
+pub use reader::{Fetch, RangeReader};
+
+use crate::error::Result;
+use crate::process::engine::pipeline::{self, Options, Output};
+use crate::process::plan::Snapshot;
+
+/// A snapshot and what it cost.
+pub struct Snapped {
+    pub output: Output,
+    pub info: Info,
+    /// Bytes read from the object, and in how many ranges.
+    pub read_bytes: u64,
+    pub ranges: u32,
+}
+
+/// Bytes a decode of `pixels`-pixel pictures holds at its peak: the
+/// decoder's reference pictures (up to 16 in H.264/H.265 at 4:2:0, 10 bits
+/// stored in 2 bytes), the RGB copy and the engine's copy of it.
+pub fn decode_bytes(pixels: u64) -> u64 {
+    pixels * (17 * 3 + 3 + 3)
+}
+
+/// One snapshot: open the video, check the request against its size, take
+/// the memory (`reserve`, before anything is decoded), decode the frame at
+/// `t`, hand it to the engine.
+pub fn snapshot(
+    reader: RangeReader,
+    snap: &Snapshot,
+    opts: &Options,
+    reserve: &mut dyn FnMut(u64) -> Result<()>,
+) -> Result<Snapped> {
+    let mut video = ffmpeg::Video::open(reader, opts.max_source_pixels)?;
+    let info = video.info();
+    let coded = (info.width as u32, info.height as u32);
+    let turn = snap.turn_degrees(info.rotation as u32, coded);
+    let turned = match turn {
+        90 | 270 => (coded.1, coded.0),
+        _ => coded,
+    };
+    let to = snap.size(turned)?;
+    reserve(decode_bytes(coded.0 as u64 * coded.1 as u64))?;
+    let frame = video.decode(snap.t_ms, snap.fast)?;
+    let rgb = video.rgb(frame)?;
+    let (read_bytes, ranges) = video.read();
+    drop(video);
+    // The decoded picture may differ from the container's (cropping, a new
+    // sequence header): sized from what was decoded where the request allows.
+    let turned = match turn {
+        90 | 270 => (frame.1, frame.0),
+        _ => frame,
+    };
+    let to = snap.size(turned).unwrap_or(to);
+    let output = pipeline::run_frame(&rgb, frame, turn, to, snap.format, opts)?;
+    Ok(Snapped {
+        output,
+        info,
+        read_bytes,
+        ranges,
+    })
+}
