@@ -286,4 +286,9 @@ int pm_frame_rgb(const pm_video *v, uint8_t *dst, int stride) {
 /* Every allocation FFmpeg makes is at most this large (process-wide; only
  * FFmpeg uses av_malloc), so a header that claims 10^9 samples fails its
  * allocation instead of taking the machine's memory. */
-void pm_init(size_t max_alloc) { av_max_alloc(max_alloc); }
+void pm_init(size_t max_alloc) {
+    av_max_alloc(max_alloc);
+    /* A hostile file makes FFmpeg log a line per broken packet; the caller
+     * answers with its own message, and the log stays the server's. */
+    av_log_set_level(AV_LOG_QUIET);
+}

@@ -1,0 +1,541 @@
+//! Video snapshots (issue 24): `video/snapshot` over ranged reads. The videos
+//! are written here by the `ffmpeg` command (Debian's, which `make test`
+//! installs) with libx264 and libx265: 2.5 s of red then 2.5 s of blue, 25
+//! frames a second, a keyframe every 2 s and no other (no scene cut), in MP4
+//! (index first and index last), MOV and Matroska.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use common::*;
+use pixmirror::error::Error;
+use pixmirror::process::engine::pipeline::Options;
+use pixmirror::process::lang;
+use pixmirror::process::video::{self, Fetch, RangeReader, Snapped};
+
+const RED: [u8; 3] = [255, 0, 0];
+const BLUE: [u8; 3] = [0, 0, 255];
+
+fn ffmpeg(args: &[&str]) {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-y"])
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("ffmpeg: {e} (Debian's ffmpeg; `make test` installs it)"));
+    assert!(
+        out.status.success(),
+        "ffmpeg {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The folder the videos are written to once per test binary.
+fn dir() -> &'static Path {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| tempfile::tempdir().expect("tmp")).path()
+}
+
+/// Encoder arguments: keyframes at 0, 2 and 4 s only.
+fn codec_args(codec: &str) -> Vec<&'static str> {
+    match codec {
+        "h264" => vec![
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-g",
+            "50",
+            "-keyint_min",
+            "50",
+            "-sc_threshold",
+            "0",
+            "-pix_fmt",
+            "yuv420p",
+        ],
+        _ => vec![
+            "-c:v",
+            "libx265",
+            "-preset",
+            "veryfast",
+            "-pix_fmt",
+            "yuv420p",
+            "-x265-params",
+            "keyint=50:min-keyint=50:scenecut=0:log-level=error",
+        ],
+    }
+}
+
+/// Red then blue, 640x360: `codec` (h264, h265) in `container` (mp4 with
+/// the index first, mp4-end with it last, mov, mkv). Written once.
+fn red_blue(codec: &str, container: &str) -> Vec<u8> {
+    let ext = container.trim_end_matches("-end");
+    let path = dir().join(format!("rb-{codec}-{container}.{ext}"));
+    if !path.exists() {
+        let mut args = vec![
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=red:s=640x360:r=25:d=2.5",
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=blue:s=640x360:r=25:d=2.5",
+            "-filter_complex",
+            "[0][1]concat=n=2:v=1",
+        ];
+        args.extend(codec_args(codec));
+        if container == "mp4" || container == "mov" {
+            args.extend(["-movflags", "+faststart"]);
+        }
+        if codec == "h265" && container != "mkv" {
+            args.extend(["-tag:v", "hvc1"]);
+        }
+        let p = path.to_string_lossy().to_string();
+        args.push(&p);
+        ffmpeg(&args);
+    }
+    std::fs::read(&path).expect("video")
+}
+
+/// A snapshot of `bytes` in memory, reads counted; `limit`: the read limit.
+fn snap_limited(bytes: &[u8], process: &str, limit: u64) -> Result<Snapped, Error> {
+    let plan = lang::parse_process(process, &BTreeMap::new())?;
+    let snap = plan.snapshot.expect("a snapshot plan");
+    let fetch: Fetch = Box::new(move |off, len| {
+        let (a, b) = (off as usize, (off + len) as usize);
+        Ok(bytes[a..b.min(bytes.len())].to_vec())
+    });
+    let reader = RangeReader::new(bytes.len() as u64, limit, None, fetch);
+    let opts = Options::from_config(&Default::default());
+    video::snapshot(reader, &snap, &opts, &mut |_| Ok(()))
+}
+
+fn snap(bytes: &[u8], process: &str) -> Snapped {
+    snap_limited(bytes, process, u64::MAX).unwrap_or_else(|e| panic!("{process}: {e}"))
+}
+
+/// The colour at the middle of an image body.
+fn middle(body: &[u8]) -> [u8; 3] {
+    let img = image::load_from_memory(body).expect("image").to_rgb8();
+    img.get_pixel(img.width() / 2, img.height() / 2).0
+}
+
+fn close(a: [u8; 3], b: [u8; 3]) -> bool {
+    a.iter()
+        .zip(b)
+        .all(|(x, y)| (*x as i32 - y as i32).abs() <= 24)
+}
+
+#[test]
+fn each_time_gives_its_frame_in_every_container_and_codec() {
+    let cases: &[(&str, [u8; 3])] = &[
+        ("t_0", RED),
+        ("t_1000", RED),
+        ("t_2400", RED),
+        ("t_2600", BLUE),
+        ("t_3500", BLUE),
+        // The keyframe at or before t: 2.0 s (red), 4.0 s (blue).
+        ("t_3500,m_fast", RED),
+        ("t_4500,m_fast", BLUE),
+        // Past the end: the last frame.
+        ("t_99999", BLUE),
+        ("t_99999,m_fast", BLUE),
+    ];
+    for (codec, container) in [
+        ("h264", "mp4"),
+        ("h264", "mp4-end"),
+        ("h264", "mov"),
+        ("h264", "mkv"),
+        ("h265", "mp4"),
+        ("h265", "mp4-end"),
+        ("h265", "mkv"),
+    ] {
+        let v = red_blue(codec, container);
+        for (t, want) in cases {
+            let process = format!("video/snapshot,{t},f_png");
+            let s = snap(&v, &process);
+            let got = middle(&s.output.bytes);
+            assert!(
+                close(got, *want),
+                "{codec} {container} {t}: {got:?}, want {want:?}"
+            );
+            assert_eq!(s.info.codec, if codec == "h264" { 1 } else { 2 });
+        }
+    }
+}
+
+#[test]
+fn sizes_and_formats_follow_oss() {
+    let v = red_blue("h264", "mp4");
+    let dims = |process: &str| {
+        let s = snap(&v, process);
+        let img = image::load_from_memory(&s.output.bytes).expect("image");
+        (img.width(), img.height())
+    };
+    assert_eq!(dims("video/snapshot,t_1000,f_jpg,w_320"), (320, 180));
+    assert_eq!(dims("video/snapshot,t_1000,f_jpg,h_90"), (160, 90));
+    assert_eq!(dims("video/snapshot,t_1000,f_jpg,w_0,h_0"), (640, 360));
+    assert_eq!(dims("video/snapshot,t_1000,f_jpg,w_100,h_100"), (100, 100));
+    let png = snap(&v, "video/snapshot,t_1000,f_png").output;
+    assert_eq!(png.content_type, "image/png");
+    assert!(png.bytes.starts_with(b"\x89PNG"));
+    let jpg = snap(&v, "video/snapshot,t_1000,f_jpg").output;
+    assert_eq!(jpg.content_type, "image/jpeg");
+    assert!(jpg.bytes.starts_with(&[0xFF, 0xD8]));
+    // Wider or taller than the video: 400, naming the parameter.
+    for (p, name) in [("w_641", "parameter w"), ("h_361", "parameter h")] {
+        let e = snap_limited(&v, &format!("video/snapshot,t_0,f_jpg,{p}"), u64::MAX)
+            .err()
+            .unwrap_or_else(|| panic!("{p} passed"));
+        assert_eq!(e.code(), "InvalidArgument", "{p}: {e}");
+        assert!(e.to_string().contains(name), "{p}: {e}");
+    }
+}
+
+/// 640x360 red with a white box in the top-left corner, tagged to be
+/// turned 90 degrees clockwise when shown.
+fn rotated() -> (Vec<u8>, PathBuf) {
+    let path = dir().join("rotated.mp4");
+    if !path.exists() {
+        let plain = dir().join("marked.mp4");
+        let p = plain.to_string_lossy().to_string();
+        let mut args = vec![
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=red:s=640x360:r=25:d=1",
+            "-vf",
+            "drawbox=x=0:y=0:w=160:h=90:color=white:t=fill",
+        ];
+        args.extend(codec_args("h264"));
+        args.push(&p);
+        ffmpeg(&args);
+        let r = path.to_string_lossy().to_string();
+        ffmpeg(&["-i", &p, "-c", "copy", "-metadata:s:v:0", "rotate=90", &r]);
+    }
+    (std::fs::read(&path).expect("video"), path)
+}
+
+/// Which corner of an image is white: 0 top-left, 1 top-right, 2 bottom-right, 3 bottom-left.
+fn white_corner(body: &[u8]) -> usize {
+    let img = image::load_from_memory(body).expect("image").to_rgb8();
+    let (w, h) = (img.width() - 1, img.height() - 1);
+    let corners = [(0, 0), (w, 0), (w, h), (0, h)];
+    let white: Vec<usize> = (0..4)
+        .filter(|&i| close(img.get_pixel(corners[i].0, corners[i].1).0, [255, 255, 255]))
+        .collect();
+    assert_eq!(white.len(), 1, "one white corner: {white:?}");
+    white[0]
+}
+
+#[test]
+fn rotation_metadata_turns_the_frame_under_ar_auto_only() {
+    let (v, path) = rotated();
+    let dims = |s: &Snapped| {
+        let img = image::load_from_memory(&s.output.bytes).expect("image");
+        (img.width(), img.height())
+    };
+    let plain = snap(&v, "video/snapshot,t_0,f_png");
+    assert_eq!(dims(&plain), (640, 360), "without ar: as coded");
+    assert_eq!(white_corner(&plain.output.bytes), 0);
+    let auto = snap(&v, "video/snapshot,t_0,f_png,ar_auto");
+    // ffmpeg 5.1 writes `rotate=90` as a display matrix that its own tools
+    // read as a 270 degree clockwise turn (a quarter turn anticlockwise).
+    assert_eq!(auto.info.rotation, 270);
+    assert_eq!(dims(&auto), (360, 640), "ar_auto: portrait");
+    // The same way up as ffmpeg's own player turns it.
+    let reference = dir().join("rotated-reference.png");
+    let r = reference.to_string_lossy().to_string();
+    ffmpeg(&["-i", &path.to_string_lossy(), "-frames:v", "1", &r]);
+    let reference = std::fs::read(&reference).expect("png");
+    assert_eq!(
+        image::load_from_memory(&reference).expect("png").width(),
+        360
+    );
+    assert_eq!(white_corner(&auto.output.bytes), white_corner(&reference));
+    // ar_h: upright is already portrait; ar_w: a further quarter turn.
+    let h = snap(&v, "video/snapshot,t_0,f_png,ar_h");
+    assert_eq!(dims(&h), (360, 640));
+    assert_eq!(h.output.bytes, auto.output.bytes);
+    let w = snap(&v, "video/snapshot,t_0,f_png,ar_w,w_320");
+    assert_eq!(dims(&w), (320, 180));
+}
+
+#[test]
+fn a_snapshot_reads_the_index_and_one_group_of_pictures() {
+    // 20 s, keyframes every 2 s: a snapshot at 15 s needs the index and the
+    // pictures from 14 s; past the end, from 18 s.
+    let path = dir().join("long.mp4");
+    let end = dir().join("long-end.mp4");
+    if !path.exists() {
+        let mut args = vec!["-f", "lavfi", "-i", "testsrc2=s=640x360:r=25:d=20"];
+        args.extend(codec_args("h264"));
+        let (p, e) = (
+            path.to_string_lossy().to_string(),
+            end.to_string_lossy().to_string(),
+        );
+        let mut fast = args.clone();
+        fast.extend(["-movflags", "+faststart", &p]);
+        ffmpeg(&fast);
+        args.push(&e);
+        ffmpeg(&args);
+    }
+    for file in [&path, &end] {
+        let v = std::fs::read(file).expect("video");
+        for t in ["t_0", "t_15000", "t_99999"] {
+            let s = snap(&v, &format!("video/snapshot,{t},f_jpg,w_320"));
+            let share = s.read_bytes as f64 / v.len() as f64;
+            assert!(
+                share < 0.25,
+                "{} {t}: read {} of {} bytes in {} ranges",
+                file.display(),
+                s.read_bytes,
+                v.len(),
+                s.ranges
+            );
+        }
+        // A limit below what one snapshot needs: 422, and no more read than it.
+        let limit = 64 * 1024;
+        let e = snap_limited(&v, "video/snapshot,t_15000,f_jpg", limit)
+            .err()
+            .expect("over the limit");
+        assert_eq!(e.code(), "UnprocessableImage", "{e}");
+        assert!(e.to_string().contains("video.max_read_bytes"), "{e}");
+    }
+}
+
+/// The offsets of the 4-byte box type `tag` in an MP4.
+fn find(hay: &[u8], tag: &[u8]) -> usize {
+    hay.windows(tag.len())
+        .position(|w| w == tag)
+        .unwrap_or_else(|| panic!("no {:?}", String::from_utf8_lossy(tag)))
+}
+
+#[test]
+fn what_is_not_such_a_video_is_a_quick_422() {
+    let v = red_blue("h264", "mp4");
+    let end = red_blue("h264", "mp4-end");
+    let mpeg4 = dir().join("mpeg4.mp4");
+    let m = mpeg4.to_string_lossy().to_string();
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "color=c=red:s=64x64:r=25:d=1",
+        "-c:v",
+        "mpeg4",
+        &m,
+    ]);
+    let mut many_frames = v.clone();
+    let at = find(&many_frames, b"stsz") + 12;
+    many_frames[at..at + 4].copy_from_slice(&1_000_000_000u32.to_be_bytes());
+    let mut huge = v.clone();
+    let stsd = find(&huge, b"stsd");
+    let at = stsd + find(&huge[stsd..], b"avc1") + 28;
+    huge[at..at + 4].copy_from_slice(&[0xFF, 0xFF, 0xFF, 0xFF]);
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("a JPEG", fixture("dragonfly.jpg")),
+        ("text", b"hello, this is not a video at all".to_vec()),
+        ("empty", Vec::new()),
+        ("MPEG-4 part 2", std::fs::read(&mpeg4).expect("mpeg4")),
+        (
+            "index-last, cut before the index",
+            end[..end.len() / 2].to_vec(),
+        ),
+        (
+            "index-first, cut in the pictures",
+            v[..v.len() * 3 / 5].to_vec(),
+        ),
+        ("an index of 10^9 frames", many_frames),
+        ("65535x65535 pictures", huge),
+    ];
+    for (what, bytes) in cases {
+        let started = std::time::Instant::now();
+        let r = snap_limited(&bytes, "video/snapshot,t_99999,f_jpg", 64 << 20);
+        let e = r.err().unwrap_or_else(|| panic!("{what}: a snapshot"));
+        assert_eq!(e.code(), "UnprocessableImage", "{what}: {e}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "{what}: {:?}",
+            started.elapsed()
+        );
+    }
+}
+
+/// A TCP stand-in in front of Garage that counts the bytes Garage sends.
+struct CountingProxy {
+    addr: String,
+    down: Arc<AtomicU64>,
+}
+
+impl CountingProxy {
+    async fn start(upstream: String) -> CountingProxy {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = format!("http://{}", listener.local_addr().expect("addr"));
+        let down = Arc::new(AtomicU64::new(0));
+        let counter = down.clone();
+        let upstream = upstream.trim_start_matches("http://").to_string();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
+                    continue;
+                };
+                let counter = counter.clone();
+                let (mut cr, mut cw) = client.into_split();
+                let (mut sr, mut sw) = server.into_split();
+                tokio::spawn(async move { tokio::io::copy(&mut cr, &mut sw).await });
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    while let Ok(n) = sr.read(&mut buf).await {
+                        if n == 0 || cw.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                        counter.fetch_add(n as u64, Ordering::SeqCst);
+                    }
+                });
+            }
+        });
+        CountingProxy { addr, down }
+    }
+
+    fn take(&self) -> u64 {
+        self.down.swap(0, Ordering::SeqCst)
+    }
+}
+
+/// The 30 s 1280x720 fixture of the issue, index first.
+fn hd30() -> Vec<u8> {
+    let path = dir().join("hd30.mp4");
+    if !path.exists() {
+        let mut args = vec!["-f", "lavfi", "-i", "testsrc2=s=1280x720:r=30:d=30"];
+        args.extend([
+            "-c:v", "libx264", "-preset", "veryfast", "-g", "60", "-pix_fmt", "yuv420p",
+        ]);
+        let p = path.to_string_lossy().to_string();
+        args.extend(["-movflags", "+faststart", &p]);
+        ffmpeg(&args);
+    }
+    std::fs::read(&path).expect("video")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_garage_a_snapshot_reads_a_tenth_of_the_file_at_most() {
+    let env = Env::new(Backend::S3, "video").await;
+    let video = hd30();
+    let key = env.key("clips/hd30.mp4");
+    put(&env.store, &key, video.clone(), "video/mp4").await;
+    let proxy = CountingProxy::start(common::env("PIXMIRROR_TEST_S3_ENDPOINT")).await;
+    let mut cfg = env.config();
+    cfg.storage.endpoint = Some(proxy.addr.clone());
+    cfg.derivatives.store = false;
+    let server = TestServer::start(cfg.clone()).await;
+    proxy.take();
+    let url = server.url(&format!(
+        "{key}?x-oss-process=video/snapshot,t_15000,f_jpg,w_800,h_0"
+    ));
+    let r = get(&url).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.header("content-type"), "image/jpeg");
+    assert_eq!(r.dims(), (800, 450));
+    let read = proxy.take();
+    let m = &server.app.metrics;
+    let counted = m.video_read_bytes.with_label_values(&["store"]).get();
+    println!(
+        "t_15000: {read} bytes from Garage ({:.1}% of {}), {counted} counted in {} ranges",
+        read as f64 * 100.0 / video.len() as f64,
+        video.len(),
+        m.video_read_ranges.with_label_values(&["store"]).get()
+    );
+    assert!(read * 10 < video.len() as u64, "{read} of {}", video.len());
+    assert!(
+        counted <= read && counted > 0,
+        "{counted} counted, {read} on the wire"
+    );
+    // The second time it is in memory: nothing read.
+    let again = get(&url).await;
+    assert_eq!(again.cache(), "memory");
+    assert_eq!(again.body, r.body);
+    assert_eq!(proxy.take(), 0);
+    server.stop().await;
+    // Past video.max_read_bytes: 422.
+    cfg.video.max_read_bytes = pixmirror::config::ByteSize(100_000);
+    let server = TestServer::start(cfg).await;
+    let r = get(&server.url(&format!("{key}?x-oss-process=video/snapshot,t_15000,f_jpg"))).await;
+    assert_eq!(r.status, 422, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.code(), "UnprocessableImage");
+    assert!(proxy.take() < 200_000);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_is_a_derivative_like_any_other() {
+    let env = Env::new(Backend::Fs, "video").await;
+    let key = env.key("clips/rb.mp4");
+    put(&env.store, &key, red_blue("h264", "mp4"), "video/mp4").await;
+    let mut cfg = env.config();
+    cfg.derivatives.write = pixmirror::config::WriteMode::Sync;
+    let server = TestServer::start(cfg).await;
+    let q = "video/snapshot,t_3500,f_jpg,w_320,m_fast";
+    let urls = (0..50).map(|_| server.url(&format!("{key}?x-oss-process={q}")));
+    let all = burst(urls).await;
+    for r in &all {
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        assert_eq!(r.body, all[0].body);
+    }
+    assert!(close(middle(&all[0].body), RED));
+    assert_eq!(server.processed(), 1, "50 requests, one decode");
+    // Stored under the canonical action spelled in full.
+    let stored = format!("{key}__op__video/snapshot,f_jpg,h_0,m_fast,t_3500,w_320");
+    assert!(env.exists(&stored).await, "{stored}");
+    server.stop().await;
+    // A new instance serves it from the bucket without decoding.
+    let server = TestServer::start(env.config()).await;
+    let r = get(&server.url(&format!("{key}?x-oss-process={q}"))).await;
+    assert_eq!(r.cache(), "store");
+    assert_eq!(r.body, all[0].body);
+    assert_eq!(server.processed(), 0);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_parameters_are_400_before_anything_is_read() {
+    let env = Env::new(Backend::Fs, "video").await;
+    let key = env.key("clips/rb.mp4");
+    put(&env.store, &key, red_blue("h264", "mp4"), "video/mp4").await;
+    let server = TestServer::start(env.config()).await;
+    for (q, names) in [
+        ("video/snapshot,t_-1,f_jpg", "parameter t"),
+        ("video/snapshot,t_1000,f_jpg,w_-800", "parameter w"),
+        ("video/snapshot,t_1000,f_jpg,h_-600", "parameter h"),
+        ("video/snapshot,t_1000,f_jpg,w_abc", "parameter w"),
+        ("video/snapshot,t_1000,f_gif", "parameter f"),
+        ("video/snapshot,t_1000", "parameter f"),
+        ("video/snapshot,f_jpg", "parameter t"),
+        ("video/snapshot,t_1000,f_jpg,m_slow", "parameter m"),
+        ("video/snapshot,t_1000,f_jpg,ar_x", "parameter ar"),
+        ("video/snapshot,t_1000,f_jpg,z_1", "parameter `z`"),
+        (
+            "video/snapshot,t_1000,f_jpg/resize,w_10",
+            "cannot be combined",
+        ),
+        ("video/convert,t_1000", "unknown video action"),
+    ] {
+        let r = get(&server.url(&format!("{key}?x-oss-process={q}"))).await;
+        assert_eq!(r.status, 400, "{q}");
+        assert_eq!(r.code(), "InvalidArgument", "{q}");
+        let msg = r.json()["message"].as_str().unwrap_or("").to_string();
+        assert!(msg.contains(names), "{q}: {msg}");
+    }
+    assert_eq!(server.store_fetches(), 0);
+    assert_eq!(server.app.metrics.store_requests_of("GET"), 0);
+    assert_eq!(server.app.metrics.store_requests_of("HEAD"), 0);
+    server.stop().await;
+}
