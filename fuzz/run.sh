@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build the cargo-fuzz targets and run each for a bounded time.
-#   fuzz/run.sh SECONDS [TARGET ...]     (targets: grammar request pipeline)
+#   fuzz/run.sh SECONDS [TARGET ...]     (targets: grammar request pipeline video)
 # `make test` runs every target for 30 s; `make fuzz` for an hour each.
 # The corpus lives outside the repo ($PIXMIRROR_FUZZ_CORPUS, default
 # ~/.cache/pixmirror-fuzz) and grows from run to run; the seeds are committed.
@@ -21,7 +21,7 @@ export LSAN_OPTIONS="suppressions=$PWD/fuzz/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTI
 secs="${1:-30}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(grammar request pipeline)
+[ ${#targets[@]} -gt 0 ] || targets=(grammar request pipeline video)
 # A failed build prints rustc's whole command line last, which hides the cause
 # from anyone reading the tail of a CI log: keep the build's output in a file
 # and print its error lines and the free disk at the end.

@@ -539,3 +539,141 @@ async fn bad_parameters_are_400_before_anything_is_read() {
     assert_eq!(server.app.metrics.store_requests_of("HEAD"), 0);
     server.stop().await;
 }
+
+/// An origin that answers every GET with `body` as `video/mp4`, counting them.
+async fn video_origin(body: Vec<u8>) -> (String, Arc<AtomicU64>) {
+    use http_body_util::Full;
+    use hyper::service::service_fn;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let hits = Arc::new(AtomicU64::new(0));
+    let (count, body) = (hits.clone(), bytes::Bytes::from(body));
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let (count, body) = (count.clone(), body.clone());
+            tokio::spawn(async move {
+                let svc = service_fn(move |_req: http::Request<hyper::body::Incoming>| {
+                    count.fetch_add(1, Ordering::SeqCst);
+                    let resp = http::Response::builder()
+                        .header("content-type", "video/mp4")
+                        .body(Full::new(body.clone()))
+                        .expect("response");
+                    async move { Ok::<_, std::convert::Infallible>(resp) }
+                });
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    (format!("http://{addr}/{{key}}"), hits)
+}
+
+/// 2 s of noise at 640x360, nearly lossless: about 17 MB.
+fn noisy() -> Vec<u8> {
+    let path = dir().join("noisy.mp4");
+    if !path.exists() {
+        let p = path.to_string_lossy().to_string();
+        ffmpeg(&[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=s=640x360:r=25:d=2",
+            "-vf",
+            "noise=alls=80:allf=t",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-crf",
+            "4",
+            "-g",
+            "25",
+            "-pix_fmt",
+            "yuv420p",
+            "-movflags",
+            "+faststart",
+            &p,
+        ]);
+    }
+    std::fs::read(&path).expect("video")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_video_is_streamed_into_the_bucket_then_snapshotted() {
+    let env = Env::new(Backend::Fs, "video-mirror").await;
+    let video = noisy();
+    let (template, hits) = video_origin(video.clone()).await;
+    let mut cfg = env.config();
+    cfg.mirror.allow_private_networks = true;
+    let rule = |prefix: &str, store: bool| pixmirror::config::MirrorRule {
+        prefix: Some(format!("{}/{prefix}/", env.prefix)),
+        origin: Some(template.clone()),
+        retries: 0,
+        store,
+        // The SPEC's default is `image/*`: a bucket of videos names them.
+        content_types: vec!["image/*".into(), "video/*".into()],
+        ..Default::default()
+    };
+    cfg.mirror.rules = vec![rule("stored", true), rule("proxied", false)];
+    // An image may be 1 MiB; the video (17 MB) is more than the whole memory
+    // budget, so only a spool on disk and ranged reads can snapshot it.
+    cfg.process.max_source_bytes = pixmirror::config::ByteSize(1 << 20);
+    cfg.cache.max_item_bytes = pixmirror::config::ByteSize(256 << 10);
+    cfg.process.memory_budget =
+        pixmirror::config::MemoryBudget(Some(pixmirror::config::ByteSize(16 << 20)));
+    cfg.derivatives.write = pixmirror::config::WriteMode::Sync;
+    assert!(video.len() > 16 << 20, "{}", video.len());
+    let server = TestServer::start(cfg).await;
+    let q = "x-oss-process=video/snapshot,t_1000,f_jpg,w_320";
+    let stored = env.key("stored/clip.mp4");
+    let r = get(&server.url(&format!("{stored}?{q}"))).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.dims(), (320, 180));
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
+    // The bucket holds the video as the origin sent it, and the snapshot.
+    let obj = env.store.get(&stored).await.expect("stored");
+    let bytes = pixmirror::storage::read_limited(obj.body, u64::MAX, 0)
+        .await
+        .expect("body");
+    assert!(bytes == video, "the stored video differs");
+    assert!(
+        env.exists(&format!(
+            "{stored}__op__video/snapshot,f_jpg,h_0,t_1000,w_320"
+        ))
+        .await
+    );
+    let m = &server.app.metrics;
+    let from_store = m.video_read_bytes.with_label_values(&["store"]).get();
+    assert!(
+        from_store > 0 && from_store < video.len() as u64,
+        "{from_store}"
+    );
+    // Another time: read from the bucket, the origin not asked again.
+    let r = get(&server.url(&format!(
+        "{stored}?x-oss-process=video/snapshot,t_1500,f_png"
+    )))
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
+    // An image request for the video is still held to the image limit.
+    let r = get(&server.url(&format!("{stored}?x-oss-process=image/resize,w_10"))).await;
+    assert_eq!(r.status, 413, "{}", String::from_utf8_lossy(&r.body));
+    // A rule that does not store: snapshotted from its spool, nothing stored.
+    let proxied = env.key("proxied/clip.mp4");
+    let r = get(&server.url(&format!("{proxied}?{q}"))).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.dims(), (320, 180));
+    assert!(m.video_read_bytes.with_label_values(&["mirror"]).get() > 0);
+    assert!(!env.exists(&proxied).await);
+    assert!(
+        !env.exists(&format!(
+            "{proxied}__op__video/snapshot,f_jpg,h_0,t_1000,w_320"
+        ))
+        .await
+    );
+    server.stop().await;
+}

@@ -403,12 +403,17 @@ impl Default for ProcessConfig {
 pub struct VideoConfig {
     /// Bytes read from the store or an origin for one snapshot; past it 422.
     pub max_read_bytes: ByteSize,
+    /// The largest video a mirror rule fetches (spooled to disk past
+    /// `cache.max_item_bytes`, then streamed into the bucket); images keep
+    /// `process.max_source_bytes`.
+    pub max_source_bytes: ByteSize,
 }
 
 impl Default for VideoConfig {
     fn default() -> Self {
         VideoConfig {
             max_read_bytes: ByteSize(64 << 20),
+            max_source_bytes: ByteSize(2 << 30),
         }
     }
 }

@@ -131,7 +131,8 @@ impl HttpOrigins {
         let h = resp.headers().clone();
         let text =
             |n: header::HeaderName| h.get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
-        let max = self.limits.max_bytes;
+        let ct = text(header::CONTENT_TYPE);
+        let max = self.limits.max_for(ct.as_deref(), &[]);
         if let Some(len) = text(header::CONTENT_LENGTH).and_then(|v| v.parse::<u64>().ok()) {
             if len > max {
                 return Err(Failure::Fatal(crate::storage::too_large(max)));
@@ -142,9 +143,9 @@ impl HttpOrigins {
                 .try_filter_map(|f| async move { Ok(f.into_data().ok()) })
                 .map_err(std::io::Error::other),
         );
-        let spooled = spool(body, self.limits).await?;
+        let spooled = spool(body, self.limits, ct.as_deref()).await?;
         let meta = OriginMeta {
-            content_type: text(header::CONTENT_TYPE),
+            content_type: ct,
             etag: text(header::ETAG),
             last_modified: text(header::LAST_MODIFIED)
                 .and_then(|s| httpdate::parse_http_date(&s).ok()),

@@ -51,6 +51,7 @@ impl Mirror {
         }
         let limits = Limits {
             max_bytes: cfg.process.max_source_bytes.0,
+            max_video_bytes: cfg.video.max_source_bytes.0,
             spill_at: cfg.cache.max_item_bytes.0,
         };
         let negative = moka::future::Cache::builder()

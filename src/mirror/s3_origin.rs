@@ -25,10 +25,12 @@ pub async fn fetch(
             return Err(Failure::Retry(mirror_failed("the origin bucket failed")));
         }
     };
-    if obj.meta.size > limits.max_bytes {
-        return Err(Failure::Fatal(crate::storage::too_large(limits.max_bytes)));
+    let ct = obj.meta.content_type.clone();
+    let max = limits.max_for(ct.as_deref(), &[]);
+    if obj.meta.size > max {
+        return Err(Failure::Fatal(crate::storage::too_large(max)));
     }
-    let spooled = spool(obj.body, limits).await?;
+    let spooled = spool(obj.body, limits, ct.as_deref()).await?;
     let meta = OriginMeta {
         content_md5: etag_md5(&obj.meta.etag),
         content_type: obj.meta.content_type,

@@ -85,17 +85,35 @@ pub struct OriginMeta {
     pub content_md5: Option<String>,
 }
 
-/// The bytes a fetch may hold: `process.max_source_bytes` in all, in memory
-/// up to `cache.max_item_bytes`.
+/// The bytes a fetch may hold: `process.max_source_bytes` in all (a video:
+/// `video.max_source_bytes`, on disk), in memory up to `cache.max_item_bytes`.
 #[derive(Clone, Copy)]
 pub struct Limits {
     pub max_bytes: u64,
+    pub max_video_bytes: u64,
     pub spill_at: u64,
+}
+
+impl Limits {
+    /// The size limit of a body of content type `ct` whose first bytes are
+    /// `head`: a video's (`video/*`, or an MP4/MOV/Matroska file) or an image's.
+    pub fn max_for(&self, ct: Option<&str>, head: &[u8]) -> u64 {
+        let video_type = ct.is_some_and(|t| t.trim().to_ascii_lowercase().starts_with("video/"));
+        if video_type || crate::process::codec::format::looks_like_video(head) {
+            self.max_bytes.max(self.max_video_bytes)
+        } else {
+            self.max_bytes
+        }
+    }
 }
 
 /// Read a body with the size limit and an MD5, in memory up to
 /// `limits.spill_at`, then in a temporary file.
-pub async fn spool(mut body: ByteStream, limits: Limits) -> Result<Spooled, Failure> {
+pub async fn spool(
+    mut body: ByteStream,
+    limits: Limits,
+    ct: Option<&str>,
+) -> Result<Spooled, Failure> {
     let mut md5 = Md5::new();
     let mut mem = BytesMut::new();
     let mut file: Option<(tempfile::NamedTempFile, tokio::fs::File)> = None;
@@ -107,8 +125,9 @@ pub async fn spool(mut body: ByteStream, limits: Limits) -> Result<Spooled, Fail
         if head.len() < 32 {
             head.extend_from_slice(&chunk[..chunk.len().min(32 - head.len())]);
         }
-        if size > limits.max_bytes {
-            return Err(Failure::Fatal(crate::storage::too_large(limits.max_bytes)));
+        let max = limits.max_for(ct, &head);
+        if size > max {
+            return Err(Failure::Fatal(crate::storage::too_large(max)));
         }
         md5.update(&chunk);
         match &mut file {

@@ -17,9 +17,50 @@ use super::render::derived_etag;
 use super::source::Found;
 use crate::cache::Entry;
 use crate::error::{Error, Result};
+use crate::mirror::{Fetched, Spool};
 use crate::process::plan::Snapshot;
 use crate::process::video::{self, Fetch, RangeReader, Snapped};
 use crate::storage::ObjectMeta;
+
+/// Where a video is read from.
+#[derive(Clone)]
+enum Video {
+    /// The bucket: ranged GETs.
+    Bucket(ObjectMeta),
+    /// A mirror fetch the rule does not store, spooled (to disk past
+    /// `cache.max_item_bytes`): ranges of the spool.
+    Spool(Arc<Fetched>),
+}
+
+impl Video {
+    fn size(&self) -> u64 {
+        match self {
+            Video::Bucket(m) => m.size,
+            Video::Spool(f) => f.size,
+        }
+    }
+}
+
+/// `len` bytes from `offset` of a spooled mirror fetch.
+fn read_spool(spool: &Spool, offset: u64, len: u64) -> Result<Vec<u8>> {
+    use std::io::{Read, Seek, SeekFrom};
+    match spool {
+        Spool::Memory(b) => {
+            let start = (offset as usize).min(b.len());
+            let end = (offset.saturating_add(len) as usize).min(b.len());
+            Ok(b[start..end].to_vec())
+        }
+        Spool::File(f) => {
+            let failed =
+                |e: std::io::Error| Error::Internal(format!("reading the spooled video: {e}"));
+            let mut file = std::fs::File::open(f.path()).map_err(failed)?;
+            file.seek(SeekFrom::Start(offset)).map_err(failed)?;
+            let mut out = Vec::with_capacity(len as usize);
+            file.take(len).read_to_end(&mut out).map_err(failed)?;
+            Ok(out)
+        }
+    }
+}
 
 impl App {
     /// Stage `snapshot`: the video's frame at `t`, as the plan's image.
@@ -33,9 +74,9 @@ impl App {
             .plan
             .snapshot
             .ok_or_else(|| Error::Internal("a snapshot stage got a plan without one".into()))?;
-        let meta = self.locate_video(ctx).await?;
+        let video = self.locate_video(ctx).await?;
         let start = Instant::now();
-        let r = self.snap_in_pool(&ctx.req.key, &meta, snap).await;
+        let r = self.snap_in_pool(&ctx.req.key, &video, snap).await;
         let result = if r.is_ok() { "ok" } else { "failed" };
         self.metrics
             .video_snapshot_seconds
@@ -43,40 +84,41 @@ impl App {
             .observe(start.elapsed().as_secs_f64());
         let snapped = r?;
         self.metrics.processed.inc();
+        let (etag, last_modified, in_bucket) = match &video {
+            Video::Bucket(m) => (m.etag.clone(), m.last_modified, true),
+            Video::Spool(f) => (f.etag.clone(), f.last_modified, false),
+        };
         Ok(Arc::new(Entry {
             bytes: Bytes::from(snapped.output.bytes),
             content_type: snapped.output.content_type.to_string(),
-            etag: derived_etag(&meta.etag, &d.canonical),
-            last_modified: meta.last_modified,
-            source_etag: meta.etag,
-            source_in_bucket: true,
+            etag: derived_etag(&etag, &d.canonical),
+            last_modified,
+            source_etag: etag,
+            source_in_bucket: in_bucket,
             made,
         }))
     }
 
-    /// The video's size and ETag: a HEAD of the bucket, else the mirror
-    /// (which stores it), then the bucket's HEAD again.
-    async fn locate_video(self: &Arc<Self>, ctx: &Arc<Ctx>) -> Result<ObjectMeta> {
+    /// Where the video is read from: the bucket (a HEAD gave its size and
+    /// ETag; a mirror rule that stores what it fetched counts), else the
+    /// spool of a mirror fetch that is not stored.
+    async fn locate_video(self: &Arc<Self>, ctx: &Arc<Ctx>) -> Result<Video> {
         let key = &ctx.req.key;
         let meta = match self.locate(ctx, || self.store.head(key)).await? {
             Found::Bucket(meta) => meta,
             Found::Mirror(f) if f.store => self.store.head(key).await?,
-            Found::Mirror(_) => {
-                return Err(Error::unprocessable(
-                    "video/snapshot: the video must be stored in the bucket (a mirror rule with store = true)",
-                ))
-            }
+            Found::Mirror(f) => return Ok(Video::Spool(f)),
         };
         self.fresh.remember(key, &meta.etag);
-        Ok(meta)
+        Ok(Video::Bucket(meta))
     }
 
     /// One snapshot on a pool slot: ranged reads through the counted store
     /// (the slot's thread waits for each), the frame's memory from the budget.
-    async fn snap_in_pool(&self, key: &str, meta: &ObjectMeta, snap: Snapshot) -> Result<Snapped> {
+    async fn snap_in_pool(&self, key: &str, video: &Video, snap: Snapshot) -> Result<Snapped> {
         let (store, budget) = (self.store.clone(), self.budget.clone());
         let metrics = self.metrics.clone();
-        let (key, size) = (key.to_string(), meta.size);
+        let (key, video) = (key.to_string(), video.clone());
         let limit = self.cfg.video.max_read_bytes.0;
         let mut opts = self.process_opts.clone();
         let rt = tokio::runtime::Handle::current();
@@ -84,12 +126,19 @@ impl App {
             .pool
             .run(move |deadline| {
                 opts.deadline = Some(deadline);
-                let fetch: Fetch = Box::new(|offset, len| {
-                    let bytes = rt.block_on(store.get_range(&key, offset, len))?;
-                    metrics.count_video_read("store", bytes.len() as u64);
-                    Ok(bytes.to_vec())
-                });
-                let reader = RangeReader::new(size, limit, Some(deadline), fetch);
+                let fetch: Fetch = match &video {
+                    Video::Bucket(_) => Box::new(|offset, len| {
+                        let bytes = rt.block_on(store.get_range(&key, offset, len))?;
+                        metrics.count_video_read("store", bytes.len() as u64);
+                        Ok(bytes.to_vec())
+                    }),
+                    Video::Spool(f) => Box::new(|offset, len| {
+                        let bytes = read_spool(&f.body, offset, len)?;
+                        metrics.count_video_read("mirror", bytes.len() as u64);
+                        Ok(bytes)
+                    }),
+                };
+                let reader = RangeReader::new(video.size(), limit, Some(deadline), fetch);
                 let mut held = Vec::new();
                 let mut reserve = |bytes| {
                     held.push(rt.block_on(budget.reserve(bytes, "the video's frames"))?);

@@ -148,6 +148,8 @@ impl App {
                     _mem: Some(Arc::new(mem)),
                 })
             }
+            // A video fetched for a snapshot may be larger than an image may be.
+            Found::Mirror(f) if f.size > limit => Err(too_large(limit)),
             Found::Mirror(f) => {
                 let mem = self.budget.reserve(f.size, "the source").await?;
                 let bytes = f.body.bytes().await?;

@@ -1,5 +1,6 @@
-//! Which image format a file is, from its first bytes (magic numbers). Used by
-//! the engine and by the mirror (an origin's content type). Pure.
+//! Which image format a file is, from its first bytes (magic numbers), and
+//! whether it looks like a video. Used by the engine and by the mirror (an
+//! origin's content type, its size limit). Pure.
 
 use crate::process::plan::Format;
 
@@ -32,5 +33,37 @@ impl Format {
         } else {
             None
         }
+    }
+}
+
+/// Do these first bytes start an MP4/MOV (an ISO BMFF or QuickTime box) or a
+/// Matroska/WebM file (EBML)? An image in an ISO BMFF box (AVIF, HEIC) is not.
+pub fn looks_like_video(b: &[u8]) -> bool {
+    if b.starts_with(&[0x1A, 0x45, 0xDF, 0xA3]) {
+        return true;
+    }
+    if b.len() < 8 || Format::sniff(b).is_some() {
+        return false;
+    }
+    matches!(
+        &b[4..8],
+        b"ftyp" | b"moov" | b"mdat" | b"wide" | b"free" | b"skip"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn videos_are_told_from_images() {
+        assert!(looks_like_video(b"\0\0\0\x20ftypisom\0\0\x02\0"));
+        assert!(looks_like_video(b"\0\0\0\x14ftypqt  \0\0\0\0"));
+        assert!(looks_like_video(b"\0\0\0\x08wide\0\0\0\0"));
+        assert!(looks_like_video(&[0x1A, 0x45, 0xDF, 0xA3, 0x9F]));
+        assert!(!looks_like_video(b"\0\0\0\x1cftypavif\0\0\0\0"));
+        assert!(!looks_like_video(b"\0\0\0\x18ftypheic\0\0\0\0"));
+        assert!(!looks_like_video(&[0xFF, 0xD8, 0xFF, 0xE0, 0, 0, 0, 0]));
+        assert!(!looks_like_video(b"ftyp"));
     }
 }

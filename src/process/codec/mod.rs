@@ -8,7 +8,7 @@
 //! To handle a container quirk: the container's file here, and a test beside it.
 
 pub mod exif;
-mod format;
+pub mod format;
 pub mod gif;
 pub mod icc;
 pub mod jpeg;
