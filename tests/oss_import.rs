@@ -185,6 +185,20 @@ const STYLES: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
  <LastModifyTime>Wed, 21 May 2020 12:08:04 GMT</LastModifyTime>
  </Style>
  <Style>
+ <Name>cover</Name>
+ <Content>video/snapshot,t_1000,f_jpg,w_320,m_fast</Content>
+ <Category>video</Category>
+ <CreateTime>Wed, 20 May 2020 12:08:04 GMT</CreateTime>
+ <LastModifyTime>Wed, 21 May 2020 12:08:04 GMT</LastModifyTime>
+ </Style>
+ <Style>
+ <Name>mislabelled</Name>
+ <Content>image/resize,w_10</Content>
+ <Category>video</Category>
+ <CreateTime>Wed, 20 May 2020 12:08:04 GMT</CreateTime>
+ <LastModifyTime>Wed, 21 May 2020 12:08:04 GMT</LastModifyTime>
+ </Style>
+ <Style>
  <Name>faces</Name>
  <Content>image/faces,w_100</Content>
  <Category>image</Category>
@@ -235,7 +249,8 @@ async fn imported_rules_and_styles_serve_as_on_oss() {
         "style preview: category document",
         "style faces: pixmirror refuses `image/faces,w_100`",
         "IndexDocument/ErrorDocument",
-        "5 mirror rule(s) and 2 style(s) imported",
+        "style mislabelled: category video: the content is not a video process",
+        "5 mirror rule(s) and 3 style(s) imported",
     ] {
         assert!(report.contains(line), "`{line}` missing from:\n{report}");
     }
@@ -248,6 +263,7 @@ async fn imported_rules_and_styles_serve_as_on_oss() {
         "region = \"us-west-2\"",
         "access_key_id = \"TESTAK\"",
         "\"small.webp\" = \"image/resize,p_50/format,webp\"",
+        "cover = \"video/snapshot,t_1000,f_jpg,w_320,m_fast\"",
     ] {
         assert!(toml.contains(mapped), "`{mapped}` missing from:\n{toml}");
     }

@@ -677,3 +677,114 @@ async fn a_missing_video_is_streamed_into_the_bucket_then_snapshotted() {
     );
     server.stop().await;
 }
+
+fn binary(args: &[&str], cwd: &Path) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_pixmirror"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("run pixmirror");
+    assert!(
+        out.status.success(),
+        "pixmirror {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Styles, the `!style` separator, signed URLs, `warm` and `pixmirror
+/// process` take snapshots like any other process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn styles_signatures_warm_and_the_cli_take_snapshots() {
+    let env = Env::new(Backend::Fs, "video-product").await;
+    let key = env.key("clips/rb.mp4");
+    let video = red_blue("h264", "mp4");
+    put(&env.store, &key, video.clone(), "video/mp4").await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let conf = dir.path().join("pixmirror.toml");
+    let secret = "00112233445566778899aabbccddeeff";
+    env.write_config(
+        &conf,
+        &format!(
+            "[styles]\ncover = \"video/snapshot,t_3500,f_png,w_320\"\nseparators = [\"!\"]\n\
+             [signing]\nrequired = true\nkeys = [\"{secret}\"]\n"
+        ),
+    );
+    let cfg = pixmirror::config::Config::load(&conf, true).expect("config");
+    let server = TestServer::start(cfg).await;
+    // Unsigned: 403, nothing read.
+    let r = get(&server.url(&format!("{key}!cover"))).await;
+    assert_eq!(r.status, 403);
+    for path in [
+        format!("/{key}!cover"),
+        format!("/{key}?x-oss-process=style/cover"),
+    ] {
+        let signed = binary(
+            &[
+                "sign",
+                "--config",
+                conf.to_str().expect("utf-8"),
+                &format!("http://x{path}"),
+            ],
+            dir.path(),
+        );
+        let signed = signed.trim_start_matches("http://x");
+        let r = get(&server.url(signed)).await;
+        assert_eq!(
+            r.status,
+            200,
+            "{signed}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        assert_eq!(r.dims(), (320, 180));
+        assert!(close(middle(&r.body), BLUE));
+    }
+    assert_eq!(
+        server.processed(),
+        1,
+        "the style and its separator are one derivative"
+    );
+    server.stop().await;
+    // `warm` renders the snapshots a log names; `process` on a local file.
+    let plain = dir.path().join("plain.toml");
+    env.write_config(&plain, "");
+    let log = dir.path().join("access.log");
+    let line = |q: &str| {
+        format!("203.0.113.7 - - [24/Nov/2026:10:00:00 +0000] \"GET /{key}?x-oss-process={q} HTTP/1.1\" 200 1024 \"-\" \"Mozilla/5.0\"\n")
+    };
+    let log_text = line("video/snapshot,t_1000,f_jpg,w_160") + &line("video/snapshot,t_4000,f_jpg");
+    std::fs::write(&log, log_text).expect("log");
+    let summary = binary(
+        &[
+            "warm",
+            "--config",
+            plain.to_str().expect("utf-8"),
+            log.to_str().expect("utf-8"),
+        ],
+        dir.path(),
+    );
+    assert!(summary.contains("rendered 2"), "{summary}");
+    for stored in [
+        format!("{key}__op__video/snapshot,f_jpg,h_0,t_1000,w_160"),
+        format!("{key}__op__video/snapshot,f_jpg,h_0,t_4000,w_0"),
+    ] {
+        assert!(env.exists(&stored).await, "{stored}");
+    }
+    let local = dir.path().join("clip.mp4");
+    std::fs::write(&local, &video).expect("video");
+    let out = dir.path().join("frame.png");
+    binary(
+        &[
+            "process",
+            "--ops",
+            "video/snapshot,t_1000,f_png,w_64",
+            local.to_str().expect("utf-8"),
+            out.to_str().expect("utf-8"),
+        ],
+        dir.path(),
+    );
+    let png = std::fs::read(&out).expect("frame");
+    assert_eq!(image::load_from_memory(&png).expect("png").width(), 64);
+    assert!(close(middle(&png), RED));
+}

@@ -99,8 +99,14 @@ fn style(s: &Style) -> Result<(), String> {
     if !name_ok || s.name == "separators" {
         return Err("the name is not a valid style name".into());
     }
-    if let Some(c) = s.category.as_deref().filter(|c| *c != "image") {
-        return Err(format!("category {c}: only image styles apply"));
+    // OSS's categories: image, video (a `video/snapshot` style), document.
+    if let Some(c) = s.category.as_deref() {
+        if c != "image" && c != "video" {
+            return Err(format!("category {c}: only image and video styles apply"));
+        }
+        if !s.content.starts_with(&format!("{c}/")) {
+            return Err(format!("category {c}: the content is not a {c} process"));
+        }
     }
     crate::process::lang::parse_process(&s.content, &BTreeMap::new())
         .map(|_| ())
