@@ -40,6 +40,13 @@ fn dir() -> &'static Path {
     DIR.get_or_init(|| tempfile::tempdir().expect("tmp")).path()
 }
 
+/// Held while a fixture is looked for and written: tests run in parallel,
+/// and a file ffmpeg is still writing must not be read.
+fn writing() -> std::sync::MutexGuard<'static, ()> {
+    static GEN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    GEN.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Encoder arguments: keyframes at 0, 2 and 4 s only.
 fn codec_args(codec: &str) -> Vec<&'static str> {
     match codec {
@@ -73,6 +80,7 @@ fn codec_args(codec: &str) -> Vec<&'static str> {
 /// Red then blue, 640x360: `codec` (h264, h265) in `container` (mp4 with
 /// the index first, mp4-end with it last, mov, mkv). Written once.
 fn red_blue(codec: &str, container: &str) -> Vec<u8> {
+    let _writing = writing();
     let ext = container.trim_end_matches("-end");
     let path = dir().join(format!("rb-{codec}-{container}.{ext}"));
     if !path.exists() {
@@ -200,6 +208,7 @@ fn sizes_and_formats_follow_oss() {
 /// 640x360 red with a white box in the top-left corner, tagged to be
 /// turned 90 degrees clockwise when shown.
 fn rotated() -> (Vec<u8>, PathBuf) {
+    let _writing = writing();
     let path = dir().join("rotated.mp4");
     if !path.exists() {
         let plain = dir().join("marked.mp4");
@@ -272,6 +281,7 @@ fn a_snapshot_reads_the_index_and_one_group_of_pictures() {
     // pictures from 14 s; past the end, from 18 s.
     let path = dir().join("long.mp4");
     let end = dir().join("long-end.mp4");
+    let writing = writing();
     if !path.exists() {
         let mut args = vec!["-f", "lavfi", "-i", "testsrc2=s=640x360:r=25:d=20"];
         args.extend(codec_args("h264"));
@@ -285,6 +295,7 @@ fn a_snapshot_reads_the_index_and_one_group_of_pictures() {
         args.push(&e);
         ffmpeg(&args);
     }
+    drop(writing);
     for file in [&path, &end] {
         let v = std::fs::read(file).expect("video");
         for t in ["t_0", "t_15000", "t_99999"] {
@@ -316,6 +327,23 @@ fn find(hay: &[u8], tag: &[u8]) -> usize {
         .unwrap_or_else(|| panic!("no {:?}", String::from_utf8_lossy(tag)))
 }
 
+/// The MP4 `v` whose sample-size table claims 10^9 frames.
+fn many_frames(v: &[u8]) -> Vec<u8> {
+    let mut out = v.to_vec();
+    let at = find(&out, b"stsz") + 12;
+    out[at..at + 4].copy_from_slice(&1_000_000_000u32.to_be_bytes());
+    out
+}
+
+/// The MP4 `v` whose H.264 sample entry says 65535x65535.
+fn huge(v: &[u8]) -> Vec<u8> {
+    let mut out = v.to_vec();
+    let stsd = find(&out, b"stsd");
+    let at = stsd + find(&out[stsd..], b"avc1") + 28;
+    out[at..at + 4].copy_from_slice(&[0xFF, 0xFF, 0xFF, 0xFF]);
+    out
+}
+
 #[test]
 fn what_is_not_such_a_video_is_a_quick_422() {
     let v = red_blue("h264", "mp4");
@@ -331,13 +359,7 @@ fn what_is_not_such_a_video_is_a_quick_422() {
         "mpeg4",
         &m,
     ]);
-    let mut many_frames = v.clone();
-    let at = find(&many_frames, b"stsz") + 12;
-    many_frames[at..at + 4].copy_from_slice(&1_000_000_000u32.to_be_bytes());
-    let mut huge = v.clone();
-    let stsd = find(&huge, b"stsd");
-    let at = stsd + find(&huge[stsd..], b"avc1") + 28;
-    huge[at..at + 4].copy_from_slice(&[0xFF, 0xFF, 0xFF, 0xFF]);
+    let (many_frames, huge) = (many_frames(&v), huge(&v));
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("a JPEG", fixture("dragonfly.jpg")),
         ("text", b"hello, this is not a video at all".to_vec()),
@@ -413,6 +435,7 @@ impl CountingProxy {
 
 /// The 30 s 1280x720 fixture of the issue, index first.
 fn hd30() -> Vec<u8> {
+    let _writing = writing();
     let path = dir().join("hd30.mp4");
     if !path.exists() {
         let mut args = vec!["-f", "lavfi", "-i", "testsrc2=s=1280x720:r=30:d=30"];
@@ -574,6 +597,7 @@ async fn video_origin(body: Vec<u8>) -> (String, Arc<AtomicU64>) {
 
 /// 2 s of noise at 640x360, nearly lossless: about 17 MB.
 fn noisy() -> Vec<u8> {
+    let _writing = writing();
     let path = dir().join("noisy.mp4");
     if !path.exists() {
         let p = path.to_string_lossy().to_string();
@@ -787,4 +811,137 @@ async fn styles_signatures_warm_and_the_cli_take_snapshots() {
     let png = std::fs::read(&out).expect("frame");
     assert_eq!(image::load_from_memory(&png).expect("png").width(), 64);
     assert!(close(middle(&png), RED));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_past_the_timeout_is_a_504_and_frees_its_slot() {
+    let env = Env::new(Backend::Fs, "video-slow").await;
+    let key = env.key("clips/hd30.mp4");
+    put(&env.store, &key, hd30(), "video/mp4").await;
+    let mut cfg = env.config();
+    cfg.process.timeout = pixmirror::config::Dur(std::time::Duration::from_millis(30));
+    cfg.process.workers = 1;
+    let server = TestServer::start(cfg).await;
+    // The last second of 720p from the keyframe at 28 s: far more than 30 ms.
+    let url = server.url(&format!("{key}?x-oss-process=video/snapshot,t_29900,f_jpg"));
+    let started = std::time::Instant::now();
+    let r = get(&url).await;
+    assert_eq!(r.status, 504, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.code(), "Timeout");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        server.app.metrics.pool_in_use.get(),
+        0,
+        "the slot is free again"
+    );
+    let failed = &server.app.metrics.video_snapshot_seconds;
+    assert_eq!(failed.with_label_values(&["failed"]).get_sample_count(), 1);
+    server.stop().await;
+}
+
+/// Hostile videos through `pixmirror process`, one process each: each a 422,
+/// and the largest resident set of them all stays small.
+#[test]
+// Each child is reaped by `wait4`, which also gives its own peak RSS.
+#[allow(clippy::zombie_processes)]
+fn hostile_videos_keep_the_resident_set_small() {
+    let v = red_blue("h264", "mp4");
+    let (many_frames, huge) = (many_frames(&v), huge(&v));
+    let mut garbage = v.clone();
+    let mut x = 0x2545_F491u32;
+    for b in garbage.iter_mut().skip(v.len() / 3) {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        *b = x as u8;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    for (name, bytes) in [
+        ("frames", many_frames),
+        ("huge", huge),
+        ("garbage", garbage),
+    ] {
+        let input = tmp.path().join(format!("{name}.mp4"));
+        std::fs::write(&input, bytes).expect("write");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_pixmirror"))
+            .args(["process", "--ops", "video/snapshot,t_99999,f_jpg"])
+            .arg(&input)
+            .arg(tmp.path().join("out.jpg"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run");
+        let mut err = String::new();
+        use std::io::Read;
+        child
+            .stderr
+            .take()
+            .expect("stderr")
+            .read_to_string(&mut err)
+            .expect("stderr");
+        // This child's own peak (other tests' children are not counted).
+        let (mut status, mut usage) = (0, unsafe { std::mem::zeroed::<libc::rusage>() });
+        // SAFETY: waits for our own child; fills `status` and `usage`.
+        let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+        assert_eq!(pid, child.id() as i32);
+        let peak_mb = usage.ru_maxrss / 1024;
+        println!("{name}: peak resident set {peak_mb} MB; {}", err.trim());
+        assert!(
+            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) != 0,
+            "{name}: {status}"
+        );
+        assert!(err.contains("UnprocessableImage"), "{name}: {err}");
+        assert!(peak_mb < 300, "{name}: {peak_mb} MB");
+    }
+}
+
+/// 2.5 s at 25 frames a second, frame N grey at luma 16 + 3N (B pictures,
+/// keyframes every 2 s, no scene cut): the frame at t is exactly
+/// floor(t / 40 ms), past the end the last one (62: ffmpeg's source makes
+/// 63 frames of 2.5 s).
+#[test]
+fn the_exact_frame_at_every_time() {
+    let path = dir().join("numbered-3.mp4");
+    {
+        let _writing = writing();
+        if !path.exists() {
+            let p = path.to_string_lossy().to_string();
+            let mut args = vec![
+                "-f",
+                "lavfi",
+                "-i",
+                "color=c=black:s=160x96:r=25:d=2.5",
+                "-vf",
+                "geq=lum='16+N*3':cb=128:cr=128",
+            ];
+            args.extend(codec_args("h264"));
+            args.extend(["-bf", "3", "-crf", "12", "-movflags", "+faststart", &p]);
+            ffmpeg(&args);
+        }
+    }
+    let v = std::fs::read(&path).expect("video");
+    let frame_of = |process: &str| {
+        let s = snap(&v, process);
+        let img = image::load_from_memory(&s.output.bytes)
+            .expect("png")
+            .to_luma8();
+        // Grey g = 3N * 255/219 (limited-range luma to RGB): back to N.
+        let g = img.get_pixel(80, 48).0[0] as f64;
+        (g * 219.0 / 255.0 / 3.0).round() as i64
+    };
+    for t in (0..2500).step_by(20) {
+        let got = frame_of(&format!("video/snapshot,t_{t},f_png"));
+        assert_eq!(got, t as i64 / 40, "t_{t}");
+    }
+    assert_eq!(frame_of("video/snapshot,t_2520,f_png"), 62);
+    assert_eq!(frame_of("video/snapshot,t_2600,f_png"), 62);
+    assert_eq!(frame_of("video/snapshot,t_999999,f_png"), 62);
+    // m_fast: the keyframe at or before t (frames 0 and 50).
+    assert_eq!(frame_of("video/snapshot,t_1990,f_png,m_fast"), 0);
+    assert_eq!(frame_of("video/snapshot,t_2000,f_png,m_fast"), 50);
+    assert_eq!(frame_of("video/snapshot,t_999999,f_png,m_fast"), 50);
 }

@@ -4,7 +4,7 @@ usage: prometheus.py PIXMIRROR_BINARY
 
 1. Serves the test fixtures (fs store) with a mirror rule to a local origin,
    under a mixed load: processed, memory and bucket hits, originals, 404, 400,
-   format,auto, mirror fetches that succeed and that 404.
+   format,auto, mirror fetches that succeed and that 404, video snapshots.
 2. `promtool check metrics` on a live scrape: must print nothing.
 3. Prometheus (Debian's) scrapes the admin port every second while the load
    runs; then every query of every panel of deploy/grafana/pixmirror.json,
@@ -55,6 +55,10 @@ def start_pixmirror(binary, work, origin_port):
     os.makedirs(bucket)
     for f in FIXTURES:
         shutil.copy(os.path.join("tests", "fixtures", f), bucket)
+    # A video for the snapshot panels (ffmpeg: run-tests.sh installs it).
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=s=320x240:r=25:d=2",
+                    "-c:v", "libx264", "-g", "25", "-pix_fmt", "yuv420p", "-movflags", "+faststart",
+                    os.path.join(bucket, "clip.mp4")], check=True)
     conf = os.path.join(work, "pixmirror.toml")
     open(conf, "w").write(f"""
 [server]
@@ -86,6 +90,7 @@ def load(base, stop):
         get(f"{base}/s/{f}?x-oss-process=image/resize,w_0")
         get(f"{base}/m/{f}?x-oss-process=image/resize,w_{w}")
         get(f"{base}/m/gone-{n}.jpg")
+        get(f"{base}/s/clip.mp4?x-oss-process=video/snapshot,t_{n % 2000},f_jpg,w_{w % 160 + 1}")
 
 
 def check_metrics(admin):

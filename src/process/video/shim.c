@@ -208,10 +208,36 @@ static int take_frames(pm_video *v, int64_t target, int fast, int *have) {
  * to the keyframe at or before t first, so only one group of pictures is
  * read.
  */
+/* The stream's end in its time base; AV_NOPTS_VALUE when unknown. */
+static int64_t stream_end(const pm_video *v, const AVStream *st, int64_t start) {
+    if (st->duration != AV_NOPTS_VALUE && st->duration > 0)
+        return start + st->duration;
+    if (v->fmt->duration != AV_NOPTS_VALUE && v->fmt->duration > 0)
+        return start + av_rescale_q(v->fmt->duration, AV_TIME_BASE_Q, st->time_base);
+    return AV_NOPTS_VALUE;
+}
+
+/*
+ * What the decoder may leave out of this packet. `fast`: everything but
+ * keyframes. Else a picture no other picture refers to (a non-reference B
+ * picture) whose successor is still at or before the target, and not near
+ * the stream's end: it cannot be the frame shown at `target`, and nothing
+ * else needs it decoded.
+ */
+static enum AVDiscard discard_for(const AVPacket *pkt, int64_t target, int64_t end, int fast) {
+    if (fast)
+        return AVDISCARD_NONKEY;
+    if (pkt->pts == AV_NOPTS_VALUE || pkt->duration <= 0 || end == AV_NOPTS_VALUE)
+        return AVDISCARD_DEFAULT;
+    int64_t next = pkt->pts + pkt->duration;
+    return next <= target && next + pkt->duration < end ? AVDISCARD_NONREF : AVDISCARD_DEFAULT;
+}
+
 int pm_decode(pm_video *v, int64_t t_ms, int fast) {
     AVStream *st = v->fmt->streams[v->stream];
     int64_t start = st->start_time != AV_NOPTS_VALUE ? st->start_time : 0;
     int64_t target = av_rescale_q(t_ms, (AVRational){1, 1000}, st->time_base) + start;
+    int64_t end = stream_end(v, st, start);
     if (t_ms > 0 && av_seek_frame(v->fmt, v->stream, target, AVSEEK_FLAG_BACKWARD) < 0 &&
         v->stop(v->opaque))
         return PM_STOPPED;
@@ -227,7 +253,14 @@ int pm_decode(pm_video *v, int64_t t_ms, int fast) {
                 flushing = 1; /* the end, or a broken tail: what was decoded counts */
                 avcodec_send_packet(v->dec, NULL);
             } else if (v->pkt->stream_index == v->stream) {
+                v->dec->skip_frame = discard_for(v->pkt, target, end, fast);
                 avcodec_send_packet(v->dec, v->pkt); /* a broken packet is skipped */
+                /* `fast`: the keyframe is all that is wanted; draining makes the
+                 * decoder give it now rather than after its reorder delay. */
+                if (fast && (v->pkt->flags & AV_PKT_FLAG_KEY)) {
+                    flushing = 1;
+                    avcodec_send_packet(v->dec, NULL);
+                }
                 av_packet_unref(v->pkt);
             } else {
                 av_packet_unref(v->pkt);
