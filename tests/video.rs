@@ -563,8 +563,16 @@ async fn bad_parameters_are_400_before_anything_is_read() {
     server.stop().await;
 }
 
-/// An origin that answers every GET with `body` as `video/mp4`, counting them.
-async fn video_origin(body: Vec<u8>) -> (String, Arc<AtomicU64>) {
+/// What a test origin did: requests answered and body bytes sent.
+#[derive(Clone, Default)]
+struct OriginCount {
+    hits: Arc<AtomicU64>,
+    sent: Arc<AtomicU64>,
+}
+
+/// An origin that answers every GET with `body` as `video/mp4`: a `Range`
+/// with 206 when `ranges`, else the whole body.
+async fn video_origin(body: Vec<u8>, ranges: bool) -> (String, OriginCount) {
     use http_body_util::Full;
     use hyper::service::service_fn;
     use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -572,18 +580,37 @@ async fn video_origin(body: Vec<u8>) -> (String, Arc<AtomicU64>) {
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let hits = Arc::new(AtomicU64::new(0));
-    let (count, body) = (hits.clone(), bytes::Bytes::from(body));
+    let count = OriginCount::default();
+    let (c, body) = (count.clone(), bytes::Bytes::from(body));
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
-            let (count, body) = (count.clone(), body.clone());
+            let (c, body) = (c.clone(), body.clone());
             tokio::spawn(async move {
-                let svc = service_fn(move |_req: http::Request<hyper::body::Incoming>| {
-                    count.fetch_add(1, Ordering::SeqCst);
-                    let resp = http::Response::builder()
+                let svc = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                    c.hits.fetch_add(1, Ordering::SeqCst);
+                    let range = req
+                        .headers()
+                        .get("range")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.strip_prefix("bytes="))
+                        .and_then(|v| v.split_once('-'))
+                        .and_then(|(a, b)| {
+                            Some((a.parse::<usize>().ok()?, b.parse::<usize>().ok()?))
+                        })
+                        .filter(|_| ranges);
+                    let b = http::Response::builder()
                         .header("content-type", "video/mp4")
-                        .body(Full::new(body.clone()))
-                        .expect("response");
+                        .header("etag", "\"v1\"");
+                    let (b, part) = match range {
+                        Some((a, z)) => {
+                            let z = z.min(body.len() - 1);
+                            let cr = format!("bytes {a}-{z}/{}", body.len());
+                            (b.status(206).header("content-range", cr), body.slice(a..=z))
+                        }
+                        None => (b.status(200), body.clone()),
+                    };
+                    c.sent.fetch_add(part.len() as u64, Ordering::SeqCst);
+                    let resp = b.body(Full::new(part)).expect("response");
                     async move { Ok::<_, std::convert::Infallible>(resp) }
                 });
                 let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
@@ -592,7 +619,7 @@ async fn video_origin(body: Vec<u8>) -> (String, Arc<AtomicU64>) {
             });
         }
     });
-    (format!("http://{addr}/{{key}}"), hits)
+    (format!("http://{addr}/{{key}}"), count)
 }
 
 /// 2 s of noise at 640x360, nearly lossless: about 17 MB.
@@ -630,19 +657,24 @@ fn noisy() -> Vec<u8> {
 async fn a_missing_video_is_streamed_into_the_bucket_then_snapshotted() {
     let env = Env::new(Backend::Fs, "video-mirror").await;
     let video = noisy();
-    let (template, hits) = video_origin(video.clone()).await;
+    let (ranged, ranged_count) = video_origin(video.clone(), true).await;
+    let (whole, whole_count) = video_origin(video.clone(), false).await;
     let mut cfg = env.config();
     cfg.mirror.allow_private_networks = true;
-    let rule = |prefix: &str, store: bool| pixmirror::config::MirrorRule {
+    let rule = |prefix: &str, origin: &str, store: bool| pixmirror::config::MirrorRule {
         prefix: Some(format!("{}/{prefix}/", env.prefix)),
-        origin: Some(template.clone()),
+        origin: Some(origin.to_string()),
         retries: 0,
         store,
         // The SPEC's default is `image/*`: a bucket of videos names them.
         content_types: vec!["image/*".into(), "video/*".into()],
         ..Default::default()
     };
-    cfg.mirror.rules = vec![rule("stored", true), rule("proxied", false)];
+    cfg.mirror.rules = vec![
+        rule("stored", &whole, true),
+        rule("proxied", &ranged, false),
+        rule("proxied-whole", &whole, false),
+    ];
     // An image may be 1 MiB; the video (17 MB) is more than the whole memory
     // budget, so only a spool on disk and ranged reads can snapshot it.
     cfg.process.max_source_bytes = pixmirror::config::ByteSize(1 << 20);
@@ -653,23 +685,19 @@ async fn a_missing_video_is_streamed_into_the_bucket_then_snapshotted() {
     assert!(video.len() > 16 << 20, "{}", video.len());
     let server = TestServer::start(cfg).await;
     let q = "x-oss-process=video/snapshot,t_1000,f_jpg,w_320";
+    let snapshot = |key: &str| format!("{key}__op__video/snapshot,f_jpg,h_0,t_1000,w_320");
     let stored = env.key("stored/clip.mp4");
     let r = get(&server.url(&format!("{stored}?{q}"))).await;
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(r.dims(), (320, 180));
-    assert_eq!(hits.load(Ordering::SeqCst), 1);
+    assert_eq!(whole_count.hits.load(Ordering::SeqCst), 1);
     // The bucket holds the video as the origin sent it, and the snapshot.
     let obj = env.store.get(&stored).await.expect("stored");
     let bytes = pixmirror::storage::read_limited(obj.body, u64::MAX, 0)
         .await
         .expect("body");
     assert!(bytes == video, "the stored video differs");
-    assert!(
-        env.exists(&format!(
-            "{stored}__op__video/snapshot,f_jpg,h_0,t_1000,w_320"
-        ))
-        .await
-    );
+    assert!(env.exists(&snapshot(&stored)).await);
     let m = &server.app.metrics;
     let from_store = m.video_read_bytes.with_label_values(&["store"]).get();
     assert!(
@@ -682,23 +710,33 @@ async fn a_missing_video_is_streamed_into_the_bucket_then_snapshotted() {
     )))
     .await;
     assert_eq!(r.status, 200);
-    assert_eq!(hits.load(Ordering::SeqCst), 1);
+    assert_eq!(whole_count.hits.load(Ordering::SeqCst), 1);
     // An image request for the video is still held to the image limit.
     let r = get(&server.url(&format!("{stored}?x-oss-process=image/resize,w_10"))).await;
     assert_eq!(r.status, 413, "{}", String::from_utf8_lossy(&r.body));
-    // A rule that does not store: snapshotted from its spool, nothing stored.
+    // A rule that does not store, an origin that serves ranges: ranged GETs
+    // of the origin, a small share of the video, nothing stored.
     let proxied = env.key("proxied/clip.mp4");
     let r = get(&server.url(&format!("{proxied}?{q}"))).await;
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(r.dims(), (320, 180));
-    assert!(m.video_read_bytes.with_label_values(&["mirror"]).get() > 0);
-    assert!(!env.exists(&proxied).await);
-    assert!(
-        !env.exists(&format!(
-            "{proxied}__op__video/snapshot,f_jpg,h_0,t_1000,w_320"
-        ))
-        .await
+    let sent = ranged_count.sent.load(Ordering::SeqCst);
+    let counted = m.video_read_bytes.with_label_values(&["mirror"]).get();
+    println!(
+        "proxied: {sent} of {} bytes in {} ranged GETs",
+        video.len(),
+        ranged_count.hits.load(Ordering::SeqCst)
     );
+    assert!(sent * 10 < video.len() as u64, "{sent}");
+    assert_eq!(counted, sent);
+    assert!(!env.exists(&proxied).await);
+    assert!(!env.exists(&snapshot(&proxied)).await);
+    // An origin that answers ranges whole: fetched once to a spool on disk.
+    let proxied = env.key("proxied-whole/clip.mp4");
+    let r = get(&server.url(&format!("{proxied}?{q}"))).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.dims(), (320, 180));
+    assert!(!env.exists(&proxied).await);
     server.stop().await;
 }
 

@@ -73,19 +73,54 @@ impl HttpOrigins {
         let origin: Uri = url
             .parse()
             .map_err(|_| Failure::Fatal(mirror_failed("the origin URL is invalid")))?;
-        let resp = self.follow(&origin, rule, client_headers).await?;
-        let status = resp.status();
-        if status == http::StatusCode::NOT_FOUND || status == http::StatusCode::GONE {
-            return Err(Failure::NotFound);
-        }
-        if !status.is_success() {
-            let e = mirror_failed(&format!("the origin returned {}", status.as_u16()));
-            return Err(match status.is_server_error() {
-                true => Failure::Retry(e),
-                false => Failure::Fatal(e),
-            });
-        }
+        let resp = self.follow(&origin, rule, client_headers, None).await?;
+        check_status(&resp)?;
         self.read(resp, rule).await
+    }
+
+    /// One ranged GET of `url`: `len` bytes from `offset` (redirects and the
+    /// guard as for a fetch). The origin must answer 206 with a
+    /// `Content-Range`; a 200 (ranges not served) is refused, never read.
+    pub async fn fetch_range(
+        &self,
+        url: &str,
+        rule: &MirrorRule,
+        client_headers: &HeaderMap,
+        (offset, len): (u64, u64),
+    ) -> Result<Ranged, Failure> {
+        let origin: Uri = url
+            .parse()
+            .map_err(|_| Failure::Fatal(mirror_failed("the origin URL is invalid")))?;
+        let last = offset + len.max(1) - 1;
+        let range = HeaderValue::try_from(format!("bytes={offset}-{last}"))
+            .map_err(|e| Failure::Fatal(Error::Internal(e.to_string())))?;
+        let resp = self
+            .follow(&origin, rule, client_headers, Some(range))
+            .await?;
+        check_status(&resp)?;
+        let h = resp.headers();
+        let text =
+            |n: header::HeaderName| h.get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let total = text(header::CONTENT_RANGE).and_then(|v| content_range_total(&v));
+        let (206, Some(total)) = (resp.status().as_u16(), total) else {
+            return Err(Failure::NoRanges);
+        };
+        let meta = OriginMeta {
+            content_type: text(header::CONTENT_TYPE),
+            etag: text(header::ETAG),
+            last_modified: text(header::LAST_MODIFIED)
+                .and_then(|s| httpdate::parse_http_date(&s).ok()),
+            content_md5: None,
+        };
+        let body: ByteStream = Box::pin(
+            http_body_util::BodyStream::new(resp.into_body())
+                .try_filter_map(|f| async move { Ok(f.into_data().ok()) })
+                .map_err(std::io::Error::other),
+        );
+        let bytes = crate::storage::read_limited(body, len, len as usize)
+            .await
+            .map_err(|_| Failure::Retry(mirror_failed("reading a range of the origin failed")))?;
+        Ok(Ranged { bytes, total, meta })
     }
 
     /// GET `origin`, following its redirects (with `follow_redirects`) where
@@ -95,11 +130,14 @@ impl HttpOrigins {
         origin: &Uri,
         rule: &MirrorRule,
         client_headers: &HeaderMap,
+        range: Option<HeaderValue>,
     ) -> Result<Response, Failure> {
         let mut uri = origin.clone();
         let mut hops = 0;
         loop {
-            let resp = self.send(origin, &uri, rule, client_headers).await?;
+            let resp = self
+                .send(origin, &uri, rule, client_headers, range.clone())
+                .await?;
             if !(resp.status().is_redirection() && rule.follow_redirects) {
                 return Ok(resp);
             }
@@ -163,6 +201,7 @@ impl HttpOrigins {
         uri: &Uri,
         rule: &MirrorRule,
         client_headers: &HeaderMap,
+        range: Option<HeaderValue>,
     ) -> Result<http::Response<hyper::body::Incoming>, Failure> {
         let refused = || {
             Failure::Fatal(mirror_failed(
@@ -174,7 +213,10 @@ impl HttpOrigins {
             tracing::warn!(error = %e, "mirror origin refused");
             return Err(refused());
         }
-        let headers = forward_headers(rule, client_headers, guard::same_origin(origin, uri));
+        let mut headers = forward_headers(rule, client_headers, guard::same_origin(origin, uri));
+        if let Some(r) = range {
+            headers.insert(header::RANGE, r);
+        }
         let mut req = http::Request::builder().method("GET").uri(uri.clone());
         if let Some(h) = req.headers_mut() {
             h.extend(headers);
@@ -197,6 +239,38 @@ impl HttpOrigins {
             Failure::Retry(mirror_failed("the origin is unreachable"))
         })
     }
+}
+
+/// A range of an origin's object: its bytes, the object's size and headers.
+pub struct Ranged {
+    pub bytes: Bytes,
+    pub total: u64,
+    pub meta: OriginMeta,
+}
+
+/// 404/410: not found; other failures: retried (5xx) or given up.
+fn check_status(resp: &Response) -> Result<(), Failure> {
+    let status = resp.status();
+    if status == http::StatusCode::NOT_FOUND || status == http::StatusCode::GONE {
+        return Err(Failure::NotFound);
+    }
+    if status.is_success() {
+        return Ok(());
+    }
+    let e = mirror_failed(&format!("the origin returned {}", status.as_u16()));
+    Err(match status.is_server_error() {
+        true => Failure::Retry(e),
+        false => Failure::Fatal(e),
+    })
+}
+
+/// The size in `Content-Range: bytes 0-0/12345`.
+fn content_range_total(v: &str) -> Option<u64> {
+    let (unit, rest) = v.trim().split_once(' ')?;
+    let (_, total) = rest.split_once('/')?;
+    (unit == "bytes")
+        .then(|| total.trim().parse().ok())
+        .flatten()
 }
 
 /// The HTTP(S) client of the mirror; `allow_private` off puts the address
@@ -280,6 +354,16 @@ fn resolve(base: &Uri, loc: &str) -> Option<Uri> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn content_ranges() {
+        assert_eq!(content_range_total("bytes 0-0/12345"), Some(12345));
+        assert_eq!(content_range_total("bytes 100-199/200"), Some(200));
+        assert_eq!(content_range_total("bytes */200"), Some(200));
+        assert_eq!(content_range_total("bytes 0-0/*"), None);
+        assert_eq!(content_range_total("items 0-0/5"), None);
+        assert_eq!(content_range_total(""), None);
+    }
 
     #[test]
     fn redirects_resolve() {

@@ -9,6 +9,7 @@
 
 pub mod guard;
 mod http_origin;
+mod ranged;
 mod retry;
 pub mod rules;
 mod s3_origin;
@@ -24,6 +25,7 @@ use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::storage::DynStore;
 use http_origin::HttpOrigins;
+pub use ranged::RangedSource;
 use retry::{mirror_failed, with_retries, Failure};
 use spool::Limits;
 pub use spool::{Fetched, Spool};
@@ -96,17 +98,8 @@ impl Mirror {
         let Some((idx, rule)) = rules::find(&self.rules, key) else {
             return Err(Error::no_such_key());
         };
-        if let Err(why) = rules::check_origin_key(key) {
-            return Err(Error::invalid(format!(
-                "this key cannot be fetched from the mirror origin: it contains {why}"
-            )));
-        }
-        if self.negative.contains_key(key) {
-            self.count(idx, "negative_cached", None);
-            return Err(Error::no_such_key());
-        }
+        let okey = self.checked_origin_key(key, rule).await?;
         let started = std::time::Instant::now();
-        let okey = rules::origin_key(rule, key);
         let query = if rule.pass_query { query } else { None };
         let result = match &self.s3[idx] {
             Some(store) => {
@@ -114,18 +107,95 @@ impl Mirror {
             }
             None => self.fetch_http(rule, &okey, query, headers).await,
         };
-        let result = match result {
-            Ok(f) => Ok(f),
-            Err(Failure::NotFound) => {
+        match result {
+            Ok(f) => {
+                self.count(idx, "ok", Some(started));
+                Ok(f)
+            }
+            Err(f) => Err(self.failed(idx, key, f, started).await),
+        }
+    }
+
+    /// The origin's object for `key`, opened for ranged reads (video
+    /// snapshots), when the matching rule does not store; `None` when no rule
+    /// matches, the rule stores, or the origin answers ranges whole (then it
+    /// is fetched whole, `fetch`).
+    pub async fn open_ranged(
+        &self,
+        key: &str,
+        query: Option<&str>,
+        headers: &HeaderMap,
+    ) -> Result<Option<RangedSource>> {
+        let Some((idx, rule)) = rules::find(&self.rules, key).filter(|(_, r)| !r.store) else {
+            return Ok(None);
+        };
+        let okey = self.checked_origin_key(key, rule).await?;
+        let started = std::time::Instant::now();
+        let query = if rule.pass_query { query } else { None };
+        let s3 = self.s3[idx].as_ref();
+        match ranged::open(&self.http, s3, rule, &okey, query, headers).await {
+            Ok((target, opened)) => {
+                self.count(idx, "ok", Some(started));
+                Ok(Some(RangedSource::new(idx, target, opened)))
+            }
+            Err(Failure::NoRanges) => Ok(None),
+            Err(f) => Err(self.failed(idx, key, f, started).await),
+        }
+    }
+
+    /// `len` bytes from `offset` of an object opened by `open_ranged`.
+    pub async fn read_range(
+        &self,
+        src: &RangedSource,
+        headers: &HeaderMap,
+        offset: u64,
+        len: u64,
+    ) -> Result<bytes::Bytes> {
+        let i = src.rule();
+        let (s3, rule) = (self.s3[i].as_ref(), &self.rules[i]);
+        ranged::read(&self.http, s3, rule, src, headers, (offset, len)).await
+    }
+
+    /// The key at the origin, once `key` is known fit to send there and not
+    /// remembered as missing.
+    async fn checked_origin_key(&self, key: &str, rule: &MirrorRule) -> Result<String> {
+        if let Err(why) = rules::check_origin_key(key) {
+            return Err(Error::invalid(format!(
+                "this key cannot be fetched from the mirror origin: it contains {why}"
+            )));
+        }
+        if self.negative.contains_key(key) {
+            if let Some((idx, _)) = rules::find(&self.rules, key) {
+                self.count(idx, "negative_cached", None);
+            }
+            return Err(Error::no_such_key());
+        }
+        Ok(rules::origin_key(rule, key))
+    }
+
+    /// A failed fetch's answer, counted; an origin 404 is remembered.
+    async fn failed(
+        &self,
+        idx: usize,
+        key: &str,
+        f: Failure,
+        started: std::time::Instant,
+    ) -> Error {
+        match f {
+            Failure::NotFound => {
                 self.negative.insert(key.to_string(), ()).await;
                 self.count(idx, "not_found", Some(started));
-                return Err(Error::no_such_key());
+                Error::no_such_key()
             }
-            Err(Failure::Retry(e)) | Err(Failure::Fatal(e)) => Err(e),
-        };
-        let outcome = result.as_ref().map_or_else(Error::code, |_| "ok");
-        self.count(idx, outcome, Some(started));
-        result
+            Failure::Retry(e) | Failure::Fatal(e) => {
+                self.count(idx, e.code(), Some(started));
+                e
+            }
+            Failure::NoRanges => {
+                self.count(idx, "MirrorFailed", Some(started));
+                mirror_failed("the origin does not answer ranged requests")
+            }
+        }
     }
 
     /// The rule's HTTP(S) origins in turn, each with its retries, until one

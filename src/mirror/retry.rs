@@ -14,6 +14,8 @@ pub enum Failure {
     Retry(Error),
     /// Anything else: give up now.
     Fatal(Error),
+    /// A ranged GET answered whole (200): the origin does not serve ranges.
+    NoRanges,
 }
 
 /// The mirror's error, with a public message.

@@ -17,10 +17,10 @@ use super::render::derived_etag;
 use super::source::Found;
 use crate::cache::Entry;
 use crate::error::{Error, Result};
-use crate::mirror::{Fetched, Spool};
+use crate::mirror::{Fetched, RangedSource, Spool};
 use crate::process::plan::Snapshot;
 use crate::process::video::{self, Fetch, RangeReader, Snapped};
-use crate::storage::ObjectMeta;
+use crate::storage::{ObjectMeta, StoreError};
 
 /// Where a video is read from.
 #[derive(Clone)]
@@ -30,6 +30,9 @@ enum Video {
     /// A mirror fetch the rule does not store, spooled (to disk past
     /// `cache.max_item_bytes`): ranges of the spool.
     Spool(Arc<Fetched>),
+    /// A rule that does not store, its origin answering ranges: ranged GETs
+    /// of the origin (an origin bucket: ranged reads).
+    Origin(Arc<RangedSource>),
 }
 
 impl Video {
@@ -37,6 +40,7 @@ impl Video {
         match self {
             Video::Bucket(m) => m.size,
             Video::Spool(f) => f.size,
+            Video::Origin(o) => o.size,
         }
     }
 }
@@ -76,7 +80,7 @@ impl App {
             .ok_or_else(|| Error::Internal("a snapshot stage got a plan without one".into()))?;
         let video = self.locate_video(ctx).await?;
         let start = Instant::now();
-        let r = self.snap_in_pool(&ctx.req.key, &video, snap).await;
+        let r = self.snap_in_pool(ctx, &video, snap).await;
         let result = if r.is_ok() { "ok" } else { "failed" };
         self.metrics
             .video_snapshot_seconds
@@ -87,6 +91,7 @@ impl App {
         let (etag, last_modified, in_bucket) = match &video {
             Video::Bucket(m) => (m.etag.clone(), m.last_modified, true),
             Video::Spool(f) => (f.etag.clone(), f.last_modified, false),
+            Video::Origin(o) => (o.etag.clone(), o.last_modified, false),
         };
         Ok(Arc::new(Entry {
             bytes: Bytes::from(snapped.output.bytes),
@@ -104,6 +109,19 @@ impl App {
     /// spool of a mirror fetch that is not stored.
     async fn locate_video(self: &Arc<Self>, ctx: &Arc<Ctx>) -> Result<Video> {
         let key = &ctx.req.key;
+        match self.store.head(key).await {
+            Ok(meta) => {
+                self.fresh.remember(key, &meta.etag);
+                return Ok(Video::Bucket(meta));
+            }
+            Err(StoreError::NotFound) => {}
+            Err(e) => return Err(e.into()),
+        }
+        if let Some(src) = self.open_ranged(ctx).await? {
+            self.metrics
+                .count_video_read("mirror", src.head.len() as u64);
+            return Ok(Video::Origin(Arc::new(src)));
+        }
         let meta = match self.locate(ctx, || self.store.head(key)).await? {
             Found::Bucket(meta) => meta,
             Found::Mirror(f) if f.store => self.store.head(key).await?,
@@ -113,40 +131,63 @@ impl App {
         Ok(Video::Bucket(meta))
     }
 
-    /// One snapshot on a pool slot: ranged reads through the counted store
-    /// (the slot's thread waits for each), the frame's memory from the budget.
-    async fn snap_in_pool(&self, key: &str, video: &Video, snap: Snapshot) -> Result<Snapped> {
-        let (store, budget) = (self.store.clone(), self.budget.clone());
-        let metrics = self.metrics.clone();
-        let (key, video) = (key.to_string(), video.clone());
+    /// One snapshot on a pool slot: ranged reads (the slot's thread waits for
+    /// each), the frame's memory from the budget.
+    async fn snap_in_pool(
+        self: &Arc<Self>,
+        ctx: &Ctx,
+        video: &Video,
+        snap: Snapshot,
+    ) -> Result<Snapped> {
+        let (this, video) = (self.clone(), video.clone());
+        let (key, headers) = (ctx.req.key.clone(), ctx.req.headers.clone());
         let limit = self.cfg.video.max_read_bytes.0;
         let mut opts = self.process_opts.clone();
         let rt = tokio::runtime::Handle::current();
-        let snapped = self
-            .pool
+        self.pool
             .run(move |deadline| {
                 opts.deadline = Some(deadline);
-                let fetch: Fetch = match &video {
-                    Video::Bucket(_) => Box::new(|offset, len| {
-                        let bytes = rt.block_on(store.get_range(&key, offset, len))?;
-                        metrics.count_video_read("store", bytes.len() as u64);
-                        Ok(bytes.to_vec())
-                    }),
-                    Video::Spool(f) => Box::new(|offset, len| {
-                        let bytes = read_spool(&f.body, offset, len)?;
-                        metrics.count_video_read("mirror", bytes.len() as u64);
-                        Ok(bytes)
-                    }),
-                };
-                let reader = RangeReader::new(video.size(), limit, Some(deadline), fetch);
+                let fetch = this.fetcher(&rt, &video, &key, &headers);
+                let mut reader = RangeReader::new(video.size(), limit, Some(deadline), fetch);
+                if let Video::Origin(o) = &video {
+                    reader.already_read(0, o.head.to_vec());
+                }
                 let mut held = Vec::new();
                 let mut reserve = |bytes| {
-                    held.push(rt.block_on(budget.reserve(bytes, "the video's frames"))?);
+                    held.push(rt.block_on(this.budget.reserve(bytes, "the video's frames"))?);
                     Ok(())
                 };
                 video::snapshot(reader, &snap, &opts, &mut reserve)
             })
-            .await;
-        snapped
+            .await
+    }
+
+    /// The ranged read of `video`, run from a pool slot's thread; every range
+    /// counted in `pixmirror_video_read_bytes_total` by where it came from.
+    fn fetcher<'a>(
+        &'a self,
+        rt: &'a tokio::runtime::Handle,
+        video: &'a Video,
+        key: &'a str,
+        headers: &'a http::HeaderMap,
+    ) -> Fetch<'a> {
+        let count = move |source: &str, n: usize| self.metrics.count_video_read(source, n as u64);
+        match video {
+            Video::Bucket(_) => Box::new(move |offset, len| {
+                let bytes = rt.block_on(self.store.get_range(key, offset, len))?;
+                count("store", bytes.len());
+                Ok(bytes.to_vec())
+            }),
+            Video::Spool(f) => Box::new(move |offset, len| {
+                let bytes = read_spool(&f.body, offset, len)?;
+                count("mirror", bytes.len());
+                Ok(bytes)
+            }),
+            Video::Origin(o) => Box::new(move |offset, len| {
+                let bytes = rt.block_on(self.read_ranged(o, headers, offset, len))?;
+                count("mirror", bytes.len());
+                Ok(bytes.to_vec())
+            }),
+        }
     }
 }

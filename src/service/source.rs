@@ -52,6 +52,29 @@ impl App {
         }
     }
 
+    /// A video under a mirror rule that does not store, opened at its origin
+    /// for ranged reads (`None`: no such rule; `locate` decides). Only for a
+    /// key the bucket has just said it does not hold.
+    pub(super) async fn open_ranged(&self, ctx: &Ctx) -> Result<Option<mirror::RangedSource>> {
+        let Some(m) = &self.mirror else {
+            return Ok(None);
+        };
+        let (key, query) = (&ctx.req.key, ctx.req.query.as_deref());
+        m.open_ranged(key, query, &ctx.req.headers).await
+    }
+
+    /// `len` bytes from `offset` of a video opened by [`App::open_ranged`].
+    pub(super) async fn read_ranged(
+        &self,
+        src: &mirror::RangedSource,
+        headers: &http::HeaderMap,
+        offset: u64,
+        len: u64,
+    ) -> Result<bytes::Bytes> {
+        let m = self.mirror.as_ref().ok_or_else(Error::no_such_key)?;
+        m.read_range(src, headers, offset, len).await
+    }
+
     /// Stage `original`: the object as stored (streamed, or buffered into L1
     /// when small), or from the mirror.
     pub(super) async fn original(self: &Arc<Self>, ctx: &Arc<Ctx>) -> Result<Reply> {

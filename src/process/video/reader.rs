@@ -52,6 +52,17 @@ impl<'a> RangeReader<'a> {
         }
     }
 
+    /// Bytes already read from `start` (an origin's opening range): kept for
+    /// FFmpeg's reads and counted against the limit like a fetched range.
+    pub fn already_read(&mut self, start: u64, bytes: Vec<u8>) {
+        if bytes.is_empty() {
+            return;
+        }
+        self.fetched += bytes.len() as u64;
+        self.ranges += 1;
+        self.keep(start, bytes);
+    }
+
     pub fn size(&self) -> u64 {
         self.size
     }
