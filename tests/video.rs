@@ -344,6 +344,60 @@ fn huge(v: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Bits of an H.264 parameter set, exp-Golomb included.
+#[derive(Default)]
+struct Bits(Vec<bool>);
+
+impl Bits {
+    fn u(&mut self, n: u32, v: u64) -> &mut Self {
+        self.0.extend((0..n).rev().map(|i| v >> i & 1 == 1));
+        self
+    }
+    fn ue(&mut self, v: u64) -> &mut Self {
+        let n = 64 - (v + 1).leading_zeros();
+        self.u(n - 1, 0).u(n, v + 1)
+    }
+    fn bytes(&mut self) -> Vec<u8> {
+        self.u(1, 1); // the RBSP stop bit
+        while self.0.len() % 8 != 0 {
+            self.0.push(false);
+        }
+        self.0
+            .chunks(8)
+            .map(|c| c.iter().fold(0, |b, &x| b << 1 | x as u8))
+            .collect()
+    }
+}
+
+/// The MP4 `v` whose H.264 sequence parameter set (in its avcC) says
+/// 100000x100000 pixels (6250 macroblocks a side), padded to the original's length.
+fn huge_sps(v: &[u8]) -> Vec<u8> {
+    let sps = Bits::default()
+        .u(8, 0x67) // NAL header: a sequence parameter set
+        .u(8, 66) // baseline
+        .u(8, 0xC0)
+        .u(8, 40)
+        .ue(0) // its id
+        .ue(0) // log2_max_frame_num_minus4
+        .ue(2) // pic_order_cnt_type
+        .ue(1) // max_num_ref_frames
+        .u(1, 0)
+        .ue(6249) // pic_width_in_mbs_minus1
+        .ue(6249) // pic_height_in_map_units_minus1
+        .u(1, 1) // frame_mbs_only
+        .u(1, 1)
+        .u(1, 0) // no cropping
+        .u(1, 0) // no VUI
+        .bytes();
+    let mut out = v.to_vec();
+    let at = find(&out, b"avcC") + 4 + 6;
+    let len = u16::from_be_bytes([out[at], out[at + 1]]) as usize;
+    assert!(sps.len() <= len, "{} > {len}", sps.len());
+    out[at + 2..at + 2 + len].fill(0x80);
+    out[at + 2..at + 2 + sps.len()].copy_from_slice(&sps);
+    out
+}
+
 #[test]
 fn what_is_not_such_a_video_is_a_quick_422() {
     let v = red_blue("h264", "mp4");
@@ -375,6 +429,7 @@ fn what_is_not_such_a_video_is_a_quick_422() {
         ),
         ("an index of 10^9 frames", many_frames),
         ("65535x65535 pictures", huge),
+        ("a 100000x100000 sequence parameter set", huge_sps(&v)),
     ];
     for (what, bytes) in cases {
         let started = std::time::Instant::now();
@@ -901,6 +956,7 @@ fn hostile_videos_keep_the_resident_set_small() {
     for (name, bytes) in [
         ("frames", many_frames),
         ("huge", huge),
+        ("huge-sps", huge_sps(&v)),
         ("garbage", garbage),
     ] {
         let input = tmp.path().join(format!("{name}.mp4"));

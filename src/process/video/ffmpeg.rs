@@ -190,7 +190,9 @@ fn failure(code: c_int, reader: &mut RangeReader) -> Error {
         return e;
     }
     match code {
-        PM_NOT_VIDEO => Error::unprocessable("the object is not an MP4, MOV or Matroska video"),
+        PM_NOT_VIDEO => Error::unprocessable(
+            "the object is not an MP4, MOV or Matroska video, or its index or parameters are broken",
+        ),
         PM_CODEC => Error::unprocessable("only H.264 and H.265 videos can be snapshotted"),
         PM_TOO_LARGE => Error::unprocessable(
             "the video's pictures have more pixels than process.max_source_pixels",
