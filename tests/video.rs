@@ -784,6 +784,11 @@ async fn a_missing_video_is_streamed_into_the_bucket_then_snapshotted() {
     );
     assert!(sent * 10 < video.len() as u64, "{sent}");
     assert_eq!(counted, sent);
+    // Again: from memory, the origin not asked (nothing in the bucket to check).
+    let hits = ranged_count.hits.load(Ordering::SeqCst);
+    let again = get(&server.url(&format!("{proxied}?{q}"))).await;
+    assert_eq!((again.status, again.cache()), (200, "memory"));
+    assert_eq!(ranged_count.hits.load(Ordering::SeqCst), hits);
     assert!(!env.exists(&proxied).await);
     assert!(!env.exists(&snapshot(&proxied)).await);
     // An origin that answers ranges whole: fetched once to a spool on disk.

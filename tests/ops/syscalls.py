@@ -61,6 +61,11 @@ def main(binary, unit):
         os.makedirs(bucket)
         for f in ["sunset.jpg", "gulp.png", "rotated-exif6.jpg"]:
             shutil.copy(os.path.join("tests", "fixtures", f), bucket)
+        # Video snapshots: FFmpeg's demuxers and decoders in-process (H.264, H.265).
+        for codec, name in [("libx264", "clip.mp4"), ("libx265", "clip265.mkv")]:
+            subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=s=320x240:r=25:d=2",
+                            "-c:v", codec, "-g", "25", "-pix_fmt", "yuv420p", os.path.join(bucket, name)],
+                           check=True, stderr=subprocess.DEVNULL if codec == "libx265" else None)
         conf = os.path.join(work, "c.toml")
         open(conf, "w").write(
             '[server]\nlisten = "127.0.0.1:0"\nadmin_listen = "127.0.0.1:0"\n'
@@ -80,6 +85,8 @@ def main(binary, unit):
             "/s/sunset.jpg?x-oss-process=image/watermark,image_cy9ndWxwLnBuZz94LW9zcy1wcm9jZXNzPWltYWdlL3Jlc2l6ZSxQXzIw,g_nw",
             "/s/gulp.png?x-oss-process=image/resize,w_64/format,heic",
             "/s/gulp.png?x-oss-process=image/resize,w_64/format,jxl",
+            "/s/clip.mp4?x-oss-process=video/snapshot,t_1500,f_jpg,w_160",
+            "/s/clip265.mkv?x-oss-process=video/snapshot,t_1500,f_png,m_fast",
             "/s/sunset.jpg", "/s/missing.jpg", "/s/sunset.jpg?x-oss-process=image/resize,w_0",
         ]
         codes = []
@@ -90,7 +97,7 @@ def main(binary, unit):
                 except urllib.error.HTTPError as e:
                     codes.append(e.code)
             urllib.request.urlopen(admin + "/metrics", timeout=10).read()
-            assert codes == [200] * 11 + [404, 400], f"statuses {codes}"
+            assert codes == [200] * 13 + [404, 400], f"statuses {codes}"
         except BaseException:
             p.kill()  # strace, and with it the traced server
             raise
