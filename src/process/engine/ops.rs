@@ -47,6 +47,7 @@ pub fn resize(
     match t.frame {
         None => Ok(img),
         Some((fw, fh)) if t.pad => pad(img, fw, fh, color),
+        Some((fw, fh)) if t.smart => smart_crop(img, fw, fh, deadline),
         Some((fw, fh)) => {
             let (w, h) = (img.width(), img.height());
             let (fw, fh) = (fw.min(w), fh.min(h));
@@ -62,6 +63,15 @@ pub fn resize(
             )
         }
     }
+}
+
+/// The `fw`×`fh` region libvips' attention measure finds most salient
+/// (edges, skin tones, saturated colour), `g_smart`. The scaled image is
+/// decoded to memory first, under the deadline: the analysis reads it whole.
+fn smart_crop(img: Img, fw: u32, fh: u32, deadline: Option<Instant>) -> Result<Img> {
+    let (fw, fh) = (fw.min(img.width()), fh.min(img.height()));
+    let img = super::vips::copy_memory(img, deadline, "resize")?;
+    image_of("resize", ops::smartcrop(img.get(), fw as i32, fh as i32))
 }
 
 /// libvips' Lanczos3 to exactly `to`, for what `resample` leaves to it; an

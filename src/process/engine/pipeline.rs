@@ -85,6 +85,7 @@ pub fn run_frame(
         scaled,
         frame: None,
         pad: false,
+        smart: false,
     };
     let img = ops::resize(img, &t, [255, 255, 255], opts.deadline)?;
     let img = match turn {

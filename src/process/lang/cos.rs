@@ -335,6 +335,20 @@ fn alone(plan: &mut Plan, op: &str, v: &str) -> Result<()> {
                 s: int(op, s, 1, 50)? as u32,
             });
         }
+        // Smart crop: fill the box, keeping the most salient region.
+        "scrop" => {
+            let (w, h) = dims(op, v)?;
+            let (Some(w), Some(h)) = (w, h) else {
+                return Err(bad(op, "expected <W>x<H>", v));
+            };
+            plan.ops.push(Op::Resize(Resize {
+                mode: ResizeMode::Fill,
+                w: Some(w),
+                h: Some(h),
+                smart: true,
+                ..FREE
+            }));
+        }
         "iradius" => plan.ops.push(Op::Circle {
             r: int(op, v, 1, MAX_RADIUS as u64)? as u32,
         }),
@@ -452,6 +466,10 @@ mod tests {
             (
                 "imageMogr2/thumbnail/300x/format/webp",
                 "image/auto-orient,0/resize,w_300,limit_0/format,webp",
+            ),
+            (
+                "imageMogr2/scrop/200x300",
+                "image/auto-orient,0/resize,m_fill,w_200,h_300,g_smart,limit_0",
             ),
             (
                 "imageMogr2/thumbnail/x200",

@@ -208,7 +208,7 @@ fn side(p: &Params, key: &str) -> Result<Option<u32>> {
 
 /// Every parameter `resize` knows.
 const RESIZE_KEYS: &[&str] = &[
-    "m", "w", "h", "l", "s", "limit", "color", "p", "area", "grow", "wp", "hp",
+    "m", "w", "h", "l", "s", "limit", "color", "p", "area", "grow", "wp", "hp", "g",
 ];
 
 fn parse_resize(p: &Params) -> Result<Resize> {
@@ -243,6 +243,17 @@ fn parse_resize(p: &Params) -> Result<Resize> {
         grow: p.int("grow", 0, 1)?.unwrap_or(0) == 1,
         wp: pct("wp")?,
         hp: pct("hp")?,
+        smart: match p.get("g") {
+            None => false,
+            Some("smart") if mode == ResizeMode::Fill => true,
+            Some("smart") => return Err(Error::invalid("resize: g_smart needs m_fill")),
+            Some(g) => {
+                return Err(Error::invalid(format!(
+                    "resize: parameter g must be smart, got `{}`",
+                    truncate(g)
+                )))
+            }
+        },
     };
     let sizes = [r.w, r.h, r.l, r.s, r.p, r.wp, r.hp];
     if sizes.iter().all(Option::is_none) && r.area.is_none() {

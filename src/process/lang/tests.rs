@@ -67,6 +67,10 @@ fn equivalent_spellings_are_one_string() {
         ],
         &["image/crop,w_10,h_20,g_nw,x_0", "image/crop,h_20,w_10"],
         &["image/quality,q_80,Q_70", "image/quality,Q_70"],
+        &[
+            "image/resize,m_fill,w_200,h_200,g_smart",
+            "image/resize,g_smart,h_200,w_200,m_fill",
+        ],
     ];
     for g in groups {
         let first = canon(g[0]);
@@ -149,6 +153,11 @@ fn invalid_values_name_action_and_parameter() {
         ("image/frobnicate,1", "unknown action `frobnicate`"),
         ("image/", "no actions"),
         ("video/snapshot,t_1", "parameter f is required"),
+        ("image/resize,w_200,h_200,g_smart", "g_smart needs m_fill"),
+        (
+            "image/resize,m_fill,w_200,h_200,g_face",
+            "parameter g must be smart",
+        ),
         ("video/resize,w_1", "unknown video action"),
         ("style/nope", "style `nope` is not defined"),
     ];

@@ -51,6 +51,10 @@ pub struct Resize {
     /// `!50px`/`!x50p`); the side not given stays. Below `p` in precedence.
     pub wp: Option<u32>,
     pub hp: Option<u32>,
+    /// `g_smart` (with `m_fill`): the frame keeps the most salient region
+    /// (libvips' attention crop), not the centre. pixmirror's extension; COS
+    /// `scrop`.
+    pub smart: bool,
 }
 
 impl Resize {
@@ -68,6 +72,7 @@ impl Resize {
         grow: false,
         wp: None,
         hp: None,
+        smart: false,
     };
 }
 
@@ -93,6 +98,7 @@ impl Resize {
             "color",
             padded.then(|| format!("{:02X}{:02X}{:02X}", c[0], c[1], c[2])),
         );
+        kv("g", self.smart.then(|| "smart".into()));
         kv("grow", self.grow.then(|| "1".into()));
         kv("h", self.h.map(|v| v.to_string()));
         kv("hp", self.hp.map(|v| v.to_string()));
@@ -115,6 +121,8 @@ pub struct ResizeTarget {
     pub scaled: (u32, u32),
     pub frame: Option<(u32, u32)>,
     pub pad: bool,
+    /// Crop to the frame around the most salient region (`g_smart`).
+    pub smart: bool,
 }
 
 impl ResizeTarget {
@@ -171,6 +179,7 @@ pub fn resize_target(w: u32, h: u32, r: &Resize) -> Result<ResizeTarget> {
             scaled: (w, h),
             frame: None,
             pad: false,
+            smart: false,
         });
     };
     for (name, v) in [("width", scaled.0), ("height", scaled.1)] {
@@ -184,6 +193,7 @@ pub fn resize_target(w: u32, h: u32, r: &Resize) -> Result<ResizeTarget> {
         scaled,
         frame,
         pad: r.mode == ResizeMode::Pad,
+        smart: r.smart && r.mode == ResizeMode::Fill,
     })
 }
 
