@@ -425,7 +425,11 @@ async fn invalid_requests_fetch_nothing() {
         ("x-oss-process=image/quality,Q_0", "quality: parameter Q"),
         ("x-oss-process=image/nope", "unknown action `nope`"),
         ("x-oss-process=style/missing", "style `missing`"),
-        ("x-oss-process=video/snapshot", "image/"),
+        (
+            "x-oss-process=video/snapshot",
+            "snapshot: parameter t is required",
+        ),
+        ("x-oss-process=audio/convert", "image/"),
         ("x-bce-process=image/resize,w_99999", "resize: parameter w"),
         (
             "x-oss-process=image/resize,w_1&x-bce-process=image/resize,w_2",

@@ -17,6 +17,19 @@ echo "garage up at $PIXMIRROR_TEST_S3_ENDPOINT"
 command -v cjpeg >/dev/null && command -v jpegtran >/dev/null || bash deploy/install-deps.sh libjpeg-turbo-progs
 # tests/heif.rs writes HEIC files with and without a thumbnail with heif-enc.
 command -v heif-enc >/dev/null || bash deploy/install-deps.sh libheif-examples
+# tests/placeholders.rs decodes thumbhash/blurhash strings with the reference
+# JavaScript implementations, installed outside the repository.
+npm_dir="${PIXMIRROR_TOOLS:-$HOME/.cache/pixmirror-tools}/npm"
+if [ ! -d "$npm_dir/node_modules/thumbhash" ] || [ ! -d "$npm_dir/node_modules/blurhash" ]; then
+  command -v npm >/dev/null || bash deploy/install-deps.sh nodejs npm
+  mkdir -p "$npm_dir"
+  for attempt in 1 2 3; do
+    (cd "$npm_dir" && npm install --no-audit --no-fund --silent thumbhash@0.1.1 blurhash@2.0.5) && break
+    echo "npm install failed (attempt $attempt), retrying" >&2
+    sleep $((attempt * 5))
+  done
+fi
+export PIXMIRROR_NODE_MODULES="$npm_dir/node_modules"
 # tests/video.rs writes its videos (H.264, H.265; MP4, MOV, Matroska) with ffmpeg.
 command -v ffmpeg >/dev/null || bash deploy/install-deps.sh ffmpeg
 cargo test --all-targets -- --test-threads=4 "$@"

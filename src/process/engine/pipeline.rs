@@ -33,15 +33,22 @@ pub fn run_with(src: &[u8], plan: &Plan, opts: &Options, marks: &Marks) -> Resul
     let header = probe(src, opts.max_source_pixels, opts.max_frames)?;
     // The header's parse cannot be stopped; a slow one still ends the run.
     Error::check_deadline(opts.deadline)?;
-    if let Some(report) = plan.report {
-        return match report {
-            Report::Info => Ok(report::info(src, &header)),
-            Report::AverageHue => report::average_hue(src, &header, plan, opts),
-        };
+    match plan.report {
+        Some(Report::Info) => return Ok(report::info(src, &header)),
+        Some(Report::AverageHue) => return report::average_hue(src, &header, plan, opts),
+        _ => {}
     }
+    let placeholder = plan.report.filter(|r| r.is_placeholder());
     let plan = &*animation::source_rules(plan, header.format);
+    let plan = &*match placeholder {
+        Some(_) => std::borrow::Cow::Owned(report::placeholder_plan(plan)),
+        None => std::borrow::Cow::Borrowed(plan),
+    };
     let format = output_format(plan, header.format);
-    let frames = kept_frames(&header, format);
+    let frames = match placeholder {
+        Some(_) => 1,
+        None => kept_frames(&header, format),
+    };
     let from = header.oriented(plan.auto_orient && frames == 1);
     geometry(plan, from, frames, opts.max_output_pixels)?;
     let (img, preshrunk) = load(src, &header, plan, frames, opts)?;
@@ -51,6 +58,9 @@ pub fn run_with(src: &[u8], plan: &Plan, opts: &Options, marks: &Marks) -> Resul
         n => animation::each_frame(img, n, steps)?,
     };
     Error::check_deadline(opts.deadline)?;
+    if let Some(kind) = placeholder {
+        return report::placeholder(img, kind, opts);
+    }
     // Estimated only when the plan's quality is relative to, or capped by, it.
     let source_quality = match (plan.quality, header.format) {
         (Some(_), Format::Jpg) => jpeg::estimate(src),

@@ -103,6 +103,14 @@ const ACTIONS: &[(&str, Action)] = &[
     }),
     ("info", |plan, p| report(plan, p, Report::Info)),
     ("average-hue", |plan, p| report(plan, p, Report::AverageHue)),
+    ("thumbhash", |plan, p| report(plan, p, Report::ThumbHash)),
+    ("blurhash", |plan, p| {
+        p.only(&["x", "y"], false)?;
+        let x = p.int("x", 1, 9)?.unwrap_or(4) as u8;
+        let y = p.int("y", 1, 9)?.unwrap_or(3) as u8;
+        plan.report = Some(Report::BlurHash { x, y });
+        Ok(())
+    }),
     ("watermark", parse_watermark),
 ];
 
@@ -142,12 +150,22 @@ fn finish(mut plan: Plan) -> Result<Plan> {
     // beside other actions it is the default and leaves no trace in the key.
     let asked = std::mem::take(&mut plan.orient_only);
     plan.orient_only = asked && plan.is_identity();
-    if plan.report.is_some()
-        && (!plan.ops.is_empty() || plan.format.is_some() || plan.quality.is_some())
-    {
-        return Err(Error::invalid(
-            "info and average-hue describe the source and cannot be combined with other actions",
-        ));
+    let encoding = plan.format.is_some() || plan.quality.is_some() || plan.interlace;
+    match plan.report {
+        Some(r) if r.is_placeholder() && encoding => {
+            return Err(Error::invalid(
+                "thumbhash and blurhash answer JSON: format, quality and interlace do not apply",
+            ))
+        }
+        Some(r)
+            if !r.is_placeholder()
+                && (!plan.ops.is_empty() || plan.format.is_some() || plan.quality.is_some()) =>
+        {
+            return Err(Error::invalid(
+                "info and average-hue describe the source and cannot be combined with other actions",
+            ))
+        }
+        _ => {}
     }
     Ok(plan)
 }

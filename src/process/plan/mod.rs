@@ -40,6 +40,21 @@ pub enum Quality {
 pub enum Report {
     Info,
     AverageHue,
+    /// `thumbhash`: a placeholder of the image after the plan's actions.
+    ThumbHash,
+    /// `blurhash,x_,y_`: components across and down, each 1-9.
+    BlurHash {
+        x: u8,
+        y: u8,
+    },
+}
+
+impl Report {
+    /// A placeholder of the processed image (the plan's actions run first),
+    /// rather than a report on the source.
+    pub fn is_placeholder(self) -> bool {
+        matches!(self, Report::ThumbHash | Report::BlurHash { .. })
+    }
 }
 
 /// The canonical plan of one process string.
@@ -178,6 +193,8 @@ impl Plan {
         match self.report {
             Some(Report::Info) => out.push("info".into()),
             Some(Report::AverageHue) => out.push("average-hue".into()),
+            Some(Report::ThumbHash) => out.push("thumbhash".into()),
+            Some(Report::BlurHash { x, y }) => out.push(format!("blurhash,x_{x},y_{y}")),
             None => {}
         }
         out
