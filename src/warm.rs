@@ -170,7 +170,7 @@ fn requests(target: &str, cfg: &Config) -> Result<Vec<crate::service::ImageReque
         return Ok(Vec::new());
     }
     let mut out = vec![first];
-    if out[0].vary_accept {
+    if out[0].vary.accept {
         for f in &cfg.process.auto_formats {
             out.push(build(&format!("image/{f}"))?);
         }

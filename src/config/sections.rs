@@ -247,6 +247,22 @@ pub struct ProcessConfig {
     /// Decode a progressive JPEG at 1/8 scale without the scans that
     /// scale cannot see (same pixels, fewer bytes decoded).
     pub jpeg_scan_skip: bool,
+    /// `resize,w_auto` and `dpr,auto` (`process::lang::hints`).
+    pub client_hints: ClientHintsConfig,
+}
+
+/// `[process.client_hints]`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClientHintsConfig {
+    /// `w_auto` without a usable hint (CSS pixels).
+    pub default_width: u32,
+}
+
+impl Default for ClientHintsConfig {
+    fn default() -> Self {
+        ClientHintsConfig { default_width: 640 }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -393,6 +409,7 @@ impl Default for ProcessConfig {
             webp_effort: 4,
             webp_large_source_effort: 5,
             jpeg_scan_skip: true,
+            client_hints: ClientHintsConfig::default(),
         }
     }
 }

@@ -126,6 +126,10 @@ fn process_limits(cfg: &Config) -> Result<(), String> {
     fail(p.max_output_pixels > 0 && p.max_source_pixels > 0, || {
         "process.max_source_pixels, process.max_output_pixels: must be above 0".into()
     })?;
+    let w = p.client_hints.default_width;
+    fail((1..=4096).contains(&w), || {
+        format!("process.client_hints.default_width: {w} is outside [1,4096]")
+    })?;
     fail(cfg.video.max_read_bytes.0 > 0, || {
         "video.max_read_bytes: must be above 0".into()
     })

@@ -1,14 +1,15 @@
 //! hyper `Request` → [`ImageRequest`]: key decoding, the three process forms,
-//! `format,auto` resolution. A 400 ends the request here: nothing is fetched.
+//! client hints (`w_auto`, `dpr`) and `format,auto` resolved. A 400 ends the request here: nothing is fetched.
 
 use http::{Method, Request};
 use percent_encoding::percent_decode_str;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::process::lang::hints::{self, HintConfig};
 use crate::process::lang::{self, cos, negotiate};
 use crate::process::plan::Plan;
-use crate::service::ImageRequest;
+use crate::service::{ImageRequest, Vary};
 
 pub const OSS_PARAM: &str = "x-oss-process";
 pub const BOS_PARAM: &str = "x-bce-process";
@@ -86,11 +87,17 @@ pub fn parse<B>(req: &Request<B>, cfg: &Config, cond: &Conditions) -> Result<Ima
     let from_style = matches!(&process, Some(Process::Oss(p)) if p.starts_with("style/"));
     let (key, mut plan) = key_and_plan(path, process, cfg)?;
     check_key(&key)?;
-    let mut vary_accept = false;
+    let mut vary = Vary::default();
     if let Some(p) = plan.as_mut() {
         let c = &cfg.process;
+        let hint = |name: &str| req.headers().get(name)?.to_str().ok().map(str::to_string);
+        let hint_cfg = HintConfig {
+            default_width: c.client_hints.default_width,
+            snap_widths: &c.snap_widths,
+        };
+        vary.hints = hints::resolve(p, &hint, &hint_cfg);
         p.snap(&c.snap_widths, &c.snap_heights, &c.allowed_qualities);
-        vary_accept = negotiate::resolve(p, header(req, http::header::ACCEPT), &c.auto_formats);
+        vary.accept = negotiate::resolve(p, header(req, http::header::ACCEPT), &c.auto_formats);
     }
     // A plan that changes nothing serves the original as stored (still with
     // `Vary: Accept` when it came from `format,auto`).
@@ -100,7 +107,7 @@ pub fn parse<B>(req: &Request<B>, cfg: &Config, cond: &Conditions) -> Result<Ima
     Ok(ImageRequest {
         key,
         plan,
-        vary_accept,
+        vary,
         head: cond.head,
         if_none_match: cond.if_none_match.clone(),
         query,

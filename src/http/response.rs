@@ -7,9 +7,23 @@ use http::{Response, StatusCode};
 use http_body_util::{BodyExt, Empty, Full, StreamBody};
 
 use crate::error::Error;
-use crate::service::{etag_matches, Reply, ReplyBody};
+use crate::service::{etag_matches, Reply, ReplyBody, Vary};
 
 pub type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, std::io::Error>;
+
+/// The hints a page should send for `w_auto` and `dpr,auto` (SPEC section 2).
+const ACCEPT_CH: &str = "Sec-CH-Width, Sec-CH-DPR, Sec-CH-Viewport-Width";
+
+/// `Vary`: `Accept` for `format,auto`, then exactly the hint headers read.
+fn vary_header(v: Vary) -> Option<String> {
+    let names: Vec<&str> = v
+        .accept
+        .then_some("Accept")
+        .into_iter()
+        .chain(v.hints.names())
+        .collect();
+    (!names.is_empty()).then(|| names.join(", "))
+}
 
 pub fn full(b: impl Into<Bytes>) -> Body {
     Full::new(b.into())
@@ -45,8 +59,11 @@ pub fn reply(
             header_value(&httpdate::fmt_http_date(t)),
         );
     }
-    if r.vary_accept {
-        b = b.header(header::VARY, "Accept");
+    if let Some(vary) = vary_header(r.vary) {
+        b = b.header(header::VARY, header_value(&vary));
+    }
+    if !r.vary.hints.is_empty() {
+        b = b.header("Accept-CH", ACCEPT_CH);
     }
     if let Some(p) = &r.process {
         b = b.header("X-Pixmirror-Process", header_value(p));

@@ -36,14 +36,22 @@ impl CacheStatus {
     }
 }
 
+/// What an answer varies on besides its URL: `Accept` (the request asked
+/// for `format,auto`) and the client hints that resolved its sizes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Vary {
+    pub accept: bool,
+    pub hints: crate::process::lang::hints::Hints,
+}
+
 /// A parsed, validated image request. Nothing has been fetched yet.
 #[derive(Clone, Debug)]
 pub struct ImageRequest {
     pub key: String,
     /// None: the original as stored. `format,auto` already resolved.
     pub plan: Option<Plan>,
-    /// The request asked for `format,auto`: every answer carries `Vary: Accept`.
-    pub vary_accept: bool,
+    /// `Vary`: `Accept` for `format,auto`, and the client hints read.
+    pub vary: Vary,
     /// HEAD: the body is not needed (originals are not downloaded).
     pub head: bool,
     /// `If-None-Match`, when sent.
@@ -112,14 +120,14 @@ pub struct Reply {
     pub etag: String,
     pub last_modified: Option<SystemTime>,
     pub cache_status: CacheStatus,
-    pub vary_accept: bool,
+    pub vary: Vary,
     /// The canonical process string answered (`X-Pixmirror-Process`): what a
     /// snapped or normalised request was served as.
     pub process: Option<String>,
 }
 
 impl Reply {
-    pub fn from_item(item: &Arc<Entry>, status: CacheStatus, vary_accept: bool) -> Reply {
+    pub fn from_item(item: &Arc<Entry>, status: CacheStatus, vary: Vary) -> Reply {
         Reply {
             body: ReplyBody::Full(item.bytes.clone()),
             len: item.bytes.len() as u64,
@@ -127,12 +135,12 @@ impl Reply {
             etag: item.etag.clone(),
             last_modified: item.last_modified,
             cache_status: status,
-            vary_accept,
+            vary,
             process: None,
         }
     }
 
-    pub fn from_meta(meta: ObjectMeta, body: ReplyBody, status: CacheStatus, vary: bool) -> Reply {
+    pub fn from_meta(meta: ObjectMeta, body: ReplyBody, status: CacheStatus, vary: Vary) -> Reply {
         Reply {
             body,
             len: meta.size,
@@ -140,13 +148,13 @@ impl Reply {
             etag: meta.etag,
             last_modified: meta.last_modified,
             cache_status: status,
-            vary_accept: vary,
+            vary,
             process: None,
         }
     }
 
     /// Headers only: `http::response` answers it with 304 (the ETag matches).
-    pub fn not_modified(etag: String, vary_accept: bool) -> Reply {
+    pub fn not_modified(etag: String, vary: Vary) -> Reply {
         Reply {
             body: ReplyBody::Empty,
             len: 0,
@@ -154,7 +162,7 @@ impl Reply {
             etag,
             last_modified: None,
             cache_status: CacheStatus::Store,
-            vary_accept,
+            vary,
             process: None,
         }
     }

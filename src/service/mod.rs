@@ -36,7 +36,7 @@ mod stages;
 
 pub use app::{App, Shared};
 pub use ctx::{
-    etag_matches, CacheStatus, Ctx, Derived, ImageRequest, Reply, ReplyBody, META_CANONICAL,
+    etag_matches, CacheStatus, Ctx, Derived, ImageRequest, Reply, ReplyBody, Vary, META_CANONICAL,
     META_SOURCE_ETAG, META_SOURCE_MODIFIED,
 };
 pub use render::derived_etag;

@@ -66,7 +66,7 @@ impl App {
             }
             r => r?,
         };
-        Ok(Reply::from_item(&item, status, ctx.req.vary_accept))
+        Ok(Reply::from_item(&item, status, ctx.req.vary))
     }
 
     /// The shared work: bucket → source → process → publish.

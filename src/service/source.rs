@@ -78,7 +78,7 @@ impl App {
     /// Stage `original`: the object as stored (streamed, or buffered into L1
     /// when small), or from the mirror.
     pub(super) async fn original(self: &Arc<Self>, ctx: &Arc<Ctx>) -> Result<Reply> {
-        let (key, vary) = (&ctx.req.key, ctx.req.vary_accept);
+        let (key, vary) = (&ctx.req.key, ctx.req.vary);
         if ctx.req.head {
             return match self.locate(ctx, || self.store.head(key)).await? {
                 Found::Bucket(meta) => Ok(Reply::from_meta(
@@ -129,7 +129,7 @@ impl App {
             etag: f.etag.clone(),
             last_modified: f.last_modified,
             cache_status: CacheStatus::Mirrored,
-            vary_accept: ctx.req.vary_accept,
+            vary: ctx.req.vary,
             process: None,
         })
     }

@@ -49,11 +49,7 @@ impl App {
                     self.write_back(ctx, d, &item, ticket, true).await;
                 }
             }
-            return Some(Reply::from_item(
-                &item,
-                CacheStatus::Memory,
-                ctx.req.vary_accept,
-            ));
+            return Some(Reply::from_item(&item, CacheStatus::Memory, ctx.req.vary));
         }
         self.l1.remove(key).await;
         None
@@ -69,6 +65,6 @@ impl App {
             Some(d) => derived_etag(&source_etag, &d.canonical),
             None => source_etag,
         };
-        etag_matches(inm, &etag).then(|| Reply::not_modified(etag, ctx.req.vary_accept))
+        etag_matches(inm, &etag).then(|| Reply::not_modified(etag, ctx.req.vary))
     }
 }

@@ -7,6 +7,7 @@
 //! form in `plan` (see ARCHITECTURE.md, "Where to add").
 
 pub mod cos;
+pub mod hints;
 pub mod negotiate;
 mod oss;
 pub mod params;

@@ -10,7 +10,7 @@ use super::watermark;
 use crate::error::{Error, Result};
 use crate::process::plan::limits::{MAX_AREA, MAX_IMAGE_MARKS, MAX_RADIUS, MAX_SIDE};
 use crate::process::plan::{
-    Axis, Crop, Format, FormatSpec, Gravity, IndexCrop, Op, Plan, Quality, Report, Resize,
+    Axis, Crop, Dpr, Format, FormatSpec, Gravity, IndexCrop, Op, Plan, Quality, Report, Resize,
     ResizeMode,
 };
 
@@ -104,6 +104,10 @@ const ACTIONS: &[(&str, Action)] = &[
     ("info", |plan, p| report(plan, p, Report::Info)),
     ("average-hue", |plan, p| report(plan, p, Report::AverageHue)),
     ("thumbhash", |plan, p| report(plan, p, Report::ThumbHash)),
+    ("dpr", |plan, p| {
+        plan.dpr = Some(parse_dpr(p)?);
+        Ok(())
+    }),
     ("blurhash", |plan, p| {
         p.only(&["x", "y"], false)?;
         let x = p.int("x", 1, 9)?.unwrap_or(4) as u8;
@@ -183,6 +187,30 @@ fn push_unless(plan: &mut Plan, no_op: bool, op: Op) -> Result<()> {
     Ok(())
 }
 
+/// `dpr,auto` or `dpr,<1-3>` with at most two decimals.
+fn parse_dpr(p: &Params) -> Result<Dpr> {
+    p.only(&[], true)?;
+    let bad =
+        || Error::invalid("dpr: value must be auto or a number in [1,3] with at most two decimals");
+    let [v] = p.bare.as_slice() else {
+        return Err(bad());
+    };
+    if *v == "auto" {
+        return Ok(Dpr::Auto);
+    }
+    let (whole, frac) = v.split_once('.').unwrap_or((v, ""));
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if whole.is_empty() || whole.len() > 1 || frac.len() > 2 || !digits(whole) || !digits(frac) {
+        return Err(bad());
+    }
+    let hundredths = whole.parse::<u16>().map_err(|_| bad())? * 100
+        + format!("{frac:0<2}").parse::<u16>().map_err(|_| bad())?;
+    if !(100..=300).contains(&hundredths) {
+        return Err(bad());
+    }
+    Ok(Dpr::Times(hundredths))
+}
+
 fn report(plan: &mut Plan, p: &Params, report: Report) -> Result<()> {
     p.only(&[], false)?;
     plan.report = Some(report);
@@ -242,9 +270,11 @@ fn parse_resize(p: &Params) -> Result<Resize> {
         })?,
     };
     let pct = |k| Ok::<_, Error>(p.int(k, 1, 1000)?.map(|v| v as u32));
+    let w_auto = p.get("w") == Some("auto");
     let r = Resize {
         mode,
-        w: side(p, "w")?,
+        w: if w_auto { None } else { side(p, "w")? },
+        w_auto,
         h: side(p, "h")?,
         l: side(p, "l")?,
         s: side(p, "s")?,
@@ -274,7 +304,7 @@ fn parse_resize(p: &Params) -> Result<Resize> {
         },
     };
     let sizes = [r.w, r.h, r.l, r.s, r.p, r.wp, r.hp];
-    if sizes.iter().all(Option::is_none) && r.area.is_none() {
+    if sizes.iter().all(Option::is_none) && r.area.is_none() && !r.w_auto {
         return Err(Error::invalid("resize: one of w, h, l, s, p is required"));
     }
     Ok(effective(r))
@@ -283,13 +313,13 @@ fn parse_resize(p: &Params) -> Result<Resize> {
 /// Only the sizes that take effect: w/h win over l/s, which win over p, then
 /// wp/hp, then area.
 fn effective(mut r: Resize) -> Resize {
-    if r.w.is_some() || r.h.is_some() {
+    if r.w.is_some() || r.w_auto || r.h.is_some() {
         (r.l, r.s, r.p) = (None, None, None);
     } else if r.l.is_some() || r.s.is_some() {
         r.p = None;
     }
     if r.p.is_some() {
-        (r.w, r.h) = (None, None);
+        (r.w, r.h, r.w_auto) = (None, None, false);
     }
     if [r.w, r.h, r.l, r.s, r.p].iter().any(Option::is_some) {
         (r.wp, r.hp) = (None, None);

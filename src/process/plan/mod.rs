@@ -35,6 +35,30 @@ pub enum Quality {
     Floor(u8),
 }
 
+/// `dpr`: every requested size multiplied (`lang::hints` applies it and
+/// removes it before the plan is canonicalised).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dpr {
+    /// An explicit ratio in hundredths (100..=300).
+    Times(u16),
+    /// `dpr,auto`: from `Sec-CH-DPR` / `DPR`.
+    Auto,
+}
+
+impl Dpr {
+    /// `dpr,2`, `dpr,1.5`, `dpr,auto`.
+    pub fn canonical(self) -> String {
+        match self {
+            Dpr::Auto => "dpr,auto".into(),
+            Dpr::Times(h) if h % 100 == 0 => format!("dpr,{}", h / 100),
+            Dpr::Times(h) => {
+                let s = format!("dpr,{}.{:02}", h / 100, h % 100);
+                s.trim_end_matches('0').to_string()
+            }
+        }
+    }
+}
+
 /// A report returned as JSON instead of an image.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Report {
@@ -77,6 +101,8 @@ pub struct Plan {
     pub ignore_error: bool,
     /// `video/snapshot`: a frame of a video, instead of everything above.
     pub snapshot: Option<Snapshot>,
+    /// `dpr`, until `lang::hints::resolve` applies it.
+    pub dpr: Option<Dpr>,
 }
 
 /// The next listed value at or above `v`; the largest when `v` is past them
@@ -130,6 +156,7 @@ impl Default for Plan {
             orient_only: false,
             ignore_error: false,
             snapshot: None,
+            dpr: None,
         }
     }
 }
@@ -160,6 +187,7 @@ impl Plan {
             && self.auto_orient
             && !self.orient_only
             && self.snapshot.is_none()
+            && self.dpr.is_none()
     }
 
     /// The canonical actions, in order. `auto` must have been resolved first
@@ -171,6 +199,9 @@ impl Plan {
         let mut out = Vec::new();
         if !self.auto_orient {
             out.push("auto-orient,0".to_string());
+        }
+        if let Some(d) = self.dpr {
+            out.push(d.canonical());
         }
         if self.orient_only {
             out.push("auto-orient,1".to_string());

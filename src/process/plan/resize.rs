@@ -51,6 +51,9 @@ pub struct Resize {
     /// `!50px`/`!x50p`); the side not given stays. Below `p` in precedence.
     pub wp: Option<u32>,
     pub hp: Option<u32>,
+    /// `w_auto`: the width from the client hints (`lang::hints` replaces it
+    /// with a number before the plan is canonicalised).
+    pub w_auto: bool,
     /// `g_smart` (with `m_fill`): the frame keeps the most salient region
     /// (libvips' attention crop), not the centre. pixmirror's extension; COS
     /// `scrop`.
@@ -72,6 +75,7 @@ impl Resize {
         grow: false,
         wp: None,
         hp: None,
+        w_auto: false,
         smart: false,
     };
 }
@@ -108,7 +112,8 @@ impl Resize {
         kv("m", mode);
         kv("p", self.p.map(|v| v.to_string()));
         kv("s", self.s.map(|v| v.to_string()));
-        kv("w", self.w.map(|v| v.to_string()));
+        let w = self.w.map(|v| v.to_string());
+        kv("w", w.or_else(|| self.w_auto.then(|| "auto".into())));
         kv("wp", self.wp.map(|v| v.to_string()));
         s
     }
