@@ -60,7 +60,9 @@ def main():
     validate("cloudfront", "CreateCachePolicy", {"CachePolicyConfig": cache})
     quantities(cache, "cache-policy")
     key = cache["ParametersInCacheKeyAndForwardedToOrigin"]
-    check(key["HeadersConfig"]["Headers"]["Items"] == ["Accept"], "Accept (normalised) is the only header in the key")
+    check(key["HeadersConfig"]["Headers"]["Items"]
+          == ["Accept", "Sec-CH-Width", "Width", "Sec-CH-Viewport-Width", "Sec-CH-DPR", "DPR"],
+          "the key's headers: Accept and the client hints, each normalised by the function")
     check({"x-oss-process", "x-bce-process"} <= set(key["QueryStringsConfig"]["QueryStrings"]["Items"]),
           "the process parameters are in the cache key")
     origin = json.load(open("deploy/cloudfront/origin-request-policy.json"))

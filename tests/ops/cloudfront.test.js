@@ -94,3 +94,63 @@ test('the function fits CloudFront Functions limits', () => {
   assert.ok(!/\b(require|import|setTimeout|fetch)\b/.test(code.replace(/\/\/.*$/gm, '')),
     'no modules, timers or network in a CloudFront Function');
 });
+
+function hints(query, headers) {
+  const querystring = {};
+  for (const [k, v] of Object.entries(query)) {
+    querystring[k] = { value: v };
+  }
+  const h = {};
+  for (const [k, v] of Object.entries(headers)) {
+    h[k] = { value: v };
+  }
+  const event = { version: '1.0', context: { eventType: 'viewer-request' },
+    viewer: { ip: '192.0.2.1' }, request: { method: 'GET', uri: '/a.jpg', querystring, headers: h, cookies: {} } };
+  const out = ctx.handler(event).headers;
+  const kept = {};
+  for (const k of ['sec-ch-width', 'width', 'sec-ch-viewport-width', 'sec-ch-dpr', 'dpr']) {
+    if (out[k]) kept[k] = out[k].value;
+  }
+  return kept;
+}
+
+const wAuto = { 'x-oss-process': 'image/resize,w_auto/dpr,auto' };
+
+test('width hints round as pixmirror rounds them, the first that parses kept', () => {
+  assert.deepStrictEqual(hints(wAuto, { 'sec-ch-width': '497' }), { 'sec-ch-width': '512' });
+  assert.deepStrictEqual(hints(wAuto, { 'sec-ch-width': '510' }), { 'sec-ch-width': '512' });
+  assert.deepStrictEqual(hints(wAuto, { 'sec-ch-width': '400', width: '300', 'sec-ch-viewport-width': '200' }),
+    { 'sec-ch-width': '400' });
+  assert.deepStrictEqual(hints(wAuto, { width: '300', 'sec-ch-viewport-width': '200' }), { width: '304' });
+  assert.deepStrictEqual(hints(wAuto, { 'sec-ch-width': 'abc', 'sec-ch-viewport-width': '200' }),
+    { 'sec-ch-viewport-width': '208' });
+  for (const bad of ['abc', '-1', '1e9', '', '.', '12.5.1', '9'.repeat(10000)]) {
+    assert.deepStrictEqual(hints(wAuto, { 'sec-ch-width': bad }), {}, bad.slice(0, 12));
+  }
+  assert.deepStrictEqual(hints(wAuto, { 'sec-ch-width': '0' }), { 'sec-ch-width': '16' });
+  assert.deepStrictEqual(hints(wAuto, { 'sec-ch-width': '99999' }), { 'sec-ch-width': '4096' });
+});
+
+test('DPR hints round to 0.5 within [1, 3]', () => {
+  assert.deepStrictEqual(hints(wAuto, { 'sec-ch-dpr': '2.625' }), { 'sec-ch-dpr': '2.5' });
+  assert.deepStrictEqual(hints(wAuto, { 'sec-ch-dpr': 'x', dpr: '9' }), { dpr: '3' });
+  assert.deepStrictEqual(hints(wAuto, { dpr: '0.5' }), { dpr: '1' });
+});
+
+test('hints a request cannot use are removed; a style keeps them rounded', () => {
+  const plain = { 'x-oss-process': 'image/resize,w_300/format,auto' };
+  assert.deepStrictEqual(hints(plain, { 'sec-ch-width': '500', 'sec-ch-dpr': '2' }), {});
+  const widthOnly = { 'x-oss-process': 'image/resize,w_auto' };
+  assert.deepStrictEqual(hints(widthOnly, { 'sec-ch-width': '500', 'sec-ch-dpr': '2' }), { 'sec-ch-width': '512' });
+  const style = { 'x-oss-process': 'style/hero' };
+  assert.deepStrictEqual(hints(style, { 'sec-ch-width': '500', 'sec-ch-dpr': '2.2' }),
+    { 'sec-ch-width': '512', 'sec-ch-dpr': '2' });
+});
+
+test('a thousand random widths make at most 256 keys, as pixmirror', () => {
+  const keys = new Set();
+  for (let i = 0; i < 1000; i++) {
+    keys.add(JSON.stringify(hints(wAuto, { 'sec-ch-width': String(1 + Math.floor(Math.random() * 5000)) })));
+  }
+  assert.ok(keys.size <= 256, String(keys.size));
+});
