@@ -18,13 +18,18 @@ command -v cjpeg >/dev/null && command -v jpegtran >/dev/null || bash deploy/ins
 # tests/heif.rs writes HEIC files with and without a thumbnail with heif-enc.
 command -v heif-enc >/dev/null || bash deploy/install-deps.sh libheif-examples
 # tests/placeholders.rs decodes thumbhash/blurhash strings with the reference
-# JavaScript implementations, installed outside the repository.
+# JavaScript implementations; tests/browser.rs drives Debian's Chromium with
+# playwright-core. The npm packages go outside the repository.
+command -v chromium >/dev/null || bash deploy/install-deps.sh chromium
 npm_dir="${PIXMIRROR_TOOLS:-$HOME/.cache/pixmirror-tools}/npm"
-if [ ! -d "$npm_dir/node_modules/thumbhash" ] || [ ! -d "$npm_dir/node_modules/blurhash" ]; then
+npm_pkgs="thumbhash@0.1.1 blurhash@2.0.5 playwright-core@1.65.2"
+if [ ! -f "$npm_dir/.installed" ] || [ "$(cat "$npm_dir/.installed")" != "$npm_pkgs" ]; then
   command -v npm >/dev/null || bash deploy/install-deps.sh nodejs npm
   mkdir -p "$npm_dir"
   for attempt in 1 2 3; do
-    (cd "$npm_dir" && npm install --no-audit --no-fund --silent thumbhash@0.1.1 blurhash@2.0.5) && break
+    # shellcheck disable=SC2086
+    (cd "$npm_dir" && npm install --no-audit --no-fund --silent $npm_pkgs) &&
+      echo "$npm_pkgs" >"$npm_dir/.installed" && break
     echo "npm install failed (attempt $attempt), retrying" >&2
     sleep $((attempt * 5))
   done
