@@ -86,6 +86,9 @@ pub fn run_frame(
     format: Format,
     opts: &Options,
 ) -> Result<Output> {
+    // libvips as pixmirror runs it (one thread, no operation cache, untrusted
+    // loaders blocked), whoever calls first: `probe` does the same for files.
+    super::vips::init()?;
     let img = super::vips::from_pixels(rgb, from.0, from.1, 3)?;
     let scaled = match turn {
         90 | 270 => (to.1, to.0),
