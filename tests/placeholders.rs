@@ -22,10 +22,7 @@ fn halves() -> Vec<u8> {
             image::Rgb([0, 0, 255])
         }
     });
-    let mut out = std::io::Cursor::new(Vec::new());
-    img.write_to(&mut out, image::ImageFormat::Png)
-        .expect("png");
-    out.into_inner()
+    encode(&img, image::ImageFormat::Png)
 }
 
 fn json_of(src: &[u8], process: &str) -> serde_json::Value {

@@ -1,6 +1,8 @@
 //! Smart crop (issue 25): `resize,m_fill,...,g_smart` and COS `scrop` keep
 //! the most salient region where the centre crop loses it.
 
+mod common;
+
 use std::collections::BTreeMap;
 
 use pixmirror::process::engine::pipeline::{self, Options};
@@ -20,10 +22,7 @@ fn scene() -> Vec<u8> {
             image::Rgb([128, 128, 128])
         }
     });
-    let mut out = std::io::Cursor::new(Vec::new());
-    img.write_to(&mut out, image::ImageFormat::Png)
-        .expect("png");
-    out.into_inner()
+    common::encode(&img, image::ImageFormat::Png)
 }
 
 /// The output's size and how many of its pixels are the object's red.

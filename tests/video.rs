@@ -116,7 +116,7 @@ fn snap_limited(bytes: &[u8], process: &str, limit: u64) -> Result<Snapped, Erro
     let snap = plan.snapshot.expect("a snapshot plan");
     let fetch: Fetch = Box::new(move |off, len| {
         let (a, b) = (off as usize, (off + len) as usize);
-        Ok(bytes[a..b.min(bytes.len())].to_vec())
+        Ok(bytes::Bytes::copy_from_slice(&bytes[a..b.min(bytes.len())]))
     });
     let reader = RangeReader::new(bytes.len() as u64, limit, None, fetch);
     let opts = Options::from_config(&Default::default());

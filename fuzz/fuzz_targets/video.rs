@@ -47,7 +47,8 @@ fuzz_target!(|data: &[u8]| {
     let size = file.len() as u64;
     let fetch: Fetch = Box::new(move |off, len| {
         assert!(off < size && len > 0, "a read at {off}+{len} of {size}");
-        Ok(file[off as usize..(off + len).min(size) as usize].to_vec())
+        let end = (off + len).min(size) as usize;
+        Ok(bytes::Bytes::copy_from_slice(&file[off as usize..end]))
     });
     let deadline = Instant::now() + Duration::from_secs(5);
     let reader = RangeReader::new(size, MAX_READ, Some(deadline), fetch);

@@ -11,8 +11,8 @@ use http::HeaderMap;
 
 use super::http_origin::{HttpOrigins, Ranged};
 use super::retry::{mirror_failed, with_retries, Failure};
-use super::rules;
 use super::spool::OriginMeta;
+use super::{rules, s3_origin};
 use crate::config::MirrorRule;
 use crate::error::{Error, Result};
 use crate::storage::DynStore;
@@ -51,7 +51,7 @@ pub(super) async fn open(
     let (target, opened) = match s3 {
         Some(store) => {
             let m = with_retries(rule, || async {
-                store.head(okey).await.map_err(s3_failure)
+                store.head(okey).await.map_err(s3_origin::failure)
             });
             (Target::S3(okey.to_string()), Ranged::of_meta(m.await?))
         }
@@ -101,7 +101,10 @@ pub(super) async fn read(
     let r = match (&src.target, s3) {
         (Target::S3(okey), Some(store)) => {
             with_retries(rule, || async {
-                store.get_range(okey, offset, len).await.map_err(s3_failure)
+                store
+                    .get_range(okey, offset, len)
+                    .await
+                    .map_err(s3_origin::failure)
             })
             .await
         }
@@ -167,18 +170,4 @@ fn same_object(src: &RangedSource, r: Ranged) -> Result<Bytes, Failure> {
         )));
     }
     Ok(r.bytes)
-}
-
-fn s3_failure(e: crate::storage::StoreError) -> Failure {
-    use crate::storage::StoreError;
-    match e {
-        StoreError::NotFound => Failure::NotFound,
-        StoreError::AccessDenied(_) => {
-            Failure::Fatal(mirror_failed("the origin bucket denied access"))
-        }
-        e => {
-            tracing::warn!(error = %e, "mirror S3 origin failed");
-            Failure::Retry(mirror_failed("the origin bucket failed"))
-        }
-    }
 }

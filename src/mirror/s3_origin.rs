@@ -12,19 +12,7 @@ pub async fn fetch(
     rule: &MirrorRule,
     limits: Limits,
 ) -> Result<Fetched, Failure> {
-    let obj = match store.get(okey).await {
-        Ok(o) => o,
-        Err(StoreError::NotFound) => return Err(Failure::NotFound),
-        Err(StoreError::AccessDenied(_)) => {
-            return Err(Failure::Fatal(mirror_failed(
-                "the origin bucket denied access",
-            )))
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "mirror S3 origin failed");
-            return Err(Failure::Retry(mirror_failed("the origin bucket failed")));
-        }
-    };
+    let obj = store.get(okey).await.map_err(failure)?;
     let ct = obj.meta.content_type.clone();
     let max = limits.max_for(ct.as_deref(), &[]);
     if obj.meta.size > max {
@@ -38,6 +26,21 @@ pub async fn fetch(
         last_modified: obj.meta.last_modified,
     };
     validate(spooled, meta, rule)
+}
+
+/// What a failed call to the origin bucket means for the fetch: not found, a
+/// denial (given up), or a failure worth retrying.
+pub fn failure(e: StoreError) -> Failure {
+    match e {
+        StoreError::NotFound => Failure::NotFound,
+        StoreError::AccessDenied(_) => {
+            Failure::Fatal(mirror_failed("the origin bucket denied access"))
+        }
+        e => {
+            tracing::warn!(error = %e, "mirror S3 origin failed");
+            Failure::Retry(mirror_failed("the origin bucket failed"))
+        }
+    }
 }
 
 /// The Content-MD5 (base64) an S3 ETag stands for: the hex MD5 of the content

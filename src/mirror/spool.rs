@@ -48,6 +48,21 @@ impl Spool {
         }
     }
 
+    /// Up to `len` bytes from `offset` (a video's ranged read). Blocking
+    /// for a file: call it from a pool thread.
+    pub fn read_range(&self, offset: u64, len: u64) -> Result<Bytes> {
+        match self {
+            Spool::Memory(b) => {
+                let start = (offset as usize).min(b.len());
+                let end = (offset.saturating_add(len) as usize).min(b.len());
+                Ok(b.slice(start..end))
+            }
+            Spool::File(f) => std::fs::File::open(f.path())
+                .and_then(|mut file| crate::storage::fs::read_range(&mut file, offset, len))
+                .map_err(|e| Error::Internal(format!("reading the spooled original: {e}"))),
+        }
+    }
+
     pub async fn stream(&self) -> Result<ByteStream> {
         match self {
             Spool::Memory(b) => {

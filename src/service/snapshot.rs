@@ -17,7 +17,7 @@ use super::render::derived_etag;
 use super::source::Found;
 use crate::cache::Entry;
 use crate::error::{Error, Result};
-use crate::mirror::{Fetched, RangedSource, Spool};
+use crate::mirror::{Fetched, RangedSource};
 use crate::process::plan::Snapshot;
 use crate::process::video::{self, Fetch, RangeReader, Snapped};
 use crate::storage::{ObjectMeta, StoreError};
@@ -41,27 +41,6 @@ impl Video {
             Video::Bucket(m) => m.size,
             Video::Spool(f) => f.size,
             Video::Origin(o) => o.size,
-        }
-    }
-}
-
-/// `len` bytes from `offset` of a spooled mirror fetch.
-fn read_spool(spool: &Spool, offset: u64, len: u64) -> Result<Vec<u8>> {
-    use std::io::{Read, Seek, SeekFrom};
-    match spool {
-        Spool::Memory(b) => {
-            let start = (offset as usize).min(b.len());
-            let end = (offset.saturating_add(len) as usize).min(b.len());
-            Ok(b[start..end].to_vec())
-        }
-        Spool::File(f) => {
-            let failed =
-                |e: std::io::Error| Error::Internal(format!("reading the spooled video: {e}"));
-            let mut file = std::fs::File::open(f.path()).map_err(failed)?;
-            file.seek(SeekFrom::Start(offset)).map_err(failed)?;
-            let mut out = Vec::with_capacity(len as usize);
-            file.take(len).read_to_end(&mut out).map_err(failed)?;
-            Ok(out)
         }
     }
 }
@@ -109,20 +88,20 @@ impl App {
     /// spool of a mirror fetch that is not stored.
     async fn locate_video(self: &Arc<Self>, ctx: &Arc<Ctx>) -> Result<Video> {
         let key = &ctx.req.key;
-        match self.store.head(key).await {
-            Ok(meta) => {
-                self.fresh.remember(key, &meta.etag);
-                return Ok(Video::Bucket(meta));
+        let head = || self.store.head(key);
+        let found = match head().await {
+            Ok(meta) => Found::Bucket(meta),
+            Err(StoreError::NotFound) if self.mirror.is_some() => {
+                if let Some(src) = self.open_ranged(ctx).await? {
+                    self.metrics
+                        .count_video_read("mirror", src.head.len() as u64);
+                    return Ok(Video::Origin(Arc::new(src)));
+                }
+                self.missing(ctx, StoreError::NotFound, head).await?
             }
-            Err(StoreError::NotFound) => {}
-            Err(e) => return Err(e.into()),
-        }
-        if let Some(src) = self.open_ranged(ctx).await? {
-            self.metrics
-                .count_video_read("mirror", src.head.len() as u64);
-            return Ok(Video::Origin(Arc::new(src)));
-        }
-        let meta = match self.locate(ctx, || self.store.head(key)).await? {
+            Err(e) => self.missing(ctx, e, head).await?,
+        };
+        let meta = match found {
             Found::Bucket(meta) => meta,
             Found::Mirror(f) if f.store => self.store.head(key).await?,
             Found::Mirror(f) => return Ok(Video::Spool(f)),
@@ -150,7 +129,7 @@ impl App {
                 let fetch = this.fetcher(&rt, &video, &key, &headers);
                 let mut reader = RangeReader::new(video.size(), limit, Some(deadline), fetch);
                 if let Video::Origin(o) = &video {
-                    reader.already_read(0, o.head.to_vec());
+                    reader.already_read(0, o.head.clone());
                 }
                 let mut held = Vec::new();
                 let mut reserve = |bytes| {
@@ -176,17 +155,17 @@ impl App {
             Video::Bucket(_) => Box::new(move |offset, len| {
                 let bytes = rt.block_on(self.store.get_range(key, offset, len))?;
                 count("store", bytes.len());
-                Ok(bytes.to_vec())
+                Ok(bytes)
             }),
             Video::Spool(f) => Box::new(move |offset, len| {
-                let bytes = read_spool(&f.body, offset, len)?;
+                let bytes = f.body.read_range(offset, len)?;
                 count("mirror", bytes.len());
                 Ok(bytes)
             }),
             Video::Origin(o) => Box::new(move |offset, len| {
                 let bytes = rt.block_on(self.read_ranged(o, headers, offset, len))?;
                 count("mirror", bytes.len());
-                Ok(bytes.to_vec())
+                Ok(bytes)
             }),
         }
     }

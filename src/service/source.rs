@@ -35,7 +35,24 @@ impl App {
     {
         match read().await {
             Ok(t) => Ok(Found::Bucket(t)),
-            Err(StoreError::NotFound) if self.mirror.is_some() => {
+            Err(e) => self.missing(ctx, e, read).await,
+        }
+    }
+
+    /// The rest of [`App::locate`] once the bucket has answered `e`: on "not
+    /// found", and only then, the mirror origin (one coalesced fetch per key).
+    pub(super) async fn missing<T, F, Fut>(
+        self: &Arc<Self>,
+        ctx: &Arc<Ctx>,
+        e: StoreError,
+        read: F,
+    ) -> Result<Found<T>>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = StoreResult<T>>,
+    {
+        match e {
+            StoreError::NotFound if self.mirror.is_some() => {
                 let (this, c) = (self.clone(), ctx.clone());
                 let (r, _) = self
                     .flights
@@ -48,7 +65,7 @@ impl App {
                     None => Ok(Found::Bucket(read().await?)),
                 }
             }
-            Err(e) => Err(e.into()),
+            e => Err(e.into()),
         }
     }
 

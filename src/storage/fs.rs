@@ -232,14 +232,8 @@ impl FsStore {
     }
 
     fn get_range_sync(&self, key: &str, offset: u64, len: u64) -> StoreResult<bytes::Bytes> {
-        use std::io::{Read, Seek, SeekFrom};
-        let (file, meta) = self.open(key)?;
-        let len = len.min(meta.size.saturating_sub(offset));
-        let mut file = file;
-        file.seek(SeekFrom::Start(offset)).map_err(io_err)?;
-        let mut buf = Vec::with_capacity(len as usize);
-        file.take(len).read_to_end(&mut buf).map_err(io_err)?;
-        Ok(bytes::Bytes::from(buf))
+        let (mut file, _) = self.open(key)?;
+        read_range(&mut file, offset, len).map_err(io_err)
     }
 
     /// Write the sidecar, then the object from `content` (temp file + rename).
@@ -347,6 +341,20 @@ fn rand_u64() -> u64 {
             .unwrap_or(0),
     );
     h.finish()
+}
+
+/// Up to `len` bytes of `file` from `offset` (fewer at its end): a ranged
+/// read of a file (the fs store, a mirror's spool).
+pub fn read_range(
+    file: &mut std::fs::File,
+    offset: u64,
+    len: u64,
+) -> std::io::Result<bytes::Bytes> {
+    use std::io::{Seek, SeekFrom};
+    file.seek(SeekFrom::Start(offset))?;
+    let mut buf = Vec::new();
+    file.take(len).read_to_end(&mut buf)?;
+    Ok(bytes::Bytes::from(buf))
 }
 
 impl Store for FsStore {

@@ -20,7 +20,9 @@ use super::{animation, ops, report};
 use crate::error::{Error, Result};
 use crate::process::codec::jpeg;
 use crate::process::plan::geometry::{geometry, within_output_cap};
-use crate::process::plan::{resize_target, Format, FormatSpec, Op, Plan, Report, ResizeTarget};
+use crate::process::plan::{
+    resize_target, turned, Format, FormatSpec, Op, Plan, Report, ResizeTarget,
+};
 
 /// The whole pipeline, for a plan that draws no watermark image.
 pub fn run(src: &[u8], plan: &Plan, opts: &Options) -> Result<Output> {
@@ -86,14 +88,8 @@ pub fn run_frame(
     format: Format,
     opts: &Options,
 ) -> Result<Output> {
-    // libvips as pixmirror runs it (one thread, no operation cache, untrusted
-    // loaders blocked), whoever calls first: `probe` does the same for files.
-    super::vips::init()?;
     let img = super::vips::from_pixels(rgb, from.0, from.1, 3)?;
-    let scaled = match turn {
-        90 | 270 => (to.1, to.0),
-        _ => to,
-    };
+    let scaled = turned(to, turn);
     let t = ResizeTarget {
         scaled,
         frame: None,

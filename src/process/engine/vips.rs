@@ -451,7 +451,12 @@ pub fn with_pixels<T>(
 /// copies (so the image owns its memory), read as sRGB or grey. (Else libvips
 /// calls it `multiband`, and savers that look for alpha by interpretation,
 /// such as jxlsave, would take RGBA for four colour channels.)
+///
+/// Like `probe` for files, it starts libvips as pixmirror runs it (one
+/// thread, no operation cache, untrusted loaders blocked) when pixels are the
+/// first thing a caller hands it (a video frame).
 pub fn from_pixels(pixels: &[u8], width: u32, height: u32, bands: u32) -> Result<Img> {
+    init()?;
     // SAFETY: `pixels` is live for the call; libvips copies it and checks
     // the size against width * height * bands.
     let p = unsafe {

@@ -18,7 +18,7 @@
 //!   is ignored as if absent. A plan without `auto` reads no header.
 
 use crate::process::plan::limits::MAX_SIDE;
-use crate::process::plan::{Dpr, Op, Plan};
+use crate::process::plan::{snap_up, Dpr, Op, Plan};
 
 /// The widest `w_auto`: a hint above it is clamped.
 pub const MAX_HINT_WIDTH: u32 = 4096;
@@ -113,11 +113,11 @@ fn width(
     )
 }
 
+/// Up to `snap_widths` (as `Plan::snap` rounds), else to a multiple of 16.
 fn snap_width(w: u32, cfg: &HintConfig) -> u32 {
-    match cfg.snap_widths.iter().copied().filter(|&s| s >= w).min() {
-        Some(s) => s,
-        None if !cfg.snap_widths.is_empty() => cfg.snap_widths.iter().copied().max().unwrap_or(w),
-        None => w.div_ceil(16) * 16,
+    match cfg.snap_widths {
+        [] => w.div_ceil(16) * 16,
+        list => snap_up(w, list),
     }
 }
 

@@ -22,7 +22,7 @@ pub use gravity::Gravity;
 pub use limits::MAX_KEY_BYTES;
 pub use op::Op;
 pub use resize::{resize_target, Resize, ResizeMode, ResizeTarget};
-pub use snapshot::{Snapshot, Turn, SNAPSHOT_FORMATS};
+pub use snapshot::{turned, Snapshot, Turn, SNAPSHOT_FORMATS};
 pub use watermark::{Font, ImageMark, MarkOp, TextMark, Watermark};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -107,7 +107,7 @@ pub struct Plan {
 
 /// The next listed value at or above `v`; the largest when `v` is past them
 /// all; `v` itself when the list is empty.
-fn snap_up(v: u32, list: &[u32]) -> u32 {
+pub fn snap_up(v: u32, list: &[u32]) -> u32 {
     list.iter()
         .copied()
         .filter(|&x| x >= v)

@@ -51,6 +51,15 @@ pub struct Snapshot {
     pub turn: Option<Turn>,
 }
 
+/// The size of a `w`×`h` picture turned `deg` degrees clockwise (0, 90,
+/// 180, 270): a quarter turn swaps the sides.
+pub fn turned((w, h): (u32, u32), deg: u32) -> (u32, u32) {
+    match deg {
+        90 | 270 => (h, w),
+        _ => (w, h),
+    }
+}
+
 /// The formats `f` takes.
 pub const SNAPSHOT_FORMATS: [Format; 2] = [Format::Jpg, Format::Png];
 
@@ -74,10 +83,7 @@ impl Snapshot {
     /// the upright frame has the other shape.
     pub fn turn_degrees(&self, rotation: u32, coded: (u32, u32)) -> u32 {
         let Some(turn) = self.turn else { return 0 };
-        let upright = match rotation {
-            90 | 270 => (coded.1, coded.0),
-            _ => coded,
-        };
+        let upright = turned(coded, rotation);
         let extra = match turn {
             Turn::Auto => 0,
             Turn::Landscape if upright.1 > upright.0 => 90,

@@ -18,7 +18,7 @@ pub use reader::{Fetch, RangeReader};
 
 use crate::error::Result;
 use crate::process::engine::pipeline::{self, Options, Output};
-use crate::process::plan::Snapshot;
+use crate::process::plan::{turned, Snapshot};
 
 /// A snapshot and what it cost.
 pub struct Snapped {
@@ -51,11 +51,7 @@ pub fn snapshot(
     let info = video.info();
     let coded = (info.width as u32, info.height as u32);
     let turn = snap.turn_degrees(info.rotation as u32, coded);
-    let turned = match turn {
-        90 | 270 => (coded.1, coded.0),
-        _ => coded,
-    };
-    let to = snap.size(turned)?;
+    let to = snap.size(turned(coded, turn))?;
     reserve(decode_bytes(coded.0 as u64 * coded.1 as u64))?;
     let frame = video.decode(snap.t_ms, snap.fast)?;
     let rgb = video.rgb(frame)?;
@@ -63,11 +59,7 @@ pub fn snapshot(
     drop(video);
     // The decoded picture may differ from the container's (cropping, a new
     // sequence header): sized from what was decoded where the request allows.
-    let turned = match turn {
-        90 | 270 => (frame.1, frame.0),
-        _ => frame,
-    };
-    let to = snap.size(turned).unwrap_or(to);
+    let to = snap.size(turned(frame, turn)).unwrap_or(to);
     let output = pipeline::run_frame(&rgb, frame, turn, to, snap.format, opts)?;
     Ok(Snapped {
         output,

@@ -7,10 +7,12 @@
 
 use std::time::Instant;
 
+use bytes::Bytes;
+
 use crate::error::{Error, Result};
 
 /// One ranged read of the object: `len` bytes from `offset` (fewer only at its end).
-pub type Fetch<'a> = Box<dyn FnMut(u64, u64) -> Result<Vec<u8>> + 'a>;
+pub type Fetch<'a> = Box<dyn FnMut(u64, u64) -> Result<Bytes> + 'a>;
 
 /// The first read-ahead, and the one after every jump.
 pub const MIN_AHEAD: u64 = 64 * 1024;
@@ -29,7 +31,7 @@ pub struct RangeReader<'a> {
     pub ranges: u32,
     ahead: u64,
     last_end: u64,
-    kept: Vec<(u64, Vec<u8>)>,
+    kept: Vec<(u64, Bytes)>,
     deadline: Option<Instant>,
     /// Why reading stopped, if it did: the snapshot's answer.
     pub failure: Option<Error>,
@@ -54,7 +56,7 @@ impl<'a> RangeReader<'a> {
 
     /// Bytes already read from `start` (an origin's opening range): kept for
     /// FFmpeg's reads and counted against the limit like a fetched range.
-    pub fn already_read(&mut self, start: u64, bytes: Vec<u8>) {
+    pub fn already_read(&mut self, start: u64, bytes: Bytes) {
         if bytes.is_empty() {
             return;
         }
@@ -116,7 +118,7 @@ impl<'a> RangeReader<'a> {
         Some(n)
     }
 
-    fn keep(&mut self, start: u64, bytes: Vec<u8>) {
+    fn keep(&mut self, start: u64, bytes: Bytes) {
         if self.kept.len() == KEPT {
             self.kept.remove(0);
         }
@@ -124,7 +126,7 @@ impl<'a> RangeReader<'a> {
     }
 
     /// One range from `offset`: at least `want` bytes, more when reading on.
-    fn fetch_at(&mut self, offset: u64, want: u64) -> Result<Vec<u8>> {
+    fn fetch_at(&mut self, offset: u64, want: u64) -> Result<Bytes> {
         if self.stopped() {
             return Err(self.failure.clone().unwrap_or_else(Error::too_slow));
         }
@@ -173,7 +175,9 @@ mod tests {
         let log = RefCell::new(Vec::new());
         let fetch: Fetch = Box::new(|off, len| {
             log.borrow_mut().push((off, len));
-            Ok(data[off as usize..(off + len) as usize].to_vec())
+            Ok(Bytes::copy_from_slice(
+                &data[off as usize..(off + len) as usize],
+            ))
         });
         let mut r = RangeReader::new(data.len() as u64, u64::MAX, None, fetch);
         let mut buf = vec![0u8; 32 * 1024];
@@ -204,8 +208,11 @@ mod tests {
     #[test]
     fn the_read_limit_is_a_422_and_never_overshot() {
         let data = object(1 << 20);
-        let fetch: Fetch =
-            Box::new(|off, len| Ok(data[off as usize..(off + len) as usize].to_vec()));
+        let fetch: Fetch = Box::new(|off, len| {
+            Ok(Bytes::copy_from_slice(
+                &data[off as usize..(off + len) as usize],
+            ))
+        });
         let mut r = RangeReader::new(data.len() as u64, 100_000, None, fetch);
         let mut buf = vec![0u8; 64 * 1024];
         let mut total = 0;
