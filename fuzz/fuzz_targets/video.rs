@@ -48,7 +48,7 @@ fuzz_target!(|data: &[u8]| {
     let fetch: Fetch = Box::new(move |off, len| {
         assert!(off < size && len > 0, "a read at {off}+{len} of {size}");
         let end = (off + len).min(size) as usize;
-        Ok(bytes::Bytes::copy_from_slice(&file[off as usize..end]))
+        Ok(file[off as usize..end].to_vec().into())
     });
     let deadline = Instant::now() + Duration::from_secs(5);
     let reader = RangeReader::new(size, MAX_READ, Some(deadline), fetch);
