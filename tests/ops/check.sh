@@ -40,10 +40,16 @@ while read -r kv; do envs+=("$kv"); done < <(sed -n '/^ENV /,/^[A-Z]/p' deploy/d
 env "${envs[@]}" "$px" check-config --config config.toml | grep -q 'listen 0.0.0.0:8080, admin 0.0.0.0:8081' ||
   { echo "ops: the Dockerfile's ENV does not set the listeners"; exit 1; }
 
+# kustomize v5 renders each kustomization without a word on stderr: a
+# deprecated field (`bases`, `commonLabels`, `patchesStrategicMerge`) warns.
+kustomize_build() {
+  "$venv/kustomize" build "$1" >"$2" 2>"$work/kustomize.err" || { cat "$work/kustomize.err"; exit 1; }
+  if [ -s "$work/kustomize.err" ]; then echo "ops: kustomize build $1 warns:"; cat "$work/kustomize.err"; exit 1; fi
+}
 for k in base overlays/production; do
-  step "kubernetes: kubectl kustomize k8s/$k | kubernetes-validate --strict"
+  step "kubernetes: kustomize build k8s/$k (no warning) | kubernetes-validate --strict"
   out="$work/$(basename "$k").yaml"
-  kubectl kustomize "k8s/$k" >"$out" 2>"$work/kustomize.err" || { cat "$work/kustomize.err"; exit 1; }
+  kustomize_build "k8s/$k" "$out"
   "$venv/kubernetes-validate" --strict --quiet "$out"
   "$venv/python" tests/ops/k8s_check.py "$out"
   "$venv/python" -c 'import sys, yaml
@@ -53,7 +59,7 @@ for d in yaml.safe_load_all(open(sys.argv[1])):
   "$px" check-config --config "$work/config.toml"
 done
 step "kubernetes: k8s/envoy (consistent hashing in front of the pods) | kubernetes-validate --strict"
-kubectl kustomize k8s/envoy >"$work/envoy.yaml" 2>"$work/kustomize.err" || { cat "$work/kustomize.err"; exit 1; }
+kustomize_build k8s/envoy "$work/envoy.yaml"
 "$venv/kubernetes-validate" --strict --quiet "$work/envoy.yaml"
 "$venv/python" tests/ops/envoy_check.py "$work/envoy.yaml" "$work/base.yaml"
 step "nginx: nginx -t on deploy/nginx/pixmirror.conf (tests/fleet.rs runs it for real)"
