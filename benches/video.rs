@@ -109,12 +109,12 @@ fn config(scratch: &Path) -> Config {
         Ok(endpoint) => {
             let var = |n: &str| std::env::var(n).unwrap_or_default();
             c.storage.kind = StorageKind::S3;
-            c.storage.bucket = var("PIXMIRROR_TEST_S3_BUCKET");
-            c.storage.endpoint = Some(endpoint);
-            c.storage.region = Some(var("PIXMIRROR_TEST_S3_REGION"));
-            c.storage.force_path_style = true;
-            c.storage.access_key_id = Some(var("PIXMIRROR_TEST_S3_ACCESS_KEY"));
-            c.storage.secret_access_key = Some(var("PIXMIRROR_TEST_S3_SECRET_KEY"));
+            c.storage.s3.bucket = var("PIXMIRROR_TEST_S3_BUCKET");
+            c.storage.s3.endpoint = Some(endpoint);
+            c.storage.s3.region = Some(var("PIXMIRROR_TEST_S3_REGION"));
+            c.storage.s3.force_path_style = true;
+            c.storage.s3.access_key_id = Some(var("PIXMIRROR_TEST_S3_ACCESS_KEY"));
+            c.storage.s3.secret_access_key = Some(var("PIXMIRROR_TEST_S3_SECRET_KEY"));
         }
         Err(_) => {
             c.storage.kind = StorageKind::Fs;

@@ -317,8 +317,8 @@ async fn failing_store_writes_never_fail_responses() {
     ] {
         let mut cfg = env.config();
         // A real key that may read the bucket but not write it.
-        cfg.storage.access_key_id = Some(common::env("PIXMIRROR_TEST_S3_RO_ACCESS_KEY"));
-        cfg.storage.secret_access_key = Some(common::env("PIXMIRROR_TEST_S3_RO_SECRET_KEY"));
+        cfg.storage.s3.access_key_id = Some(common::env("PIXMIRROR_TEST_S3_RO_ACCESS_KEY"));
+        cfg.storage.s3.secret_access_key = Some(common::env("PIXMIRROR_TEST_S3_RO_SECRET_KEY"));
         cfg.derivatives.write = write;
         cfg.derivatives.write_attempts = 3;
         let s = TestServer::start(cfg).await;

@@ -504,7 +504,7 @@ async fn limits_and_bad_images() {
 async fn store_denies_access_403_not_404() {
     let env = Env::new(Backend::S3, "denied").await;
     let mut cfg = env.config();
-    cfg.storage.secret_access_key = Some("0".repeat(64));
+    cfg.storage.s3.secret_access_key = Some("0".repeat(64));
     let s = TestServer::start(cfg).await;
     for path in [
         env.key("dragonfly.jpg"),
@@ -798,7 +798,7 @@ async fn unreachable_store_is_502_store_error() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = closed.local_addr().expect("addr").port();
     drop(closed);
-    cfg.storage.endpoint = Some(format!("http://127.0.0.1:{port}"));
+    cfg.storage.s3.endpoint = Some(format!("http://127.0.0.1:{port}"));
     let s = TestServer::start(cfg).await;
     for path in [
         env.key("dragonfly.jpg"),

@@ -127,7 +127,7 @@ async fn a_missing_bucket_is_a_store_error_and_never_fires_the_mirror() {
     let env = Env::new(Backend::S3, "nobucket").await;
     let o = Origin::start().await;
     let mut cfg = env.config();
-    cfg.storage.bucket = format!("{}-misspelt", cfg.storage.bucket);
+    cfg.storage.s3.bucket = format!("{}-misspelt", cfg.storage.s3.bucket);
     cfg.mirror.allow_private_networks = true;
     cfg.mirror.rules = vec![pixmirror::config::MirrorRule {
         origin: Some(o.template("img")),
@@ -822,7 +822,7 @@ async fn a_store_outage_and_recovery() {
         .expect("garage address");
     let path = Outage::start(garage).await;
     let mut cfg = env.config();
-    cfg.storage.endpoint = Some(path.endpoint());
+    cfg.storage.s3.endpoint = Some(path.endpoint());
     cfg.storage.timeout = pixmirror::config::Dur(std::time::Duration::from_millis(800));
     let s = TestServer::start(cfg).await;
     let url =

@@ -588,7 +588,7 @@ async fn access_denied_never_mirrors() {
     let o = Origin::start().await;
     let p = format!("{}/d/", env.prefix);
     let mut cfg = with_rules(&env, vec![rule(&p, o.template("img"))]);
-    cfg.storage.secret_access_key = Some("0".repeat(64));
+    cfg.storage.s3.secret_access_key = Some("0".repeat(64));
     let s = TestServer::start(cfg).await;
     let r = get(&s.url(&format!("{p}a.jpg"))).await;
     assert_eq!((r.status, r.code().as_str()), (403, "AccessDenied"));

@@ -19,7 +19,7 @@ fn config(env: &Env, unknown: UnknownHosts) -> pixmirror::config::Config {
         .insert("thumb".into(), "image/resize,w_100".into());
     cfg.http.cache_control = "public, max-age=100".into();
     let mut legacy = cfg.storage.clone();
-    legacy.bucket = "legacy".into();
+    legacy.s3.bucket = "legacy".into();
     let mut styles = StylesConfig::default();
     styles.insert("thumb".into(), "image/resize,w_50/format,png".into());
     cfg.sites = vec![SiteConfig {

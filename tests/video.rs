@@ -512,7 +512,7 @@ async fn through_garage_a_snapshot_reads_a_tenth_of_the_file_at_most() {
     put(&env.store, &key, video.clone(), "video/mp4").await;
     let proxy = CountingProxy::start(common::env("PIXMIRROR_TEST_S3_ENDPOINT")).await;
     let mut cfg = env.config();
-    cfg.storage.endpoint = Some(proxy.addr.clone());
+    cfg.storage.s3.endpoint = Some(proxy.addr.clone());
     cfg.derivatives.store = false;
     let server = TestServer::start(cfg.clone()).await;
     proxy.take();

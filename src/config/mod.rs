@@ -169,6 +169,36 @@ mod tests {
     }
 
     #[test]
+    fn storage_keys_are_read_and_a_misspelt_one_is_named() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("c.toml");
+        let good =
+            "[storage]\nkind = \"s3\"\nbucket = \"b\"\nregion = \"r\"\nendpoint = \"http://e\"\n\
+                    force_path_style = true\naccess_key_id = \"a\"\nsecret_access_key = \"s\"\n";
+        std::fs::write(&p, good).expect("write");
+        let s3 = Config::load(&p, true).expect("load").storage.s3();
+        assert_eq!(
+            (
+                s3.bucket.as_str(),
+                s3.region.as_deref(),
+                s3.endpoint.as_deref()
+            ),
+            ("b", Some("r"), Some("http://e"))
+        );
+        assert!(s3.force_path_style);
+        assert_eq!(s3.access_key_id.as_deref(), Some("a"));
+        assert_eq!(s3.secret_access_key.as_deref(), Some("s"));
+        for bad in [
+            "[storage]\nbukcet = \"b\"\n",
+            "[[sites]]\nhosts = [\"a\"]\n[sites.storage]\nbukcet = \"b\"\n",
+        ] {
+            std::fs::write(&p, bad).expect("write");
+            let err = Config::load(&p, true).expect_err("must fail");
+            assert!(err.contains("bukcet"), "{err}");
+        }
+    }
+
+    #[test]
     fn webp_effort_is_checked() {
         let dir = tempfile::tempdir().expect("tempdir");
         let p = dir.path().join("c.toml");

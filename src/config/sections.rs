@@ -126,31 +126,27 @@ pub struct S3Config {
     pub secret_access_key: Option<String>,
 }
 
+/// `[storage]`: the bucket's keys (`storage.s3.bucket`, `storage.s3.region`, ...)
+/// are written flat beside `kind`, `root` and `timeout`, and read into one
+/// [`S3Config`], the same type a mirror rule's `origin_s3` is.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct StorageConfig {
     pub kind: StorageKind,
     pub root: PathBuf,
-    pub bucket: String,
-    pub region: Option<String>,
-    pub endpoint: Option<String>,
-    pub force_path_style: bool,
-    pub access_key_id: Option<String>,
-    pub secret_access_key: Option<String>,
+    #[serde(flatten)]
+    pub s3: S3Config,
     /// Per-operation timeout of store calls.
     pub timeout: Dur,
+    /// Keys `[storage]` does not know. serde's `deny_unknown_fields` does
+    /// not work beside `flatten`, so `validate` refuses them by name.
+    #[serde(flatten, skip_serializing)]
+    pub unknown: BTreeMap<String, serde::de::IgnoredAny>,
 }
 
 impl StorageConfig {
     pub fn s3(&self) -> S3Config {
-        S3Config {
-            bucket: self.bucket.clone(),
-            region: self.region.clone(),
-            endpoint: self.endpoint.clone(),
-            force_path_style: self.force_path_style,
-            access_key_id: self.access_key_id.clone(),
-            secret_access_key: self.secret_access_key.clone(),
-        }
+        self.s3.clone()
     }
 }
 
@@ -341,13 +337,9 @@ impl Default for StorageConfig {
         StorageConfig {
             kind: StorageKind::Fs,
             root: PathBuf::from("./data/bucket"),
-            bucket: String::new(),
-            region: None,
-            endpoint: None,
-            force_path_style: false,
-            access_key_id: None,
-            secret_access_key: None,
+            s3: S3Config::default(),
             timeout: Dur(Duration::from_secs(30)),
+            unknown: BTreeMap::new(),
         }
     }
 }

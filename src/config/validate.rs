@@ -83,7 +83,10 @@ fn derivatives(cfg: &Config) -> Result<(), String> {
 
 fn storage(cfg: &Config) -> Result<(), String> {
     let s = &cfg.storage;
-    fail(s.kind != StorageKind::S3 || !s.bucket.is_empty(), || {
+    if let Some(k) = s.unknown.keys().next() {
+        return Err(format!("storage.{k}: unknown key"));
+    }
+    fail(s.kind != StorageKind::S3 || !s.s3.bucket.is_empty(), || {
         "storage.bucket: required when storage.kind = \"s3\"".into()
     })
 }

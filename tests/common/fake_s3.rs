@@ -69,11 +69,11 @@ impl FakeS3 {
     /// Point an S3 storage config at this endpoint.
     pub fn configure(&self, c: &mut pixmirror::config::Config) {
         c.storage.kind = pixmirror::config::StorageKind::S3;
-        c.storage.bucket = "images".into();
-        c.storage.endpoint = Some(format!("http://{}", self.addr));
-        c.storage.region = Some("us-east-1".into());
-        c.storage.force_path_style = true;
-        c.storage.access_key_id = Some("AKIDFAKE".into());
-        c.storage.secret_access_key = Some("fake".into());
+        c.storage.s3.bucket = "images".into();
+        c.storage.s3.endpoint = Some(format!("http://{}", self.addr));
+        c.storage.s3.region = Some("us-east-1".into());
+        c.storage.s3.force_path_style = true;
+        c.storage.s3.access_key_id = Some("AKIDFAKE".into());
+        c.storage.s3.secret_access_key = Some("fake".into());
     }
 }

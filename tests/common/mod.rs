@@ -66,12 +66,12 @@ pub fn config(backend: Backend, fs_root: &Path) -> Config {
         }
         Backend::S3 => {
             c.storage.kind = StorageKind::S3;
-            c.storage.bucket = env("PIXMIRROR_TEST_S3_BUCKET");
-            c.storage.endpoint = Some(env("PIXMIRROR_TEST_S3_ENDPOINT"));
-            c.storage.region = Some(env("PIXMIRROR_TEST_S3_REGION"));
-            c.storage.force_path_style = true;
-            c.storage.access_key_id = Some(env("PIXMIRROR_TEST_S3_ACCESS_KEY"));
-            c.storage.secret_access_key = Some(env("PIXMIRROR_TEST_S3_SECRET_KEY"));
+            c.storage.s3.bucket = env("PIXMIRROR_TEST_S3_BUCKET");
+            c.storage.s3.endpoint = Some(env("PIXMIRROR_TEST_S3_ENDPOINT"));
+            c.storage.s3.region = Some(env("PIXMIRROR_TEST_S3_REGION"));
+            c.storage.s3.force_path_style = true;
+            c.storage.s3.access_key_id = Some(env("PIXMIRROR_TEST_S3_ACCESS_KEY"));
+            c.storage.s3.secret_access_key = Some(env("PIXMIRROR_TEST_S3_SECRET_KEY"));
         }
     }
     c.styles.insert(
