@@ -176,7 +176,7 @@ mod tests {
             "[storage]\nkind = \"s3\"\nbucket = \"b\"\nregion = \"r\"\nendpoint = \"http://e\"\n\
                     force_path_style = true\naccess_key_id = \"a\"\nsecret_access_key = \"s\"\n";
         std::fs::write(&p, good).expect("write");
-        let s3 = Config::load(&p, true).expect("load").storage.s3();
+        let s3 = Config::load(&p, true).expect("load").storage.s3;
         assert_eq!(
             (
                 s3.bucket.as_str(),

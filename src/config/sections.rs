@@ -144,12 +144,6 @@ pub struct StorageConfig {
     pub unknown: BTreeMap<String, serde::de::IgnoredAny>,
 }
 
-impl StorageConfig {
-    pub fn s3(&self) -> S3Config {
-        self.s3.clone()
-    }
-}
-
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CacheConfig {

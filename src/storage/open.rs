@@ -12,7 +12,7 @@ use crate::config::{StorageConfig, StorageKind};
 pub async fn from_config(cfg: &StorageConfig) -> Result<DynStore, String> {
     match cfg.kind {
         StorageKind::Fs => Ok(Arc::new(fs::FsStore::new(&cfg.root)?)),
-        StorageKind::S3 => s3_store(&cfg.s3(), cfg.timeout.0).await,
+        StorageKind::S3 => s3_store(&cfg.s3, cfg.timeout.0).await,
     }
 }
 
