@@ -444,6 +444,41 @@ fn what_is_not_such_a_video_is_a_quick_422() {
     }
 }
 
+/// Videos FFmpeg decodes well, in containers the demuxer whitelist lets in,
+/// but not H.264 or H.265: the codec check refuses each by name (without it,
+/// MJPEG and VP9 are snapshotted like any other video).
+#[test]
+fn other_codecs_are_refused_by_name() {
+    let cases = [
+        ("mjpeg", "mov"),
+        ("libvpx-vp9", "webm"),
+        ("mpeg4", "mp4"),
+        ("prores", "mov"),
+    ];
+    for (codec, ext) in cases {
+        let path = dir().join(format!("other-{codec}.{ext}"));
+        let p = path.to_string_lossy().to_string();
+        ffmpeg(&[
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=red:s=64x64:r=25:d=1",
+            "-c:v",
+            codec,
+            &p,
+        ]);
+        let bytes = std::fs::read(&path).expect("video");
+        let e = snap_limited(&bytes, "video/snapshot,t_500,f_jpg", 64 << 20)
+            .err()
+            .unwrap_or_else(|| panic!("{codec}: a snapshot"));
+        assert_eq!(e.code(), "UnprocessableImage", "{codec}: {e}");
+        assert!(
+            e.to_string().contains("only H.264 and H.265"),
+            "{codec}: {e}"
+        );
+    }
+}
+
 /// A TCP stand-in in front of Garage that counts the bytes Garage sends.
 struct CountingProxy {
     addr: String,
