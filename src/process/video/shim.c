@@ -101,6 +101,8 @@ static int open_input(pm_video *v, pm_read_fn read, pm_seek_fn seek) {
     fmt->interrupt_callback.opaque = v->opaque;
     AVDictionary *opts = NULL;
     av_dict_set(&opts, "format_whitelist", "mov,matroska", 0);
+    /* Reaches only decoders avformat opens itself; the decoder pixmirror
+     * opens is chosen in describe(), which refuses any other codec. */
     av_dict_set(&opts, "codec_whitelist", "h264,hevc", 0);
     av_dict_set(&opts, "probesize", "1048576", 0);
     int r = avformat_open_input(&fmt, NULL, NULL, &opts); /* frees fmt on failure */
