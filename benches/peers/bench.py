@@ -635,23 +635,30 @@ def sweep_bytes(s, key):
 
 
 def compare_with_peers(rows, key, outputs):
-    """SSIM of pixmirror's w300 output against each peer's (same size only)."""
-    mine = outputs.get("pixmirror")
+    """SSIM of pixmirror's w300 output against each peer's, and of the peers' outputs
+    against each other (same size only): two lossy encodes of nearly the same pixels differ
+    by the encoder's noise, and the peers among themselves show how much that is."""
     pm = [r for r in rows if r["image"] == key and r["server"] == "pixmirror"]
-    if mine is None or not pm:
+    if "pixmirror" not in outputs or not pm:
         return
-    with Image.open(io.BytesIO(mine)) as im:
-        im.load()
-        a = to_luma(im)
-    vs = {}
+    luma = {}
     for name, body in outputs.items():
-        if name == "pixmirror":
-            continue
         with Image.open(io.BytesIO(body)) as im:
             im.load()
-            b = to_luma(im)
-        vs[name] = round(ssim(a, b), 4) if a.shape == b.shape else None
-    pm[0]["ssim_vs_peers"] = vs
+            luma[name] = to_luma(im)
+
+    def pair(x, y):
+        a, b = luma[x], luma[y]
+        return round(ssim(a, b), 4) if a.shape == b.shape else None
+
+    peers = [n for n in outputs if n != "pixmirror"]
+    pm[0]["ssim_vs_peers"] = {n: pair("pixmirror", n) for n in peers}
+    # ipx and sharp run the same sharp build: their outputs are the same bytes.
+    pm[0]["ssim_among_peers"] = {
+        f"{x} / {y}": pair(x, y)
+        for i, x in enumerate(peers) for y in peers[i + 1:]
+        if outputs[x] != outputs[y]
+    }
 
 
 # ---------------------------------------------------------------- Zipf data
@@ -849,6 +856,10 @@ def report(a, meta, cold, zipf, zinfo):
             if vs:
                 p(f"pixmirror's w{FIXED_W} output against each peer's, SSIM: " + ", ".join(
                     f"{k} {fmt(v, '.4f') if v is not None else 'n/a (other size)'}" for k, v in vs.items()))
+            among = next((r.get("ssim_among_peers") for r in rs if r["server"] == "pixmirror"), None)
+            if among:
+                p(f"the peers' w{FIXED_W} outputs against each other, SSIM: " + ", ".join(
+                    f"{k} {fmt(v, '.4f') if v is not None else 'n/a (other size)'}" for k, v in among.items()))
     if zipf:
         p("")
         p(f"## zipf: {zinfo['distinct_urls']} URLs ({ZIPF_N_ORIG} originals x {ZIPF_N_WIDTHS} widths "
