@@ -162,3 +162,23 @@ impl App {
         })
     }
 }
+
+/// The engine's options from `[process]`: made here, where the
+/// configuration meets the engine, which does not read it.
+impl Options {
+    pub fn from_config(c: &crate::config::ProcessConfig) -> Options {
+        Options {
+            max_source_pixels: c.max_source_pixels,
+            max_output_pixels: c.max_output_pixels,
+            max_frames: c.max_frames,
+            jpeg_quality: c.jpeg_quality,
+            webp_quality: c.webp_quality,
+            avif_quality: c.avif_quality,
+            avif_effort: c.avif_effort,
+            webp_effort: c.webp_effort,
+            webp_large_source_effort: c.webp_large_source_effort,
+            jpeg_scan_skip: c.jpeg_scan_skip,
+            deadline: None,
+        }
+    }
+}

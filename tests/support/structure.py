@@ -18,7 +18,10 @@ How it measures:
   module or a `use`d module alias). Each resolves to the deepest module file it
   names; `mod x;` declarations are not references.
 - Layers: a file may not import a file of a higher layer (`--layers`, default
-  LAYERS below), and process/engine may not import process/lang.
+  LAYERS below; a file with no layer counts as above them all, so a layered
+  file may not import it), process/engine may not import process/lang, and
+  nothing in process/ imports config (the service turns `[process]` into the
+  engine's options).
 
 Usage: structure.py [SRC] [--min N] [--max N] [--file-max N] [--layers SPEC] [--check]
 """
@@ -317,8 +320,10 @@ def main():
     for a, bs in sorted(edges.items()):
         for b in sorted(bs):
             la, lb = layer(name(a), args.layers), layer(name(b), args.layers)
-            if la is not None and lb is not None and la < lb:
+            if la is not None and (lb is None or la < lb):
                 bad.append(f"arrow up: {name(a)} -> {name(b)}")
+            if name(a).startswith("src/process/") and name(b).startswith("src/config/"):
+                bad.append(f"process -> config: {name(a)} -> {name(b)}")
             if name(a).startswith("src/process/engine/") and name(b).startswith("src/process/lang/"):
                 bad.append(f"engine -> lang: {name(a)} -> {name(b)}")
     print("\n".join(bad) if bad else "no arrow up")

@@ -1,5 +1,6 @@
-//! The limits and encoder settings of one pipeline run, from
-//! `[process]` of the configuration.
+//! The limits and encoder settings of one pipeline run. The service makes
+//! them from `[process]` (`Options::from_config`, in `service::app`): the
+//! engine does not read the configuration.
 
 use std::time::Instant;
 
@@ -23,22 +24,6 @@ pub struct Options {
 }
 
 impl Options {
-    pub fn from_config(c: &crate::config::ProcessConfig) -> Options {
-        Options {
-            max_source_pixels: c.max_source_pixels,
-            max_output_pixels: c.max_output_pixels,
-            max_frames: c.max_frames,
-            jpeg_quality: c.jpeg_quality,
-            webp_quality: c.webp_quality,
-            avif_quality: c.avif_quality,
-            avif_effort: c.avif_effort,
-            webp_effort: c.webp_effort,
-            webp_large_source_effort: c.webp_large_source_effort,
-            jpeg_scan_skip: c.jpeg_scan_skip,
-            deadline: None,
-        }
-    }
-
     /// The WebP encoder's effort for an output of `output` pixels (per
     /// frame) from a source of `source` pixels: `webp_large_source_effort`
     /// from [`LARGE_SOURCE_RATIO`] times the output's pixels, never below
