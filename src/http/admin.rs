@@ -32,23 +32,11 @@ fn query_param<'a, B>(req: &'a Request<B>, name: &str) -> Option<&'a str> {
 
 pub async fn handle<B>(sites: Arc<Sites>, req: Request<B>) -> Response<Body> {
     let path = req.uri().path().to_string();
-    let app = &sites.default;
     match (req.method(), path.as_str()) {
         (&Method::GET, "/healthz") => text(StatusCode::OK, "text/plain", "ok\n".into()),
-        (&Method::GET, "/readyz") => {
-            for site in sites.all() {
-                if let Err(e) = site.store.ready().await {
-                    tracing::warn!(error = %e, "readiness check failed");
-                    return text(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "text/plain",
-                        "store unreachable\n".into(),
-                    );
-                }
-            }
-            text(StatusCode::OK, "text/plain", "ready\n".into())
-        }
+        (&Method::GET, "/readyz") => readyz(&sites).await,
         (&Method::GET, "/metrics") => {
+            let app = &sites.default;
             app.l1.update_gauges(&app.metrics).await;
             text(
                 StatusCode::OK,
@@ -57,43 +45,55 @@ pub async fn handle<B>(sites: Arc<Sites>, req: Request<B>) -> Response<Body> {
             )
         }
         (&Method::POST, p) | (&Method::DELETE, p) if p.starts_with("/purge/") => {
-            if let Err(e) = purge_allowed(&app.cfg.server, &req) {
-                return error(&e, false);
-            }
-            let raw = &p["/purge/".len()..];
-            let key = match percent_decode_str(raw).decode_utf8() {
-                Ok(k) if !k.is_empty() => k.into_owned(),
-                _ => {
-                    return error(
-                        &Error::invalid("purge needs a percent-encoded UTF-8 key"),
-                        false,
-                    )
-                }
-            };
-            let Some(app) = sites.named(query_param(&req, "site")) else {
-                return error(&Error::invalid("purge: no such site"), false);
-            };
-            if query_param(&req, "scope") == Some("memory") {
-                app.purge_memory(&key);
-                return text(
-                    StatusCode::OK,
-                    "application/json",
-                    serde_json::json!({ "key": key, "scope": "memory" }).to_string(),
-                );
-            }
-            match app.purge(&key).await {
-                Ok(n) => text(
-                    StatusCode::OK,
-                    "application/json",
-                    serde_json::json!({ "key": key, "deleted": n }).to_string(),
-                ),
-                Err(e) => error(&e, false),
-            }
+            purge(&sites, &req, &p["/purge/".len()..]).await
         }
         _ => error(
             &Error::NoSuchKey(format!("no admin endpoint {path}")),
             false,
         ),
+    }
+}
+
+/// Ready when every site's store answers.
+async fn readyz(sites: &Sites) -> Response<Body> {
+    for site in sites.all() {
+        if let Err(e) = site.store.ready().await {
+            tracing::warn!(error = %e, "readiness check failed");
+            return text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "text/plain",
+                "store unreachable\n".into(),
+            );
+        }
+    }
+    text(StatusCode::OK, "text/plain", "ready\n".into())
+}
+
+/// `POST|DELETE /purge/<percent-encoded key>[?site=][&scope=memory]`.
+async fn purge<B>(sites: &Sites, req: &Request<B>, raw: &str) -> Response<Body> {
+    if let Err(e) = purge_allowed(&sites.default.cfg.server, req) {
+        return error(&e, false);
+    }
+    let key = match percent_decode_str(raw).decode_utf8() {
+        Ok(k) if !k.is_empty() => k.into_owned(),
+        _ => {
+            return error(
+                &Error::invalid("purge needs a percent-encoded UTF-8 key"),
+                false,
+            )
+        }
+    };
+    let Some(app) = sites.named(query_param(req, "site")) else {
+        return error(&Error::invalid("purge: no such site"), false);
+    };
+    let json = |v: serde_json::Value| text(StatusCode::OK, "application/json", v.to_string());
+    if query_param(req, "scope") == Some("memory") {
+        app.purge_memory(&key);
+        return json(serde_json::json!({ "key": key, "scope": "memory" }));
+    }
+    match app.purge(&key).await {
+        Ok(n) => json(serde_json::json!({ "key": key, "deleted": n })),
+        Err(e) => error(&e, false),
     }
 }
 

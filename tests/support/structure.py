@@ -265,7 +265,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("src", nargs="?", default=Path(__file__).resolve().parents[2] / "src", type=Path)
     ap.add_argument("--min", type=int, default=50, help="list functions longer than this")
-    ap.add_argument("--max", type=int, default=80, help="--check: longest function allowed")
+    ap.add_argument("--max", type=int, default=60, help="--check: longest function allowed")
     ap.add_argument("--file-max", type=int, default=500, help="longest file allowed (outside tests)")
     ap.add_argument("--check", action="store_true", help="exit 1 when a limit is broken")
     ap.add_argument("--layers", default=LAYERS, metavar="PREFIX=N,...", help=f"layers (default {LAYERS})")
