@@ -198,6 +198,13 @@ pub struct HttpConfig {
     pub cache_control: String,
 }
 
+/// The largest snapped side and hint width a request may reach: the plan's
+/// `MAX_SIDE` and `MAX_HINT_WIDTH`, checked by `validate`, written here because the configuration
+/// depends on nothing of pixmirror's (a test in `plan::limits` keeps them
+/// equal).
+pub const MAX_SNAP: u32 = 16384;
+pub const MAX_DEFAULT_WIDTH: u32 = 4096;
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ProcessConfig {

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 
-use super::sections::{MirrorRule, StorageKind};
+use super::sections::{MirrorRule, StorageKind, MAX_DEFAULT_WIDTH, MAX_SNAP};
 use super::Config;
 
 type Check = fn(&Config) -> Result<(), String>;
@@ -122,16 +122,16 @@ fn process_limits(cfg: &Config) -> Result<(), String> {
         ("snap_widths", &p.snap_widths),
         ("snap_heights", &p.snap_heights),
     ] {
-        if let Some(v) = list.iter().find(|v| !(1..=16384).contains(*v)) {
-            return Err(format!("process.{name}: {v} is outside [1,16384]"));
+        if let Some(v) = list.iter().find(|v| !(1..=MAX_SNAP).contains(*v)) {
+            return Err(format!("process.{name}: {v} is outside [1,{MAX_SNAP}]"));
         }
     }
     fail(p.max_output_pixels > 0 && p.max_source_pixels > 0, || {
         "process.max_source_pixels, process.max_output_pixels: must be above 0".into()
     })?;
     let w = p.client_hints.default_width;
-    fail((1..=4096).contains(&w), || {
-        format!("process.client_hints.default_width: {w} is outside [1,4096]")
+    fail((1..=MAX_DEFAULT_WIDTH).contains(&w), || {
+        format!("process.client_hints.default_width: {w} is outside [1,{MAX_DEFAULT_WIDTH}]")
     })?;
     fail(cfg.video.max_read_bytes.0 > 0, || {
         "video.max_read_bytes: must be above 0".into()

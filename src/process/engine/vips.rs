@@ -3,7 +3,7 @@
 //! images that cannot be cloned (the crate's `Clone` double-frees).
 //! The crate's option structs whose `Default` holds a `VipsInterpolate` (rotate,
 //! affine, mapim, similarity) wrap libvips' *static* interpolator and unref it
-//! on drop: write every field with an interpolator of our own (`steps::rotate`).
+//! on drop: write every field with an interpolator of our own (`ops::rotate`).
 
 use std::ffi::CStr;
 use std::sync::OnceLock;

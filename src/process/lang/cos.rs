@@ -4,9 +4,9 @@
 //! Ranges come from the COS and Qiniu documentation; the README lists the
 //! forms and the choices made where those are silent.
 
-use super::params::{b64, parse_color, truncate};
+use super::params::{b64, parse_color, parse_int, truncate};
 use crate::error::{Error, Result};
-use crate::process::plan::limits::{MAX_AREA, MAX_RADIUS, MAX_SIDE};
+use crate::process::plan::limits::{MAX_AREA, MAX_CROP_OFFSET, MAX_RADIUS, MAX_SIDE};
 use crate::process::plan::{
     Crop, Format, FormatSpec, Gravity, Op, Plan, Quality, Resize, ResizeMode,
 };
@@ -66,9 +66,8 @@ fn bad(op: &str, what: &str, v: &str) -> Error {
 }
 
 fn int(op: &str, v: &str, min: u64, max: u64) -> Result<u64> {
-    v.parse::<u64>()
-        .ok()
-        .filter(|n| (min..=max).contains(n))
+    parse_int(v, min as i64, max as i64)
+        .map(|n| n as u64)
         .ok_or_else(|| bad(op, &format!("must be an integer in [{min},{max}]"), v))
 }
 
@@ -310,9 +309,9 @@ fn alone(plan: &mut Plan, op: &str, v: &str) -> Result<()> {
             plan.ops.push(Op::Crop(Crop {
                 w: side(op, w)?,
                 h: side(op, h)?,
-                x: int(op, x, 0, 1 << 20)? as u32,
-                y: int(op, y, 0, 1 << 20)? as u32,
-                g: Gravity::Nw,
+                x: int(op, x, 0, MAX_CROP_OFFSET as u64)? as u32,
+                y: int(op, y, 0, MAX_CROP_OFFSET as u64)? as u32,
+                ..Crop::DEFAULT
             }));
         }
         "rotate" => {
@@ -618,6 +617,12 @@ mod tests {
             "imageView2/2/w/100/q/0",
             "imageView2/2/w/100/x/1",
             "imageMogr3/thumbnail/100x",
+            // Numbers are digits, as in every other grammar (Rust's parse
+            // alone would take a sign).
+            "imageMogr2/thumbnail/+300x",
+            "imageMogr2/rotate/+90",
+            "imageMogr2/quality/+80",
+            "imageView2/2/w/+100",
         ] {
             let e = parse(bad).expect_err(bad);
             assert_eq!(e.code(), "InvalidArgument", "{bad}");

@@ -17,11 +17,8 @@
 //! - A value that does not parse (not a plain number, too long, not finite)
 //!   is ignored as if absent. A plan without `auto` reads no header.
 
-use crate::process::plan::limits::MAX_SIDE;
+use crate::process::plan::limits::{MAX_HINT_WIDTH, MAX_SIDE};
 use crate::process::plan::{snap_up, Dpr, Op, Plan};
-
-/// The widest `w_auto`: a hint above it is clamped.
-pub const MAX_HINT_WIDTH: u32 = 4096;
 
 /// The hint headers, in the order `Vary` names them.
 pub const HINT_HEADERS: [&str; 5] = [

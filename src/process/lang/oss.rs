@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 use super::params::{parse_color, truncate, Params};
 use super::watermark;
 use crate::error::{Error, Result};
-use crate::process::plan::limits::{MAX_AREA, MAX_IMAGE_MARKS, MAX_RADIUS, MAX_SIDE};
+use crate::process::plan::limits::{
+    MAX_AREA, MAX_CROP_OFFSET, MAX_IMAGE_MARKS, MAX_RADIUS, MAX_SIDE,
+};
 use crate::process::plan::{
     Axis, Crop, Dpr, Format, FormatSpec, Gravity, IndexCrop, Op, Plan, Quality, Report, Resize,
     ResizeMode,
@@ -351,12 +353,17 @@ fn resize_mode(p: &Params) -> Result<ResizeMode> {
 
 fn parse_crop(p: &Params) -> Result<Crop> {
     p.only(&["w", "h", "x", "y", "g"], false)?;
-    let w = p.int("w", 0, MAX_SIDE as i64)?.unwrap_or(0) as u32;
-    let h = p.int("h", 0, MAX_SIDE as i64)?.unwrap_or(0) as u32;
-    let x = p.int("x", 0, 1 << 20)?.unwrap_or(0) as u32;
-    let y = p.int("y", 0, 1 << 20)?.unwrap_or(0) as u32;
+    let d = Crop::DEFAULT;
+    let w = p.int("w", 0, MAX_SIDE as i64)?.map_or(d.w, |v| v as u32);
+    let h = p.int("h", 0, MAX_SIDE as i64)?.map_or(d.h, |v| v as u32);
+    let x = p
+        .int("x", 0, MAX_CROP_OFFSET as i64)?
+        .map_or(d.x, |v| v as u32);
+    let y = p
+        .int("y", 0, MAX_CROP_OFFSET as i64)?
+        .map_or(d.y, |v| v as u32);
     let g = match p.get("g") {
-        None => Gravity::Nw,
+        None => d.g,
         Some(g) => Gravity::parse(g).ok_or_else(|| {
             Error::invalid(format!(
                 "crop: parameter g must be one of nw, north, ne, west, center, east, sw, south, se, got `{}`",

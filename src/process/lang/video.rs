@@ -5,11 +5,8 @@
 
 use super::params::{truncate, Params};
 use crate::error::{Error, Result};
-use crate::process::plan::limits::MAX_SIDE;
+use crate::process::plan::limits::{MAX_SIDE, MAX_T_MS};
 use crate::process::plan::{Format, Plan, Snapshot, Turn, SNAPSHOT_FORMATS};
-
-/// The largest `t`: 999,999,999 ms (11.5 days); past a video's end is its last frame.
-pub const MAX_T_MS: i64 = 999_999_999;
 
 /// `<action>` after `video/`: only `snapshot`, alone.
 pub fn parse(rest: &str) -> Result<Plan> {
@@ -29,7 +26,7 @@ pub fn parse(rest: &str) -> Result<Plan> {
     let p = Params::parse(name, parts)?;
     p.only(&["t", "w", "h", "m", "f", "ar"], false)?;
     let snapshot = Snapshot {
-        t_ms: p.required("t", 0, MAX_T_MS)? as u64,
+        t_ms: p.required("t", 0, MAX_T_MS as i64)? as u64,
         w: p.int("w", 0, MAX_SIDE as i64)?.unwrap_or(0) as u32,
         h: p.int("h", 0, MAX_SIDE as i64)?.unwrap_or(0) as u32,
         fast: match p.get("m") {

@@ -23,14 +23,30 @@ pub enum Axis {
 }
 
 impl Crop {
+    /// What a parameter left out means: from the top-left corner to the
+    /// image's edges.
+    pub const DEFAULT: Crop = Crop {
+        w: 0,
+        h: 0,
+        x: 0,
+        y: 0,
+        g: Gravity::Nw,
+    };
+
     /// `crop,<k>_<v>...`: parameters in alphabetical order, defaults left out.
     pub fn canonical(&self) -> String {
+        let d = Crop::DEFAULT;
         let mut s = String::from("crop");
-        if self.g != Gravity::Nw {
+        if self.g != d.g {
             let _ = write!(s, ",g_{}", self.g.name());
         }
-        for (k, v) in [("h", self.h), ("w", self.w), ("x", self.x), ("y", self.y)] {
-            if v > 0 {
+        for (k, v, dv) in [
+            ("h", self.h, d.h),
+            ("w", self.w, d.w),
+            ("x", self.x, d.x),
+            ("y", self.y, d.y),
+        ] {
+            if v != dv {
                 let _ = write!(s, ",{k}_{v}");
             }
         }

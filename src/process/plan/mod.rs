@@ -27,7 +27,7 @@ pub use watermark::{Font, ImageMark, MarkOp, TextMark, Watermark};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Quality {
-    /// `q`: relative to a JPEG source's estimated quality (`jpegq`), else absolute.
+    /// `q`: relative to a JPEG source's estimated quality (`codec::jpeg`), else absolute.
     Relative(u8),
     /// `Q`: absolute, never above a JPEG source's estimated quality.
     Absolute(u8),
