@@ -10,7 +10,8 @@
 //!   engine (`video/snapshot`).
 //!
 //! Arrows point down only: `lang` → `plan`; `engine` → `plan`, `codec`;
-//! `codec` → `plan` (the `Format` type); `video` → `engine`, `plan`.
+//! `codec` → `plan` (the `Format` type); `video` → `engine`, `plan`. Nothing
+//! here reads the configuration: the service hands the engine its `Options`.
 
 pub mod codec;
 pub mod engine;
