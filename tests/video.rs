@@ -112,6 +112,16 @@ fn red_blue(codec: &str, container: &str) -> Vec<u8> {
 
 /// A snapshot of `bytes` in memory, reads counted; `limit`: the read limit.
 fn snap_limited(bytes: &[u8], process: &str, limit: u64) -> Result<Snapped, Error> {
+    snap_reserving(bytes, process, limit, &mut |_| Ok(()))
+}
+
+/// As `snap_limited`, with the memory reservations going to `reserve`.
+fn snap_reserving(
+    bytes: &[u8],
+    process: &str,
+    limit: u64,
+    reserve: &mut dyn FnMut(u64) -> Result<(), Error>,
+) -> Result<Snapped, Error> {
     let plan = lang::parse_process(process, &BTreeMap::new())?;
     let snap = plan.snapshot.expect("a snapshot plan");
     let fetch: Fetch = Box::new(move |off, len| {
@@ -120,7 +130,7 @@ fn snap_limited(bytes: &[u8], process: &str, limit: u64) -> Result<Snapped, Erro
     });
     let reader = RangeReader::new(bytes.len() as u64, limit, None, fetch);
     let opts = Options::from_config(&Default::default());
-    video::snapshot(reader, &snap, &opts, &mut |_| Ok(()))
+    video::snapshot(reader, &snap, &opts, reserve)
 }
 
 fn snap(bytes: &[u8], process: &str) -> Snapped {
@@ -477,6 +487,82 @@ fn other_codecs_are_refused_by_name() {
             "{codec}: {e}"
         );
     }
+}
+
+/// 640x360 H.264 (x264, no B pictures) in MP4: `refs` reference pictures
+/// of `pix_fmt` samples, 1 s at 25 fps.
+fn refs_video(pix_fmt: &str, refs: u32) -> Vec<u8> {
+    let _writing = writing();
+    let path = dir().join(format!("refs-{pix_fmt}-{refs}.mp4"));
+    if !path.exists() {
+        let p = path.to_string_lossy().to_string();
+        let params = format!("ref={refs}:bframes=0:keyint=250:scenecut=0");
+        ffmpeg(&[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=s=640x360:r=25:d=1",
+            "-pix_fmt",
+            pix_fmt,
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-x264-params",
+            &params,
+            &p,
+        ]);
+    }
+    std::fs::read(&path).expect("video")
+}
+
+/// The memory budget sees every picture the decoder keeps, however many the
+/// stream's parameters ask for: 16 references of 4:4:4 10-bit 640x360
+/// (1.4 MB each) reserve at least 16 pictures' bytes, where a fixed
+/// allowance per pixel (30 B/px: 6.9 MB) held a third of it; one 4:2:0
+/// 8-bit reference reserves a few. A refused reservation ends the run with
+/// the budget's own error, not a frame.
+#[test]
+fn the_budget_counts_every_picture_the_stream_keeps() {
+    let picture_444_10 = 640 * 368 * 3 * 2;
+    let reserved = |bytes: &[u8]| {
+        let mut total = 0u64;
+        let got = snap_reserving(bytes, "video/snapshot,t_900,f_jpg", u64::MAX, &mut |n| {
+            total += n;
+            Ok(())
+        });
+        got.unwrap_or_else(|e| panic!("{e}"));
+        total
+    };
+    let many = reserved(&refs_video("yuv444p10le", 16));
+    assert!(
+        many >= 16 * picture_444_10,
+        "16 references: {many} bytes reserved"
+    );
+    let few = reserved(&refs_video("yuv420p", 1));
+    let picture_420_8 = 640 * 368 * 3 / 2;
+    assert!(
+        few <= 10 * picture_420_8 + (8 << 20),
+        "1 reference: {few} bytes reserved"
+    );
+    assert!(many > 4 * few, "{many} vs {few}");
+
+    let mut granted = 0u64;
+    let e = snap_reserving(
+        &refs_video("yuv444p10le", 16),
+        "video/snapshot,t_900,f_jpg",
+        u64::MAX,
+        &mut |n| {
+            granted += n;
+            if granted > 8 * picture_444_10 {
+                return Err(Error::Busy("the memory budget is spent".into()));
+            }
+            Ok(())
+        },
+    )
+    .err()
+    .expect("a refused reservation ends the snapshot");
+    assert_eq!(e.code(), "Busy", "{e}");
 }
 
 /// A TCP stand-in in front of Garage that counts the bytes Garage sends.

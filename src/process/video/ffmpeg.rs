@@ -1,7 +1,9 @@
 //! The only file that calls FFmpeg (through `shim.c`): open a video over a
 //! [`RangeReader`], describe it, decode one frame, hand it out as RGB. The
 //! reader is FFmpeg's I/O and its stop signal (the deadline, the read limit,
-//! a failed read); no panic crosses the C boundary.
+//! a failed read, a refused reservation); the caller's `reserve` is asked for
+//! each decoder picture's bytes before the live pictures pass what it granted.
+//! No panic crosses the C boundary.
 
 use std::ffi::{c_int, c_void};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -31,6 +33,7 @@ pub struct Info {
 type ReadFn = extern "C" fn(*mut c_void, *mut u8, c_int) -> c_int;
 type SeekFn = extern "C" fn(*mut c_void, i64, c_int) -> i64;
 type StopFn = extern "C" fn(*mut c_void) -> c_int;
+type GrowFn = extern "C" fn(*mut c_void, i64) -> c_int;
 
 extern "C" {
     fn pm_init(max_alloc: usize);
@@ -40,6 +43,7 @@ extern "C" {
         read: ReadFn,
         seek: SeekFn,
         stop: StopFn,
+        grow: GrowFn,
         max_pixels: i64,
     ) -> c_int;
     fn pm_info_of(v: *const PmVideo, info: *mut Info);
@@ -71,10 +75,23 @@ fn init() {
     ONCE.call_once(|| unsafe { pm_init(MAX_ALLOC) });
 }
 
+/// What FFmpeg's callbacks reach: the reader, and the memory reservation.
+struct Io<'a> {
+    reader: RangeReader<'a>,
+    reserve: &'a mut dyn FnMut(u64) -> Result<()>,
+}
+
+/// The `Io` behind a callback's `opaque`.
+///
+/// SAFETY (for callers): `opaque` is the `Io` boxed by `Video::open`, alive
+/// until `pm_close`, and FFmpeg calls back on this thread only.
+unsafe fn io<'x>(opaque: *mut c_void) -> &'x mut Io<'x> {
+    &mut *(opaque as *mut Io)
+}
+
 extern "C" fn read_cb(opaque: *mut c_void, buf: *mut u8, size: c_int) -> c_int {
-    // SAFETY: `opaque` is the `RangeReader` boxed by `Video::open`, alive
-    // until `pm_close`; `buf` holds `size` bytes (avio's contract).
-    let r = unsafe { &mut *(opaque as *mut RangeReader) };
+    // SAFETY: see `io`; `buf` holds `size` bytes (avio's contract).
+    let r = unsafe { &mut io(opaque).reader };
     let out = unsafe { std::slice::from_raw_parts_mut(buf, size.max(0) as usize) };
     match catch_unwind(AssertUnwindSafe(|| r.read(out))) {
         Ok(Ok(0)) => AVERROR_EOF,
@@ -88,8 +105,8 @@ extern "C" fn read_cb(opaque: *mut c_void, buf: *mut u8, size: c_int) -> c_int {
 }
 
 extern "C" fn seek_cb(opaque: *mut c_void, offset: i64, whence: c_int) -> i64 {
-    // SAFETY: as in `read_cb`.
-    let r = unsafe { &mut *(opaque as *mut RangeReader) };
+    // SAFETY: see `io`.
+    let r = unsafe { &mut io(opaque).reader };
     if whence & AVSEEK_SIZE != 0 {
         return r.size() as i64;
     }
@@ -108,15 +125,30 @@ extern "C" fn seek_cb(opaque: *mut c_void, offset: i64, whence: c_int) -> i64 {
 }
 
 extern "C" fn stop_cb(opaque: *mut c_void) -> c_int {
-    // SAFETY: as in `read_cb`.
-    let r = unsafe { &mut *(opaque as *mut RangeReader) };
+    // SAFETY: see `io`.
+    let r = unsafe { &mut io(opaque).reader };
     catch_unwind(AssertUnwindSafe(|| r.stopped() as c_int)).unwrap_or(1)
+}
+
+/// More memory for the decoder's pictures; refused, the run's failure is
+/// set and the stop callback ends the run with it.
+extern "C" fn grow_cb(opaque: *mut c_void, bytes: i64) -> c_int {
+    // SAFETY: see `io`.
+    let io = unsafe { io(opaque) };
+    let asked = catch_unwind(AssertUnwindSafe(|| (io.reserve)(bytes.max(0) as u64)));
+    let failure = match asked {
+        Ok(Ok(())) => return 0,
+        Ok(Err(e)) => e,
+        Err(_) => Error::Internal("the memory reservation panicked".into()),
+    };
+    io.reader.failure.get_or_insert(failure);
+    1
 }
 
 /// One open video: the demuxer and decoder over its reader.
 pub struct Video<'a> {
     ptr: *mut PmVideo,
-    reader: Box<RangeReader<'a>>,
+    io: Box<Io<'a>>,
 }
 
 impl Drop for Video<'_> {
@@ -128,18 +160,28 @@ impl Drop for Video<'_> {
 
 impl<'a> Video<'a> {
     /// Open the container and its video stream's decoder (no frame decoded).
-    pub fn open(reader: RangeReader<'a>, max_pixels: u64) -> Result<Video<'a>> {
+    /// `reserve` is asked for the decoder's pictures as they are made.
+    pub fn open(
+        reader: RangeReader<'a>,
+        reserve: &'a mut dyn FnMut(u64) -> Result<()>,
+        max_pixels: u64,
+    ) -> Result<Video<'a>> {
         init();
-        let mut reader = Box::new(reader);
+        let mut io = Box::new(Io { reader, reserve });
         let mut ptr = std::ptr::null_mut();
-        let opaque = &mut *reader as *mut RangeReader as *mut c_void;
+        let opaque = &mut *io as *mut Io as *mut c_void;
         let max = i64::try_from(max_pixels).unwrap_or(i64::MAX);
-        // SAFETY: the callbacks get `opaque`, the boxed reader, which outlives `ptr`.
-        let r = unsafe { pm_open(&mut ptr, opaque, read_cb, seek_cb, stop_cb, max) };
+        // SAFETY: the callbacks get `opaque`, the boxed `Io`, which outlives `ptr`.
+        let r = unsafe { pm_open(&mut ptr, opaque, read_cb, seek_cb, stop_cb, grow_cb, max) };
         if r != 0 {
-            return Err(failure(r, &mut reader));
+            return Err(failure(r, &mut io.reader));
         }
-        Ok(Video { ptr, reader })
+        Ok(Video { ptr, io })
+    }
+
+    /// Reserve `bytes` more for this snapshot (beside its pictures).
+    pub fn reserve(&mut self, bytes: u64) -> Result<()> {
+        (self.io.reserve)(bytes)
     }
 
     pub fn info(&self) -> Info {
@@ -155,7 +197,7 @@ impl<'a> Video<'a> {
         // SAFETY: `ptr` is open.
         let r = unsafe { pm_decode(self.ptr, t, fast as c_int) };
         if r != 0 {
-            return Err(failure(r, &mut self.reader));
+            return Err(failure(r, &mut self.io.reader));
         }
         let (mut w, mut h) = (0, 0);
         // SAFETY: a frame was decoded.
@@ -179,7 +221,7 @@ impl<'a> Video<'a> {
 
     /// Bytes read from the object so far, and in how many ranges.
     pub fn read(&self) -> (u64, u32) {
-        (self.reader.fetched, self.reader.ranges)
+        (self.io.reader.fetched, self.io.reader.ranges)
     }
 }
 

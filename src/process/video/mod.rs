@@ -29,30 +29,30 @@ pub struct Snapped {
     pub ranges: u32,
 }
 
-/// Bytes a decode of `pixels`-pixel pictures holds at its peak: the
-/// decoder's pictures (8 at 4:2:0, 10-bit samples stored in 2 bytes: the
-/// reference pictures a level allows at HD sizes, and the one being made),
-/// the RGB copy and the engine's copy of it. Measured peak RSS over a tiny
-/// video's: 20 B/px at 1080p, 30 at 720p (read-ahead included).
-pub fn decode_bytes(pixels: u64) -> u64 {
-    pixels * (8 * 3 + 3 + 3)
+/// Bytes a snapshot of `pixels`-pixel pictures holds beside the decoder's
+/// pictures (which the decoder reserves one by one as it makes them, as
+/// many as the stream's parameters keep): the frame's RGB copy, the
+/// engine's copy of it, and the reader's kept ranges.
+pub fn frame_bytes(pixels: u64) -> u64 {
+    pixels * (3 + 3) + reader::KEPT_BYTES
 }
 
 /// One snapshot: open the video, check the request against its size, take
-/// the memory (`reserve`, before anything is decoded), decode the frame at
-/// `t`, hand it to the engine.
+/// the memory (`reserve`: the frame's copies before anything is decoded,
+/// then each decoder picture as it is made), decode the frame at `t`, hand
+/// it to the engine.
 pub fn snapshot(
     reader: RangeReader,
     snap: &Snapshot,
     opts: &Options,
     reserve: &mut dyn FnMut(u64) -> Result<()>,
 ) -> Result<Snapped> {
-    let mut video = ffmpeg::Video::open(reader, opts.max_source_pixels)?;
+    let mut video = ffmpeg::Video::open(reader, reserve, opts.max_source_pixels)?;
     let info = video.info();
     let coded = (info.width as u32, info.height as u32);
     let turn = snap.turn_degrees(info.rotation as u32, coded);
     let to = snap.size(turned(coded, turn))?;
-    reserve(decode_bytes(coded.0 as u64 * coded.1 as u64))?;
+    video.reserve(frame_bytes(coded.0 as u64 * coded.1 as u64))?;
     let frame = video.decode(snap.t_ms, snap.fast)?;
     let rgb = video.rgb(frame)?;
     let (read_bytes, ranges) = video.read();

@@ -21,6 +21,9 @@ pub const MAX_AHEAD: u64 = 1024 * 1024;
 /// Ranges kept for re-reads (demuxers step back a little after a seek).
 const KEPT: usize = 4;
 
+/// The most bytes the kept ranges hold.
+pub const KEPT_BYTES: u64 = KEPT as u64 * MAX_AHEAD;
+
 pub struct RangeReader<'a> {
     size: u64,
     pos: u64,

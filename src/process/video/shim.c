@@ -22,6 +22,8 @@
 typedef int (*pm_read_fn)(void *opaque, uint8_t *buf, int size);
 typedef int64_t (*pm_seek_fn)(void *opaque, int64_t offset, int whence);
 typedef int (*pm_stop_fn)(void *opaque);
+/* Asks for `bytes` more memory; 0: granted. Refused, the stop callback then says stop. */
+typedef int (*pm_grow_fn)(void *opaque, int64_t bytes);
 
 typedef struct {
     int width, height;   /* the coded picture, from the container */
@@ -49,9 +51,69 @@ typedef struct pm_video {
     AVPacket *pkt;
     int stream;
     pm_stop_fn stop;
+    pm_grow_fn grow;
     void *opaque;
     pm_info info;
+    int64_t live;     /* bytes of the decoder's pictures alive now */
+    int64_t reserved; /* the most ever granted by grow */
 } pm_video;
+
+/* One decoder picture as pixmirror hands it out: the decoder's own buffer,
+ * and what it counted. */
+typedef struct {
+    AVBufferRef *orig;
+    pm_video *v;
+    int64_t bytes;
+} pm_picture;
+
+static void pm_picture_free(void *opaque, uint8_t *data) {
+    (void)data;
+    pm_picture *p = opaque;
+    p->v->live -= p->bytes;
+    av_buffer_unref(&p->orig);
+    av_free(p);
+}
+
+/*
+ * Every picture the decoder allocates passes here (the decoders are DR1):
+ * its bytes are counted while it lives, and the caller is asked for more
+ * memory before the live pictures pass what it granted. The count is the
+ * picture's planes and a quarter more for the decoder's per-picture tables
+ * (motion vectors, macroblock types). Nothing else decides how many pictures
+ * a stream keeps: its own parameters (up to 16 references) do.
+ */
+static int pm_get_buffer(AVCodecContext *s, AVFrame *f, int flags) {
+    pm_video *v = s->opaque;
+    int r = avcodec_default_get_buffer2(s, f, flags);
+    if (r < 0)
+        return r;
+    int64_t bytes = 0;
+    for (int i = 0; i < AV_NUM_DATA_POINTERS && f->buf[i]; i++)
+        bytes += f->buf[i]->size;
+    bytes += bytes / 4;
+    if (v->live + bytes > v->reserved) {
+        int64_t more = v->live + bytes - v->reserved;
+        if (v->grow(v->opaque, more) != 0) {
+            av_frame_unref(f);
+            return AVERROR(ENOMEM);
+        }
+        v->reserved += more;
+    }
+    pm_picture *p = av_mallocz(sizeof(pm_picture));
+    AVBufferRef *wrap =
+        p ? av_buffer_create(f->buf[0]->data, f->buf[0]->size, pm_picture_free, p, 0) : NULL;
+    if (!wrap) {
+        av_free(p);
+        av_frame_unref(f);
+        return AVERROR(ENOMEM);
+    }
+    p->orig = f->buf[0];
+    p->v = v;
+    p->bytes = bytes;
+    f->buf[0] = wrap;
+    v->live += bytes;
+    return 0;
+}
 
 #define PM_IO_BUFFER (64 * 1024)
 
@@ -123,6 +185,8 @@ static int open_decoder(pm_video *v, const AVStream *st, int64_t max_pixels) {
     if (avcodec_parameters_to_context(v->dec, st->codecpar) < 0)
         return PM_NOT_VIDEO;
     v->dec->thread_count = 1;
+    v->dec->opaque = v;
+    v->dec->get_buffer2 = pm_get_buffer;
     v->dec->max_pixels = max_pixels;
     v->dec->pkt_timebase = st->time_base;
     if (avcodec_open2(v->dec, codec, NULL) < 0)
@@ -164,13 +228,14 @@ static int describe(pm_video *v, int64_t max_pixels) {
 
 /* Open the container and the video stream's decoder; nothing is decoded yet. */
 int pm_open(pm_video **out, void *opaque, pm_read_fn read, pm_seek_fn seek, pm_stop_fn stop,
-            int64_t max_pixels) {
+            pm_grow_fn grow, int64_t max_pixels) {
     *out = NULL;
     pm_video *v = av_mallocz(sizeof(pm_video));
     if (!v)
         return PM_NOMEM;
     v->opaque = opaque;
     v->stop = stop;
+    v->grow = grow;
     int r = open_input(v, read, seek);
     if (r == PM_OK)
         r = describe(v, max_pixels);
@@ -271,8 +336,8 @@ int pm_decode(pm_video *v, int64_t t_ms, int fast) {
         }
         if (take_frames(v, target, fast, &have))
             return PM_OK;
-        if (flushing)
-            return have ? PM_OK : PM_NO_FRAME;
+        if (flushing) /* a refused picture ends the run, not a short decode */
+            return v->stop(v->opaque) ? PM_STOPPED : have ? PM_OK : PM_NO_FRAME;
     }
 }
 
