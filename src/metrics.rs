@@ -141,7 +141,7 @@ const STORE_WRITES: Def = def(
     "Derivative write attempts to the bucket, by result (ok or error)",
     &["result"],
 );
-const STORE_REQUESTS: Def = def("pixmirror_store_requests_total", "Requests to the bucket, by operation (GET, HEAD, PUT, DELETE, LIST) and result (ok, not_found, denied, error): the billed S3 requests", &["op", "result"]);
+const STORE_REQUESTS: Def = def("pixmirror_store_requests_total", "Requests to the bucket, by operation (GET, HEAD, PUT, DELETE, LIST) and result (ok, not_found, denied, timeout, throttled, changed, error): the billed S3 requests", &["op", "result"]);
 const COALESCED: Def = def(
     "pixmirror_coalesced_total",
     "Requests that joined work already in flight instead of doing it again",

@@ -12,11 +12,13 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
+use common::gated::GatedStore;
 use common::*;
 use pixmirror::error::Error;
 use pixmirror::process::engine::pipeline::Options;
 use pixmirror::process::lang;
 use pixmirror::process::video::{self, Fetch, RangeReader, Snapped};
+use pixmirror::storage::{PutObject, StoreError};
 
 const RED: [u8; 3] = [255, 0, 0];
 const BLUE: [u8; 3] = [0, 0, 255];
@@ -702,6 +704,51 @@ async fn a_snapshot_is_a_derivative_like_any_other() {
     assert_eq!(r.body, all[0].body);
     assert_eq!(server.processed(), 0);
     server.stop().await;
+}
+
+/// The ranges of one snapshot all come from one version of the object: a
+/// ranged read names the ETag the HEAD saw (S3 `If-Match`; on the fs store,
+/// the opened file's), and a replaced object fails the snapshot with 503
+/// instead of decoding a mix of two files; the next request reads the new one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_video_replaced_while_it_is_read_is_never_mixed() {
+    let (first, second) = (refs_video("yuv420p", 1), red_blue("h264", "mp4"));
+    let obj = |bytes: &Vec<u8>| PutObject {
+        bytes: bytes::Bytes::from(bytes.clone()),
+        content_type: "video/mp4".into(),
+        metadata: BTreeMap::new(),
+    };
+    for backend in [Backend::Fs, Backend::S3] {
+        let env = Env::new(backend, "video").await;
+        let key = env.key("clips/replaced.mp4");
+        put(&env.store, &key, first.clone(), "video/mp4").await;
+        let old = env.store.head(&key).await.expect("head").etag;
+        let range = |etag: String| {
+            let (store, key) = (env.store.clone(), key.clone());
+            async move { store.get_range(&key, 0, 16, Some(&etag)).await }
+        };
+        assert_eq!(range(old.clone()).await.expect("same version").len(), 16);
+        put(&env.store, &key, second.clone(), "video/mp4").await;
+        let new = env.store.head(&key).await.expect("head").etag;
+        let e = range(old.clone()).await.expect_err("another version");
+        assert!(matches!(e, StoreError::Changed), "{backend:?}: {e}");
+        assert_eq!(range(new).await.expect("new version").len(), 16);
+
+        put(&env.store, &key, first.clone(), "video/mp4").await;
+        let gated = Arc::new(GatedStore::new(env.store.clone()));
+        gated.puts.add_permits(1000);
+        gated.replace_after_ranges(1, obj(&second));
+        let server = TestServer::start_with_store(env.config(), gated.clone()).await;
+        let url = server.url(&format!("{key}?x-oss-process=video/snapshot,t_900,f_jpg"));
+        let r = get(&url).await;
+        let body = String::from_utf8_lossy(&r.body).to_string();
+        assert_eq!(r.status, 503, "{backend:?}: {body}");
+        assert!(body.contains("changed while it was read"), "{body}");
+        let r = get(&url).await;
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        assert!(close(middle(&r.body), RED), "the new version: red at 0.9 s");
+        server.stop().await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -102,7 +102,12 @@ pub(super) async fn read(
         (Target::S3(okey), Some(store)) => {
             with_retries(rule, || async {
                 store
-                    .get_range(okey, offset, len)
+                    .get_range(
+                        okey,
+                        offset,
+                        len,
+                        Some(src.etag.as_str()).filter(|e| !e.is_empty()),
+                    )
                     .await
                     .map_err(s3_origin::failure)
             })

@@ -36,6 +36,10 @@ pub fn failure(e: StoreError) -> Failure {
         StoreError::AccessDenied(_) => {
             Failure::Fatal(mirror_failed("the origin bucket denied access"))
         }
+        // As an HTTP origin whose size or ETag changed between ranges.
+        StoreError::Changed => Failure::Fatal(mirror_failed(
+            "the origin's object changed during the snapshot",
+        )),
         e => {
             tracing::warn!(error = %e, "mirror S3 origin failed");
             Failure::Retry(mirror_failed("the origin bucket failed"))

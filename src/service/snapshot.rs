@@ -152,8 +152,9 @@ impl App {
     ) -> Fetch<'a> {
         let count = move |source: &str, n: usize| self.metrics.count_video_read(source, n as u64);
         match video {
-            Video::Bucket(_) => Box::new(move |offset, len| {
-                let bytes = rt.block_on(self.store.get_range(key, offset, len))?;
+            Video::Bucket(meta) => Box::new(move |offset, len| {
+                let etag = Some(meta.etag.as_str()).filter(|e| !e.is_empty());
+                let bytes = rt.block_on(self.store.get_range(key, offset, len, etag))?;
                 count("store", bytes.len());
                 Ok(bytes)
             }),

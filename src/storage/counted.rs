@@ -44,6 +44,7 @@ impl Counted {
                 tracing::warn!(op, error = %e, "store throttled");
                 "throttled"
             }
+            Err(StoreError::Changed) => "changed",
             Err(e @ StoreError::Other(_)) => {
                 tracing::warn!(op, error = %e, "store failure");
                 "error"
@@ -89,8 +90,9 @@ impl Store for Counted {
         key: &'a str,
         offset: u64,
         len: u64,
+        etag: Option<&'a str>,
     ) -> BoxFuture<'a, StoreResult<bytes::Bytes>> {
-        self.counted("GET", self.inner.get_range(key, offset, len))
+        self.counted("GET", self.inner.get_range(key, offset, len, etag))
     }
     fn put<'a>(&'a self, key: &'a str, obj: PutObject) -> BoxFuture<'a, StoreResult<Written>> {
         self.counted("PUT", self.inner.put(key, obj))

@@ -231,8 +231,19 @@ impl FsStore {
         })
     }
 
-    fn get_range_sync(&self, key: &str, offset: u64, len: u64) -> StoreResult<bytes::Bytes> {
-        let (mut file, _) = self.open(key)?;
+    /// The ETag is checked on the opened file, whose bytes a rename cannot
+    /// change: what is read is the version checked.
+    fn get_range_sync(
+        &self,
+        key: &str,
+        offset: u64,
+        len: u64,
+        etag: Option<&str>,
+    ) -> StoreResult<bytes::Bytes> {
+        let (mut file, meta) = self.open(key)?;
+        if etag.is_some_and(|e| e != meta.etag) {
+            return Err(StoreError::Changed);
+        }
         read_range(&mut file, offset, len).map_err(io_err)
     }
 
@@ -373,9 +384,11 @@ impl Store for FsStore {
         key: &'a str,
         offset: u64,
         len: u64,
+        etag: Option<&'a str>,
     ) -> BoxFuture<'a, StoreResult<bytes::Bytes>> {
         let key = key.to_string();
-        self.blocking(move |s| s.get_range_sync(&key, offset, len))
+        let etag = etag.map(str::to_string);
+        self.blocking(move |s| s.get_range_sync(&key, offset, len, etag.as_deref()))
             .boxed()
     }
 

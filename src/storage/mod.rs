@@ -35,6 +35,10 @@ pub enum StoreError {
     /// retries with backoff did not get through.
     #[error("throttled: {0}")]
     Throttled(String),
+    /// A read that named the object's ETag found another version (S3
+    /// `PreconditionFailed`, 412): the object was replaced while it was read.
+    #[error("the object changed while it was read")]
+    Changed,
     #[error("store error: {0}")]
     Other(String),
 }
@@ -48,6 +52,9 @@ impl From<StoreError> for Error {
             StoreError::Timeout(_) => Error::Timeout("the store did not answer in time".into()),
             StoreError::Throttled(_) => {
                 Error::Busy("the store is throttling requests; retry shortly".into())
+            }
+            StoreError::Changed => {
+                Error::Busy("the object changed while it was read; retry shortly".into())
             }
             // The detail was logged where the request failed (`storage::counted`).
             StoreError::Other(_) => Error::StoreError("the store failed".into()),
@@ -105,12 +112,16 @@ pub trait Store: Send + Sync {
     fn head<'a>(&'a self, key: &'a str) -> BoxFuture<'a, StoreResult<ObjectMeta>>;
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, StoreResult<Object>>;
     /// `len` bytes of the object from `offset` (fewer only at its end): a
-    /// ranged read (S3 `Range`, a file seek), for video snapshots.
+    /// ranged read (S3 `Range`, a file seek), for video snapshots. With
+    /// `etag`, only from the version that carries it (S3 `If-Match`); another
+    /// version is [`StoreError::Changed`], so the ranges of one read never
+    /// mix two versions.
     fn get_range<'a>(
         &'a self,
         key: &'a str,
         offset: u64,
         len: u64,
+        etag: Option<&'a str>,
     ) -> BoxFuture<'a, StoreResult<Bytes>>;
     /// Atomic: readers see the old object or the whole new one, never a part.
     fn put<'a>(&'a self, key: &'a str, obj: PutObject) -> BoxFuture<'a, StoreResult<Written>>;

@@ -52,6 +52,7 @@ where
         .map(str::to_string);
     match (code.as_deref(), e.status()) {
         (Some("NoSuchKey" | "NotFound"), _) => StoreError::NotFound,
+        (Some("PreconditionFailed"), _) | (_, Some(412)) => StoreError::Changed,
         // A 404 that does not say what is missing (a proxy, a missing bucket
         // behind one) is not "missing": that would start a mirror fetch. (A
         // HEAD's 404, which has no body, comes with the SDK's `NotFound` and
@@ -266,6 +267,7 @@ impl Store for S3Store {
         key: &'a str,
         offset: u64,
         len: u64,
+        etag: Option<&'a str>,
     ) -> BoxFuture<'a, StoreResult<Bytes>> {
         async move {
             let last = offset + len.max(1) - 1;
@@ -275,6 +277,7 @@ impl Store for S3Store {
                 .bucket(&self.bucket)
                 .key(key)
                 .range(format!("bytes={offset}-{last}"))
+                .set_if_match(etag.map(str::to_string))
                 .send()
                 .await
                 .map_err(classify)?;

@@ -24,6 +24,10 @@ pub struct GatedStore {
     deletes: AtomicU64,
     /// The delete (counted from 1) that fails; 0: none.
     failing_delete: AtomicU64,
+    ranges: AtomicU64,
+    /// After this many ranged reads, the object read is replaced with these
+    /// bytes (once), as a writer racing the reader would.
+    replace_after: std::sync::Mutex<Option<(u64, PutObject)>>,
 }
 
 impl GatedStore {
@@ -38,7 +42,14 @@ impl GatedStore {
             waiting_gets: AtomicU64::new(0),
             deletes: AtomicU64::new(0),
             failing_delete: AtomicU64::new(0),
+            ranges: AtomicU64::new(0),
+            replace_after: std::sync::Mutex::new(None),
         }
+    }
+    /// Replace the object being read once `ranges` ranged reads answered.
+    pub fn replace_after_ranges(&self, ranges: u64, with: PutObject) {
+        self.ranges.store(0, Ordering::SeqCst);
+        *self.replace_after.lock().unwrap_or_else(|e| e.into_inner()) = Some((ranges, with));
     }
     /// Reads wait at the gate (`gets`), writes pass.
     pub fn reads_held(inner: DynStore) -> Arc<GatedStore> {
@@ -106,13 +117,25 @@ impl Store for GatedStore {
         key: &'a str,
         offset: u64,
         len: u64,
+        etag: Option<&'a str>,
     ) -> BoxFuture<'a, StoreResult<bytes::Bytes>> {
         Box::pin(async move {
             self.get_calls.fetch_add(1, Ordering::SeqCst);
             if self.fail_gets.load(Ordering::SeqCst) {
                 return Err(StoreError::Other("injected read failure".into()));
             }
-            self.inner.get_range(key, offset, len).await
+            let done = self.ranges.fetch_add(1, Ordering::SeqCst);
+            let replace = {
+                let mut r = self.replace_after.lock().unwrap_or_else(|e| e.into_inner());
+                match r.as_ref() {
+                    Some((at, _)) if *at == done => r.take().map(|(_, obj)| obj),
+                    _ => None,
+                }
+            };
+            if let Some(obj) = replace {
+                self.inner.put(key, obj).await?;
+            }
+            self.inner.get_range(key, offset, len, etag).await
         })
     }
     fn put<'a>(&'a self, key: &'a str, obj: PutObject) -> BoxFuture<'a, StoreResult<Written>> {
