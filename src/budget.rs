@@ -51,17 +51,24 @@ impl Budget {
         self.total
     }
 
-    /// Reserve `bytes` for `what` (for messages): at once if free, else wait up
-    /// to the budget's wait, then `Busy`. More than the whole budget: refused.
-    pub async fn reserve(&self, bytes: u64, what: &str) -> Result<Reservation> {
-        let units = bytes.div_ceil(UNIT).max(1);
-        if units * UNIT > self.total {
+    /// Can `bytes` ever fit? More than the whole budget: refused (422), for
+    /// `what` (for messages).
+    pub fn fits(&self, bytes: u64, what: &str) -> Result<()> {
+        if bytes.div_ceil(UNIT).max(1) * UNIT > self.total {
             return Err(Error::unprocessable(format!(
                 "{what} needs about {} MiB, more than process.memory_budget ({} MiB)",
                 bytes >> 20,
                 self.total >> 20
             )));
         }
+        Ok(())
+    }
+
+    /// Reserve `bytes` for `what` (for messages): at once if free, else wait up
+    /// to the budget's wait, then `Busy`. More than the whole budget: refused.
+    pub async fn reserve(&self, bytes: u64, what: &str) -> Result<Reservation> {
+        self.fits(bytes, what)?;
+        let units = bytes.div_ceil(UNIT).max(1);
         let n = units as u32;
         let permit = match self.slots.clone().try_acquire_many_owned(n) {
             Ok(p) => p,

@@ -751,6 +751,42 @@ async fn a_video_replaced_while_it_is_read_is_never_mixed() {
     }
 }
 
+/// Through the server: a video whose pictures add up to more than the whole
+/// memory budget is a 422 at once (it could never fit), not a wait on its
+/// own reservations until `process.timeout`; one that fits is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pictures_that_can_never_fit_the_budget_are_a_quick_422() {
+    let env = Env::new(Backend::Fs, "video").await;
+    let (many, few) = (env.key("clips/many.mp4"), env.key("clips/few.mp4"));
+    put(
+        &env.store,
+        &many,
+        refs_video("yuv444p10le", 16),
+        "video/mp4",
+    )
+    .await;
+    put(&env.store, &few, refs_video("yuv420p", 1), "video/mp4").await;
+    let mut cfg = env.config();
+    cfg.process.memory_budget =
+        pixmirror::config::MemoryBudget(Some(pixmirror::config::ByteSize(16 << 20)));
+    cfg.process.timeout = pixmirror::config::Dur(std::time::Duration::from_secs(20));
+    let server = TestServer::start(cfg).await;
+    let q = "x-oss-process=video/snapshot,t_900,f_jpg";
+    let started = std::time::Instant::now();
+    let r = get(&server.url(&format!("{many}?{q}"))).await;
+    let body = String::from_utf8_lossy(&r.body).to_string();
+    assert_eq!(r.status, 422, "{body}");
+    assert!(body.contains("process.memory_budget"), "{body}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    let r = get(&server.url(&format!("{few}?{q}"))).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_parameters_are_400_before_anything_is_read() {
     let env = Env::new(Backend::Fs, "video").await;

@@ -131,9 +131,14 @@ impl App {
                 if let Video::Origin(o) = &video {
                     reader.already_read(0, o.head.clone());
                 }
-                let mut held = Vec::new();
-                let mut reserve = |bytes| {
-                    held.push(rt.block_on(this.budget.reserve(bytes, "the video's frames"))?);
+                let (mut held, mut total) = (Vec::new(), 0u64);
+                // Reserved as the decoder makes pictures; what they add up to
+                // is checked whole, so a video that can never fit is a 422 at
+                // once, not a wait on its own reservations.
+                let mut reserve = |bytes: u64| {
+                    total = total.saturating_add(bytes);
+                    this.budget.fits(total, "the video's pictures")?;
+                    held.push(rt.block_on(this.budget.reserve(bytes, "the video's pictures"))?);
                     Ok(())
                 };
                 video::snapshot(reader, &snap, &opts, &mut reserve)
