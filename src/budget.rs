@@ -51,10 +51,15 @@ impl Budget {
         self.total
     }
 
+    /// What a reservation of `bytes` takes from the budget (whole units).
+    pub fn charged(bytes: u64) -> u64 {
+        bytes.div_ceil(UNIT).max(1) * UNIT
+    }
+
     /// Can `bytes` ever fit? More than the whole budget: refused (422), for
     /// `what` (for messages).
     pub fn fits(&self, bytes: u64, what: &str) -> Result<()> {
-        if bytes.div_ceil(UNIT).max(1) * UNIT > self.total {
+        if Budget::charged(bytes) > self.total {
             return Err(Error::unprocessable(format!(
                 "{what} needs about {} MiB, more than process.memory_budget ({} MiB)",
                 bytes >> 20,
@@ -62,6 +67,29 @@ impl Budget {
             )));
         }
         Ok(())
+    }
+
+    /// Reserve `bytes` at once, or `Busy` without waiting: for a request that
+    /// already holds part of the budget, so that two of them never wait on
+    /// each other.
+    pub fn try_reserve(&self, bytes: u64, what: &str) -> Result<Reservation> {
+        self.fits(bytes, what)?;
+        let units = bytes.div_ceil(UNIT).max(1);
+        let permit = self
+            .slots
+            .clone()
+            .try_acquire_many_owned(units as u32)
+            .map_err(|_| Error::Busy("the memory budget is spent; retry shortly".into()))?;
+        Ok(self.held(permit, units * UNIT))
+    }
+
+    fn held(&self, permit: OwnedSemaphorePermit, bytes: u64) -> Reservation {
+        self.reserved.add(bytes as i64);
+        Reservation {
+            _permit: permit,
+            bytes,
+            reserved: self.reserved.clone(),
+        }
     }
 
     /// Reserve `bytes` for `what` (for messages): at once if free, else wait up
@@ -88,13 +116,7 @@ impl Budget {
                 }
             }
         };
-        let bytes = units * UNIT;
-        self.reserved.add(bytes as i64);
-        Ok(Reservation {
-            _permit: permit,
-            bytes,
-            reserved: self.reserved.clone(),
-        })
+        Ok(self.held(permit, units * UNIT))
     }
 }
 
@@ -154,6 +176,28 @@ mod tests {
         // More than the whole budget: refused at once.
         let e = b.reserve(11 << 20, "huge").await.expect_err("never fits");
         assert_eq!(e.status().as_u16(), 422);
+    }
+
+    /// `try_reserve` never waits: a request that holds part of the budget
+    /// and asks for more is refused at once when it is spent (so two such
+    /// requests cannot wait on each other), even with a long wait set.
+    #[tokio::test]
+    async fn try_reserve_does_not_wait() {
+        let g = gauge();
+        let b = Budget::new(10 << 20, Duration::from_secs(60), g.clone());
+        let a = b.reserve(6 << 20, "a").await.expect("fits");
+        let started = std::time::Instant::now();
+        let e = b.try_reserve(6 << 20, "more").expect_err("spent");
+        assert_eq!(e.status().as_u16(), 503);
+        assert!(started.elapsed() < Duration::from_secs(1));
+        let more = b.try_reserve(4 << 20, "more").expect("fits beside a");
+        assert_eq!(g.get(), 10 << 20);
+        drop((a, more));
+        assert_eq!(g.get(), 0);
+        let e = b.try_reserve(11 << 20, "huge").expect_err("never fits");
+        assert_eq!(e.status().as_u16(), 422);
+        assert_eq!(Budget::charged(1), 1024);
+        assert_eq!(Budget::charged(2048), 2048);
     }
 
     #[test]

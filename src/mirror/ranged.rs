@@ -102,12 +102,7 @@ pub(super) async fn read(
         (Target::S3(okey), Some(store)) => {
             with_retries(rule, || async {
                 store
-                    .get_range(
-                        okey,
-                        offset,
-                        len,
-                        Some(src.etag.as_str()).filter(|e| !e.is_empty()),
-                    )
+                    .get_range(okey, offset, len, crate::storage::strong_etag(&src.etag))
                     .await
                     .map_err(s3_origin::failure)
             })

@@ -15,6 +15,7 @@ use super::app::App;
 use super::ctx::{Ctx, Derived};
 use super::render::derived_etag;
 use super::source::Found;
+use crate::budget::Budget;
 use crate::cache::Entry;
 use crate::error::{Error, Result};
 use crate::mirror::{Fetched, RangedSource};
@@ -132,13 +133,20 @@ impl App {
                     reader.already_read(0, o.head.clone());
                 }
                 let (mut held, mut total) = (Vec::new(), 0u64);
-                // Reserved as the decoder makes pictures; what they add up to
-                // is checked whole, so a video that can never fit is a 422 at
-                // once, not a wait on its own reservations.
+                // The first reservation (the frame's copies and the usual
+                // pictures) may wait for the budget; what the decoder asks for
+                // beyond it is taken at once or refused (503), so snapshots
+                // holding part of the budget never wait on each other. What
+                // they add up to is checked whole: a video that can never fit
+                // is a 422 at once.
                 let mut reserve = |bytes: u64| {
-                    total = total.saturating_add(bytes);
-                    this.budget.fits(total, "the video's pictures")?;
-                    held.push(rt.block_on(this.budget.reserve(bytes, "the video's pictures"))?);
+                    total = total.saturating_add(Budget::charged(bytes));
+                    let what = "the video's pictures";
+                    this.budget.fits(total, what)?;
+                    held.push(match held.is_empty() {
+                        true => rt.block_on(this.budget.reserve(bytes, what))?,
+                        false => this.budget.try_reserve(bytes, what)?,
+                    });
                     Ok(())
                 };
                 video::snapshot(reader, &snap, &opts, &mut reserve)
@@ -158,7 +166,7 @@ impl App {
         let count = move |source: &str, n: usize| self.metrics.count_video_read(source, n as u64);
         match video {
             Video::Bucket(meta) => Box::new(move |offset, len| {
-                let etag = Some(meta.etag.as_str()).filter(|e| !e.is_empty());
+                let etag = crate::storage::strong_etag(&meta.etag);
                 let bytes = rt.block_on(self.store.get_range(key, offset, len, etag))?;
                 count("store", bytes.len());
                 Ok(bytes)

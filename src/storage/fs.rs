@@ -184,9 +184,13 @@ impl FsStore {
             .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
             .map(|d| d.as_nanos())
             .unwrap_or(0);
+        // The inode too: a same-size file written within one tick of the
+        // clock, or copied with its mtime kept, is still another version
+        // (every write is a rename onto a new inode).
+        use std::os::unix::fs::MetadataExt;
         ObjectMeta {
             size: md.len(),
-            etag: format!("\"{:x}-{:x}\"", md.len(), nanos),
+            etag: format!("\"{:x}-{:x}-{:x}\"", md.len(), nanos, md.ino()),
             last_modified: mtime,
             content_type: Some(
                 sidecar

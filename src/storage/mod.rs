@@ -108,6 +108,12 @@ pub struct Written {
     pub last_modified: Option<SystemTime>,
 }
 
+/// `etag` if a read may name it (S3 `If-Match` compares strongly): not
+/// empty, not weak (`W/"..."`).
+pub fn strong_etag(etag: &str) -> Option<&str> {
+    Some(etag).filter(|e| !e.is_empty() && !e.starts_with("W/"))
+}
+
 pub trait Store: Send + Sync {
     fn head<'a>(&'a self, key: &'a str) -> BoxFuture<'a, StoreResult<ObjectMeta>>;
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, StoreResult<Object>>;

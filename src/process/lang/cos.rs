@@ -623,6 +623,7 @@ mod tests {
             "imageMogr2/rotate/+90",
             "imageMogr2/quality/+80",
             "imageView2/2/w/+100",
+            "imageMogr2/rotate/-0",
         ] {
             let e = parse(bad).expect_err(bad);
             assert_eq!(e.code(), "InvalidArgument", "{bad}");

@@ -113,7 +113,11 @@ impl<'a> Params<'a> {
 }
 
 pub fn parse_int(v: &str, min: i64, max: i64) -> Option<i64> {
-    let digits = v.strip_prefix('-').unwrap_or(v);
+    let digits = match v.strip_prefix('-') {
+        Some(_) if min >= 0 => return None, // `-0` is no number of [0, max]
+        Some(d) => d,
+        None => v,
+    };
     if digits.is_empty() || digits.len() > 9 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }

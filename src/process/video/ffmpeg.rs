@@ -75,10 +75,12 @@ fn init() {
     ONCE.call_once(|| unsafe { pm_init(MAX_ALLOC) });
 }
 
-/// What FFmpeg's callbacks reach: the reader, and the memory reservation.
+/// What FFmpeg's callbacks reach: the reader, and the memory reservation
+/// (with what was reserved ahead for pictures and not yet asked for).
 struct Io<'a> {
     reader: RangeReader<'a>,
     reserve: &'a mut dyn FnMut(u64) -> Result<()>,
+    prepaid: u64,
 }
 
 /// The `Io` behind a callback's `opaque`.
@@ -135,7 +137,14 @@ extern "C" fn stop_cb(opaque: *mut c_void) -> c_int {
 extern "C" fn grow_cb(opaque: *mut c_void, bytes: i64) -> c_int {
     // SAFETY: see `io`.
     let io = unsafe { io(opaque) };
-    let asked = catch_unwind(AssertUnwindSafe(|| (io.reserve)(bytes.max(0) as u64)));
+    let bytes = bytes.max(0) as u64;
+    let prepaid = bytes.min(io.prepaid);
+    io.prepaid -= prepaid;
+    let rest = bytes - prepaid;
+    let asked = match rest {
+        0 => Ok(Ok(())),
+        _ => catch_unwind(AssertUnwindSafe(|| (io.reserve)(rest))),
+    };
     let failure = match asked {
         Ok(Ok(())) => return 0,
         Ok(Err(e)) => e,
@@ -167,7 +176,11 @@ impl<'a> Video<'a> {
         max_pixels: u64,
     ) -> Result<Video<'a>> {
         init();
-        let mut io = Box::new(Io { reader, reserve });
+        let mut io = Box::new(Io {
+            reader,
+            reserve,
+            prepaid: 0,
+        });
         let mut ptr = std::ptr::null_mut();
         let opaque = &mut *io as *mut Io as *mut c_void;
         let max = i64::try_from(max_pixels).unwrap_or(i64::MAX);
@@ -179,9 +192,13 @@ impl<'a> Video<'a> {
         Ok(Video { ptr, io })
     }
 
-    /// Reserve `bytes` more for this snapshot (beside its pictures).
-    pub fn reserve(&mut self, bytes: u64) -> Result<()> {
-        (self.io.reserve)(bytes)
+    /// Reserve `bytes` for this snapshot beside its pictures, and `pictures`
+    /// ahead for the decoder's first pictures (one reservation, which may
+    /// wait); what the decoder needs past them it asks for as it goes.
+    pub fn reserve_ahead(&mut self, bytes: u64, pictures: u64) -> Result<()> {
+        (self.io.reserve)(bytes + pictures)?;
+        self.io.prepaid = pictures;
+        Ok(())
     }
 
     pub fn info(&self) -> Info {

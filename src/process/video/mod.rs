@@ -37,6 +37,14 @@ pub fn frame_bytes(pixels: u64) -> u64 {
     pixels * (3 + 3) + reader::KEPT_BYTES
 }
 
+/// The pictures reserved ahead, before the decoder asks: the references a
+/// level allows at HD sizes and the one being made (8), as the decoder
+/// counts them for 8-bit 4:2:0 (planes 1.5 B/px, tables 1 B/px). A stream
+/// that keeps more, or larger samples, asks for the rest as it goes.
+pub fn usual_pictures(pixels: u64) -> u64 {
+    8 * pixels * 5 / 2
+}
+
 /// One snapshot: open the video, check the request against its size, take
 /// the memory (`reserve`: the frame's copies before anything is decoded,
 /// then each decoder picture as it is made), decode the frame at `t`, hand
@@ -52,7 +60,8 @@ pub fn snapshot(
     let coded = (info.width as u32, info.height as u32);
     let turn = snap.turn_degrees(info.rotation as u32, coded);
     let to = snap.size(turned(coded, turn))?;
-    video.reserve(frame_bytes(coded.0 as u64 * coded.1 as u64))?;
+    let pixels = coded.0 as u64 * coded.1 as u64;
+    video.reserve_ahead(frame_bytes(pixels), usual_pictures(pixels))?;
     let frame = video.decode(snap.t_ms, snap.fast)?;
     let rgb = video.rgb(frame)?;
     let (read_bytes, ranges) = video.read();
