@@ -157,13 +157,20 @@ extern "C" fn grow_cb(opaque: *mut c_void, bytes: i64) -> c_int {
 /// One open video: the demuxer and decoder over its reader.
 pub struct Video<'a> {
     ptr: *mut PmVideo,
-    io: Box<Io<'a>>,
+    /// The `Io` the callbacks reach (`Box::into_raw`), owned here and freed
+    /// after `pm_close`. A raw pointer, not a `Box`: moving the `Video`
+    /// then asserts no unique borrow that FFmpeg's copy of it aliases.
+    io: *mut Io<'a>,
 }
 
 impl Drop for Video<'_> {
     fn drop(&mut self) {
-        // SAFETY: `ptr` came from `pm_open` and is closed once.
-        unsafe { pm_close(self.ptr) }
+        // SAFETY: `ptr` came from `pm_open` and is closed once; after it no
+        // callback runs, and `io` came from `Box::into_raw` in `open`.
+        unsafe {
+            pm_close(self.ptr);
+            drop(Box::from_raw(self.io));
+        }
     }
 }
 
@@ -176,28 +183,38 @@ impl<'a> Video<'a> {
         max_pixels: u64,
     ) -> Result<Video<'a>> {
         init();
-        let mut io = Box::new(Io {
+        let io = Box::into_raw(Box::new(Io {
             reader,
             reserve,
             prepaid: 0,
-        });
+        }));
         let mut ptr = std::ptr::null_mut();
-        let opaque = &mut *io as *mut Io as *mut c_void;
         let max = i64::try_from(max_pixels).unwrap_or(i64::MAX);
-        // SAFETY: the callbacks get `opaque`, the boxed `Io`, which outlives `ptr`.
-        let r = unsafe { pm_open(&mut ptr, opaque, read_cb, seek_cb, stop_cb, grow_cb, max) };
+        // SAFETY: the callbacks get `io`, which lives until the `Video` is
+        // dropped (after `pm_close`), or is freed below once `pm_open` has
+        // closed what it opened.
+        let r = unsafe { pm_open(&mut ptr, io.cast(), read_cb, seek_cb, stop_cb, grow_cb, max) };
         if r != 0 {
+            // SAFETY: as above; nothing refers to `io` any more.
+            let mut io = unsafe { Box::from_raw(io) };
             return Err(failure(r, &mut io.reader));
         }
         Ok(Video { ptr, io })
+    }
+
+    fn io(&mut self) -> &mut Io<'a> {
+        // SAFETY: `io` is alive while `self` is; FFmpeg's callbacks use it
+        // only inside calls made through `&mut self`.
+        unsafe { &mut *self.io }
     }
 
     /// Reserve `bytes` for this snapshot beside its pictures, and `pictures`
     /// ahead for the decoder's first pictures (one reservation, which may
     /// wait); what the decoder needs past them it asks for as it goes.
     pub fn reserve_ahead(&mut self, bytes: u64, pictures: u64) -> Result<()> {
-        (self.io.reserve)(bytes + pictures)?;
-        self.io.prepaid = pictures;
+        let io = self.io();
+        (io.reserve)(bytes + pictures)?;
+        io.prepaid = pictures;
         Ok(())
     }
 
@@ -214,7 +231,7 @@ impl<'a> Video<'a> {
         // SAFETY: `ptr` is open.
         let r = unsafe { pm_decode(self.ptr, t, fast as c_int) };
         if r != 0 {
-            return Err(failure(r, &mut self.io.reader));
+            return Err(failure(r, &mut self.io().reader));
         }
         let (mut w, mut h) = (0, 0);
         // SAFETY: a frame was decoded.
@@ -238,7 +255,9 @@ impl<'a> Video<'a> {
 
     /// Bytes read from the object so far, and in how many ranges.
     pub fn read(&self) -> (u64, u32) {
-        (self.io.reader.fetched, self.io.reader.ranges)
+        // SAFETY: as in `io`; a shared read between calls into FFmpeg.
+        let reader = unsafe { &(*self.io).reader };
+        (reader.fetched, reader.ranges)
     }
 }
 
