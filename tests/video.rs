@@ -49,6 +49,32 @@ fn writing() -> std::sync::MutexGuard<'static, ()> {
     GEN.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The bytes of the fixture `name` in the test folder, written once by
+/// `write` (given its path) under the [`writing`] lock.
+fn written_once(name: &str, write: impl FnOnce(&str)) -> Vec<u8> {
+    let _writing = writing();
+    let path = dir().join(name);
+    if !path.exists() {
+        write(&path.to_string_lossy());
+    }
+    std::fs::read(&path).expect("video")
+}
+
+/// 1 s of red 64x64 in `codec` (an FFmpeg encoder) in a `.ext` file.
+fn red_second(codec: &str, ext: &str) -> Vec<u8> {
+    written_once(&format!("red-{codec}.{ext}"), |p| {
+        ffmpeg(&[
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=red:s=64x64:r=25:d=1",
+            "-c:v",
+            codec,
+            p,
+        ])
+    })
+}
+
 /// Encoder arguments: keyframes at 0, 2 and 4 s only.
 fn codec_args(codec: &str) -> Vec<&'static str> {
     match codec {
@@ -82,10 +108,8 @@ fn codec_args(codec: &str) -> Vec<&'static str> {
 /// Red then blue, 640x360: `codec` (h264, h265) in `container` (mp4 with
 /// the index first, mp4-end with it last, mov, mkv). Written once.
 fn red_blue(codec: &str, container: &str) -> Vec<u8> {
-    let _writing = writing();
     let ext = container.trim_end_matches("-end");
-    let path = dir().join(format!("rb-{codec}-{container}.{ext}"));
-    if !path.exists() {
+    written_once(&format!("rb-{codec}-{container}.{ext}"), |p| {
         let mut args = vec![
             "-f",
             "lavfi",
@@ -105,11 +129,9 @@ fn red_blue(codec: &str, container: &str) -> Vec<u8> {
         if codec == "h265" && container != "mkv" {
             args.extend(["-tag:v", "hvc1"]);
         }
-        let p = path.to_string_lossy().to_string();
-        args.push(&p);
+        args.push(p);
         ffmpeg(&args);
-    }
-    std::fs::read(&path).expect("video")
+    })
 }
 
 /// A snapshot of `bytes` in memory, reads counted; `limit`: the read limit.
@@ -414,23 +436,12 @@ fn huge_sps(v: &[u8]) -> Vec<u8> {
 fn what_is_not_such_a_video_is_a_quick_422() {
     let v = red_blue("h264", "mp4");
     let end = red_blue("h264", "mp4-end");
-    let mpeg4 = dir().join("mpeg4.mp4");
-    let m = mpeg4.to_string_lossy().to_string();
-    ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        "color=c=red:s=64x64:r=25:d=1",
-        "-c:v",
-        "mpeg4",
-        &m,
-    ]);
     let (many_frames, huge) = (many_frames(&v), huge(&v));
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("a JPEG", fixture("dragonfly.jpg")),
         ("text", b"hello, this is not a video at all".to_vec()),
         ("empty", Vec::new()),
-        ("MPEG-4 part 2", std::fs::read(&mpeg4).expect("mpeg4")),
+        ("MPEG-4 part 2", red_second("mpeg4", "mp4")),
         (
             "index-last, cut before the index",
             end[..end.len() / 2].to_vec(),
@@ -468,18 +479,7 @@ fn other_codecs_are_refused_by_name() {
         ("prores", "mov"),
     ];
     for (codec, ext) in cases {
-        let path = dir().join(format!("other-{codec}.{ext}"));
-        let p = path.to_string_lossy().to_string();
-        ffmpeg(&[
-            "-f",
-            "lavfi",
-            "-i",
-            "color=c=red:s=64x64:r=25:d=1",
-            "-c:v",
-            codec,
-            &p,
-        ]);
-        let bytes = std::fs::read(&path).expect("video");
+        let bytes = red_second(codec, ext);
         let e = snap_limited(&bytes, "video/snapshot,t_500,f_jpg", 64 << 20)
             .err()
             .unwrap_or_else(|| panic!("{codec}: a snapshot"));
@@ -494,11 +494,8 @@ fn other_codecs_are_refused_by_name() {
 /// 640x360 H.264 (x264, no B pictures) in MP4: `refs` reference pictures
 /// of `pix_fmt` samples, 1 s at 25 fps.
 fn refs_video(pix_fmt: &str, refs: u32) -> Vec<u8> {
-    let _writing = writing();
-    let path = dir().join(format!("refs-{pix_fmt}-{refs}.mp4"));
-    if !path.exists() {
-        let p = path.to_string_lossy().to_string();
-        let params = format!("ref={refs}:bframes=0:keyint=250:scenecut=0");
+    let params = format!("ref={refs}:bframes=0:keyint=250:scenecut=0");
+    written_once(&format!("refs-{pix_fmt}-{refs}.mp4"), |p| {
         ffmpeg(&[
             "-f",
             "lavfi",
@@ -512,10 +509,9 @@ fn refs_video(pix_fmt: &str, refs: u32) -> Vec<u8> {
             "ultrafast",
             "-x264-params",
             &params,
-            &p,
-        ]);
-    }
-    std::fs::read(&path).expect("video")
+            p,
+        ])
+    })
 }
 
 /// The memory budget sees every picture the decoder keeps, however many the
@@ -611,18 +607,14 @@ impl CountingProxy {
 
 /// The 30 s 1280x720 fixture of the issue, index first.
 fn hd30() -> Vec<u8> {
-    let _writing = writing();
-    let path = dir().join("hd30.mp4");
-    if !path.exists() {
+    written_once("hd30.mp4", |p| {
         let mut args = vec!["-f", "lavfi", "-i", "testsrc2=s=1280x720:r=30:d=30"];
         args.extend([
             "-c:v", "libx264", "-preset", "veryfast", "-g", "60", "-pix_fmt", "yuv420p",
         ]);
-        let p = path.to_string_lossy().to_string();
-        args.extend(["-movflags", "+faststart", &p]);
+        args.extend(["-movflags", "+faststart", p]);
         ffmpeg(&args);
-    }
-    std::fs::read(&path).expect("video")
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -881,10 +873,7 @@ async fn video_origin(body: Vec<u8>, ranges: bool) -> (String, OriginCount) {
 
 /// 2 s of noise at 640x360, nearly lossless: about 17 MB.
 fn noisy() -> Vec<u8> {
-    let _writing = writing();
-    let path = dir().join("noisy.mp4");
-    if !path.exists() {
-        let p = path.to_string_lossy().to_string();
+    written_once("noisy.mp4", |p| {
         ffmpeg(&[
             "-f",
             "lavfi",
@@ -904,10 +893,9 @@ fn noisy() -> Vec<u8> {
             "yuv420p",
             "-movflags",
             "+faststart",
-            &p,
-        ]);
-    }
-    std::fs::read(&path).expect("video")
+            p,
+        ])
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
