@@ -6,6 +6,7 @@ use libvips::ops;
 
 use super::options::Options;
 use super::probe::Header;
+use super::resample::Extent;
 use super::vips::{self, decode_err, image_of, Img};
 use crate::error::Result;
 use crate::process::codec::{icc, jpeg_scans, png};
@@ -29,7 +30,7 @@ pub fn load(
     plan: &Plan,
     frames: u32,
     opts: &Options,
-) -> Result<(Img, Option<ResizeTarget>)> {
+) -> Result<(Img, Option<Preshrunk>)> {
     let deadline = opts.deadline;
     let animated = frames > 1;
     let (w, h) = header.oriented(plan.auto_orient && !animated);
@@ -41,7 +42,11 @@ pub fn load(
         let img =
             libvips::VipsImage::new_from_buffer(src, "n=-1").map_err(|_| decode_err("load"))?;
         let img = to_srgb(Img::new(img), header.profile)?;
-        return Ok((vips::copy_memory(img, deadline, "load")?, target));
+        let whole = target.map(|target| Preshrunk {
+            target,
+            source: None,
+        });
+        return Ok((vips::copy_memory(img, deadline, "load")?, whole));
     }
     let shrink = target.map_or(1, |t| load_shrink((w, h), t.scaled));
     if header.format == Format::Png
@@ -52,9 +57,12 @@ pub fn load(
     {
         let s = png::decode_shrunk(src, shrink, deadline)?;
         let img = vips::from_pixels(&s.pixels, s.width, s.height, s.bands)?;
-        return Ok((to_srgb(img, header.profile)?, target));
+        let source = Some(Extent::shrunk((w, h), shrink));
+        let pre = target.map(|target| Preshrunk { target, source });
+        return Ok((to_srgb(img, header.profile)?, pre));
     }
     let (img, in_memory) = decode(src, header, shrink, target, opts)?;
+    let mut source = decoded_extent(header, shrink, &img);
     let mut img = to_srgb(img, header.profile)?;
     // The loaded image can be read once, top to bottom. Steps that read
     // elsewhere (rotations, masks, several passes) need it decoded to memory.
@@ -68,9 +76,36 @@ pub fn load(
         img = vips::copy_memory(img, deadline, "load")?;
     }
     if rotate {
+        let stored = (img.width(), img.height());
+        source = source.map(|e| e.oriented(header.orientation, stored));
         img = image_of("auto-orient", ops::autorot(img.get()))?;
     }
-    Ok((img, target))
+    Ok((img, target.map(|target| Preshrunk { target, source })))
+}
+
+/// What the load did for a plan that starts with a resize: the resize's
+/// target (computed on the upright source) and where the source lies in
+/// the decoded pixels when the decoder shrank it (`None`: all of them).
+#[derive(Clone, Copy, Debug)]
+pub struct Preshrunk {
+    pub target: ResizeTarget,
+    pub source: Option<Extent>,
+}
+
+/// Where the source lies in `img`, its decode at 1/`shrink`, as stored:
+/// a JPEG's decode keeps libjpeg's whole blocks (`floor(w / shrink)`
+/// pixels for `w / shrink` of source); WebP's scaled decode and a HEIF's
+/// thumbnail hold the whole image. `None`: nothing was shrunk.
+fn decoded_extent(header: &Header, shrink: u32, img: &Img) -> Option<Extent> {
+    let (from, decoded) = ((header.width, header.height), (img.width(), img.height()));
+    if decoded == from {
+        return None;
+    }
+    let blocks = (from.0 / shrink, from.1 / shrink);
+    Some(match header.format {
+        Format::Jpg if decoded == blocks => Extent::shrunk(from, shrink),
+        _ => Extent::scaled(from, decoded),
+    })
 }
 
 /// A still image's one decode by libvips, at `shrink`, and whether it is

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use libvips::ops;
 
-use super::resample;
+use super::resample::{self, Extent};
 use super::vips::{image_of, Img};
 use crate::error::{Error, Result};
 use crate::process::plan::geometry::circle_diameter;
@@ -18,7 +18,7 @@ pub fn mark_step(img: Img, step: &MarkOp, deadline: Option<Instant>) -> Result<I
     match step {
         MarkOp::Resize(r) => {
             let t = resize_target(img.width(), img.height(), r)?;
-            resize(img, &t, r.color, deadline)
+            resize(img, &t, None, r.color, deadline)
         }
         MarkOp::Crop(c) => crop(img, c),
         MarkOp::IndexCrop(c) => indexcrop(img, c),
@@ -28,20 +28,24 @@ pub fn mark_step(img: Img, step: &MarkOp, deadline: Option<Instant>) -> Result<I
 }
 
 /// Apply a resize whose target was computed for this image (or that the load
-/// already scaled to `target.scaled`). 8-bit images are resampled in Rust
-/// (`resample`, which decodes them by `deadline`), others, and reductions
-/// too steep for its margin, by libvips.
+/// already scaled to `target.scaled`). `source` is where the source lies in
+/// the image when the load shrank it (see [`Extent`]); `None`: all of it.
+/// 8-bit images are resampled in Rust (`resample`, which decodes them by
+/// `deadline`), others, and reductions too steep for its margin, by libvips.
 pub fn resize(
     img: Img,
     t: &ResizeTarget,
+    source: Option<Extent>,
     color: [u8; 3],
     deadline: Option<Instant>,
 ) -> Result<Img> {
     let mut img = img;
-    if (img.width(), img.height()) != t.scaled {
-        img = match resample::layout(&img, t.scaled) {
+    let dims = (img.width(), img.height());
+    let source = source.unwrap_or(Extent::whole(dims));
+    if dims != t.scaled || !source.is_whole(dims) {
+        img = match resample::layout(&img, t.scaled, source) {
             Some(l) => resample::lanczos3(img, &l, deadline)?,
-            None => scale(img, t.scaled)?,
+            None => scale(img, t.scaled, source)?,
         };
     }
     match t.frame {
@@ -74,16 +78,18 @@ fn smart_crop(img: Img, fw: u32, fh: u32, deadline: Option<Instant>) -> Result<I
     image_of("resize", ops::smartcrop(img.get(), fw as i32, fh as i32))
 }
 
-/// libvips' Lanczos3 to exactly `to`, for what `resample` leaves to it; an
-/// alpha channel is premultiplied first so that transparent pixels do not
-/// bleed their colour into the edges.
-fn scale(img: Img, to: (u32, u32)) -> Result<Img> {
+/// libvips' Lanczos3 of `source` to exactly `to`, for what `resample`
+/// leaves to it; an alpha channel is premultiplied first so that
+/// transparent pixels do not bleed their colour into the edges. libvips
+/// scales the whole image: the source's extent sets the scale, and its
+/// origin where the result is placed, to the nearest output pixel.
+fn scale(img: Img, to: (u32, u32), source: Extent) -> Result<Img> {
+    let (hscale, vscale) = (to.0 as f64 / source.size.0, to.1 as f64 / source.size.1);
     let opts = ops::ResizeOptions {
-        vscale: to.1 as f64 / img.height() as f64,
+        vscale,
         kernel: ops::Kernel::Lanczos3,
         ..Default::default()
     };
-    let hscale = to.0 as f64 / img.width() as f64;
     let scaled = if img.has_alpha() {
         let format = img.get().get_format().unwrap_or(ops::BandFormat::Uchar);
         let pre = image_of("resize", ops::premultiply(img.get()))?;
@@ -93,38 +99,26 @@ fn scale(img: Img, to: (u32, u32)) -> Result<Img> {
     } else {
         image_of("resize", ops::resize_with_opts(img.get(), hscale, &opts))?
     };
-    exact(scaled, to)
+    let at = (
+        (-source.origin.0 * hscale).round() as i32,
+        (-source.origin.1 * vscale).round() as i32,
+    );
+    exact(scaled, to, at)
 }
 
-/// Force exact dimensions after a scale whose rounding may be off by a pixel.
-fn exact(img: Img, (w, h): (u32, u32)) -> Result<Img> {
-    if (img.width(), img.height()) == (w, h) {
+/// Force exact dimensions after a scale whose rounding may be off by a
+/// pixel: the image placed at `at` (edge pixels repeated), cut to `w`×`h`.
+fn exact(img: Img, (w, h): (u32, u32), at: (i32, i32)) -> Result<Img> {
+    if (img.width(), img.height()) == (w, h) && at == (0, 0) {
         return Ok(img);
-    }
-    if img.width() >= w && img.height() >= h {
-        return image_of(
-            "resize",
-            ops::extract_area(img.get(), 0, 0, w as i32, h as i32),
-        );
     }
     let opts = ops::EmbedOptions {
         extend: ops::Extend::Copy,
         ..Default::default()
     };
-    let img = image_of(
-        "resize",
-        ops::embed_with_opts(
-            img.get(),
-            0,
-            0,
-            w.max(img.width()) as i32,
-            h.max(img.height()) as i32,
-            &opts,
-        ),
-    )?;
     image_of(
         "resize",
-        ops::extract_area(img.get(), 0, 0, w as i32, h as i32),
+        ops::embed_with_opts(img.get(), at.0, at.1, w as i32, h as i32, &opts),
     )
 }
 

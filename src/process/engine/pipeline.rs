@@ -13,7 +13,7 @@ pub use super::overlay::Marks;
 pub use super::probe::{probe, Header};
 
 use super::encode::{encode, output_format};
-use super::load::load;
+use super::load::{load, Preshrunk};
 use super::overlay::{self, MarkLimits};
 use super::vips::Img;
 use super::{animation, ops, report};
@@ -96,7 +96,7 @@ pub fn run_frame(
         pad: false,
         smart: false,
     };
-    let img = ops::resize(img, &t, [255, 255, 255], opts.deadline)?;
+    let img = ops::resize(img, &t, None, [255, 255, 255], opts.deadline)?;
     let img = match turn {
         0 => img,
         d => ops::rotate(img, d)?,
@@ -118,7 +118,7 @@ pub fn run_frame(
 fn apply_all(
     mut img: Img,
     plan: &Plan,
-    mut preshrunk: Option<ResizeTarget>,
+    mut preshrunk: Option<Preshrunk>,
     frames: u32,
     opts: &Options,
     marks: &Marks,
@@ -171,14 +171,14 @@ struct StepEnv<'a> {
     deadline: Option<Instant>,
 }
 
-fn apply(img: Img, step: &Op, preshrunk: Option<ResizeTarget>, env: &StepEnv) -> Result<Img> {
+fn apply(img: Img, step: &Op, preshrunk: Option<Preshrunk>, env: &StepEnv) -> Result<Img> {
     match step {
         Op::Resize(r) => {
-            let t = match preshrunk {
-                Some(t) => t,
-                None => resize_target(img.width(), img.height(), r)?,
+            let (t, source) = match preshrunk {
+                Some(p) => (p.target, p.source),
+                None => (resize_target(img.width(), img.height(), r)?, None),
             };
-            ops::resize(img, &t, r.color, env.deadline)
+            ops::resize(img, &t, source, r.color, env.deadline)
         }
         Op::Crop(c) => ops::crop(img, c),
         Op::IndexCrop(c) => ops::indexcrop(img, c),

@@ -132,9 +132,9 @@ pub fn average_hue(src: &[u8], header: &Header, plan: &Plan, opts: &Options) -> 
         })],
         ..plan.clone()
     };
-    let (img, target) = load(src, header, &small, 1, opts)?;
-    let img = match target {
-        Some(t) => resize(img, &t, [255, 255, 255], deadline)?,
+    let (img, pre) = load(src, header, &small, 1, opts)?;
+    let img = match pre {
+        Some(p) => resize(img, &p.target, p.source, [255, 255, 255], deadline)?,
         None => img,
     };
     let img = prepare_for(img, Format::Jpg)?;

@@ -29,17 +29,93 @@ pub struct Layout {
     margin: (u32, u32),
 }
 
-/// How [`lanczos3`] resamples `img` to `to`; `None` when it does not take
-/// it: not 8-bit with 1 to 4 bands, over [`MAX_PIXELS`], or a margin that
-/// would more than double the pixels (a reduction by more than about a sixth
-/// of the image's side, which libvips' box shrink handles in bounded memory).
-pub fn layout(img: &Img, to: (u32, u32)) -> Option<Layout> {
+/// Where the whole source lies in a decoded image, in the decoded image's
+/// pixels: the source's `of` pixels span `size` from `origin`. A decode
+/// shrunk on load by `n` covers `w/n` × `h/n` from its top-left corner,
+/// which is not its pixel count: libvips keeps only the whole blocks of
+/// libjpeg's scaled decode (a 1155-row JPEG at 1/4 is 288 rows for 288.75),
+/// the PNG block average keeps a last partial block. WebP's scaled decode
+/// maps the whole source onto its pixels, each side rounded on its own. A
+/// resize over the pixel count would stretch the difference over the
+/// image: a shift of up to most of a pixel at its far side.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Extent {
+    pub origin: (f64, f64),
+    pub size: (f64, f64),
+    pub of: (u32, u32),
+}
+
+impl Extent {
+    /// All of a `w`×`h` image, the source itself.
+    pub fn whole((w, h): (u32, u32)) -> Extent {
+        Extent::scaled((w, h), (w, h))
+    }
+
+    /// A `from`-sized source decoded at 1/`n` in whole blocks, as stored.
+    pub fn shrunk(from: (u32, u32), n: u32) -> Extent {
+        let n = n.max(1) as f64;
+        Extent {
+            origin: (0.0, 0.0),
+            size: (from.0 as f64 / n, from.1 as f64 / n),
+            of: from,
+        }
+    }
+
+    /// A `from`-sized source scaled whole onto `to` pixels.
+    pub fn scaled(from: (u32, u32), to: (u32, u32)) -> Extent {
+        Extent {
+            origin: (0.0, 0.0),
+            size: (to.0 as f64, to.1 as f64),
+            of: from,
+        }
+    }
+
+    /// The extent after EXIF `orientation` turns a decoded image of
+    /// `stored` size upright (as `vips_autorot` does).
+    pub fn oriented(self, orientation: i32, stored: (u32, u32)) -> Extent {
+        let (w, h) = (stored.0 as f64, stored.1 as f64);
+        let ((x, y), (ew, eh)) = (self.origin, self.size);
+        // The far edge's distance from the opposite side: where the box
+        // starts once that axis is mirrored.
+        let (fx, fy) = (w - (x + ew), h - (y + eh));
+        let (origin, size) = match orientation {
+            2 => ((fx, y), (ew, eh)),
+            3 => ((fx, fy), (ew, eh)),
+            4 => ((x, fy), (ew, eh)),
+            5 => ((y, x), (eh, ew)),
+            6 => ((fy, x), (eh, ew)),
+            7 => ((fy, fx), (eh, ew)),
+            8 => ((y, fx), (eh, ew)),
+            _ => ((x, y), (ew, eh)),
+        };
+        let of = match orientation {
+            5..=8 => (self.of.1, self.of.0),
+            _ => self.of,
+        };
+        Extent { origin, size, of }
+    }
+
+    /// Does the source span all of a `dims`-sized image, edge to edge (to
+    /// a thousandth of a pixel)?
+    pub fn is_whole(&self, dims: (u32, u32)) -> bool {
+        let near =
+            |a: (f64, f64), b: (f64, f64)| (a.0 - b.0).abs() < 1e-3 && (a.1 - b.1).abs() < 1e-3;
+        near(self.origin, (0.0, 0.0)) && near(self.size, (dims.0 as f64, dims.1 as f64))
+    }
+}
+
+/// How [`lanczos3`] resamples the `source` of `img` to `to`; `None` when it
+/// does not take it: not 8-bit with 1 to 4 bands, over [`MAX_PIXELS`], or a
+/// margin that would more than double the pixels (a reduction by more than
+/// about a sixth of the image's side, which libvips' box shrink handles in
+/// bounded memory).
+pub fn layout(img: &Img, to: (u32, u32), source: Extent) -> Option<Layout> {
     let uchar = matches!(img.get().get_format(), Ok(libvips::ops::BandFormat::Uchar));
     if !uchar || !(1..=4).contains(&img.bands()) {
         return None;
     }
     let from = (img.width(), img.height());
-    let l = layout_for(from, to);
+    let l = layout_for(from, to, source);
     // In f64: a steep reduction's margin saturates u32.
     let padded =
         (from.0 as f64 + 2.0 * l.margin.0 as f64) * (from.1 as f64 + 2.0 * l.margin.1 as f64);
@@ -55,23 +131,36 @@ pub fn layout(img: &Img, to: (u32, u32)) -> Option<Layout> {
 const MAX_PIXELS: f64 = 4.0e6;
 
 /// The layout from the sizes alone, whatever its margin.
-fn layout_for((w, h): (u32, u32), to: (u32, u32)) -> Layout {
-    let size = source_box((w, h), to);
-    // A box larger than the image is centred on it (as libvips' reduce
-    // does). The edge pixels repeat into a margin as wide as the kernel
-    // reaches, so that the kernel is never cut short at an edge (also as
-    // libvips does; `fast_image_resize` alone would cut and renormalise).
-    let over = |extent: f64, side: u32| (extent - side as f64).max(0.0) / 2.0;
-    let reach = |extent: f64, out: u32| (3.0 * (extent / out as f64).max(1.0)).ceil() + 1.0;
-    let (ox, oy) = (over(size.0, w), over(size.1, h));
+fn layout_for((w, h): (u32, u32), to: (u32, u32), source: Extent) -> Layout {
+    // The box is decided in the source's pixels, then taken to the image's.
+    let of = (source.of.0.max(1) as f64, source.of.1.max(1) as f64);
+    let boxed = source_box(of, to);
+    let size = (
+        boxed.0 * source.size.0 / of.0,
+        boxed.1 * source.size.1 / of.1,
+    );
+    // The box is centred on the source's extent (a proportional box
+    // overhangs it by under a pixel of output on one axis, as libvips'
+    // reduce centres it). The edge pixels repeat into a margin as wide as
+    // the box overhangs the image plus the kernel's reach, so that the
+    // kernel is never cut short at an edge (also as libvips does;
+    // `fast_image_resize` alone would cut and renormalise).
+    let start = |o: f64, extent: f64, boxed: f64| o + (extent - boxed) / 2.0;
+    let (sx, sy) = (
+        start(source.origin.0, source.size.0, size.0),
+        start(source.origin.1, source.size.1, size.1),
+    );
+    let over =
+        |start: f64, boxed: f64, side: u32| (-start).max(start + boxed - side as f64).max(0.0);
+    let reach = |boxed: f64, out: u32| (3.0 * (boxed / out as f64).max(1.0)).ceil() + 1.0;
     let (mx, my) = (
-        (ox + reach(size.0, to.0)).ceil(),
-        (oy + reach(size.1, to.1)).ceil(),
+        (over(sx, size.0, w) + reach(size.0, to.0)).ceil(),
+        (over(sy, size.1, h) + reach(size.1, to.1)).ceil(),
     );
     Layout {
         to,
         size,
-        origin: (mx - ox, my - oy),
+        origin: (mx + sx, my + sy),
         margin: (mx as u32, my as u32),
     }
 }
@@ -113,12 +202,11 @@ pub fn lanczos3(img: Img, l: &Layout, deadline: Option<Instant>) -> Result<Img> 
 }
 
 /// The size of the part of a `from`-sized source that maps onto `to` (the
-/// box is centred on the image, see [`layout_for`]). Where `to` keeps the source's proportions up to rounding, both
+/// box is centred on the source, see [`layout_for`]). Where `to` keeps the source's proportions up to rounding, both
 /// axes take the same scale, the smaller one (as `vips_resize` with one
 /// factor does, and sharp); the other axis then reads up to a pixel past
 /// the edge. Else (a forced size) each axis has its own scale.
-fn source_box(from: (u32, u32), to: (u32, u32)) -> (f64, f64) {
-    let (w, h) = (from.0 as f64, from.1 as f64);
+fn source_box((w, h): (f64, f64), to: (u32, u32)) -> (f64, f64) {
     let s = (to.0 as f64 / w).min(to.1 as f64 / h);
     let proportional = (w * s - to.0 as f64).abs() < 1.0 && (h * s - to.1 as f64).abs() < 1.0;
     if proportional {
@@ -147,7 +235,8 @@ mod tests {
 
     /// `lanczos3` with its layout, whatever the margin.
     fn resample(img: Img, to: (u32, u32)) -> Img {
-        let l = layout_for((img.width(), img.height()), to);
+        let dims = (img.width(), img.height());
+        let l = layout_for(dims, to, Extent::whole(dims));
         lanczos3(img, &l, None).expect("resize")
     }
 
@@ -171,11 +260,10 @@ mod tests {
     }
 
     /// Weights of a Lanczos3 reduction of `from` samples to `to` over a box
-    /// of `extent` samples centred on the source, edges repeated: one row of
-    /// (source index, weight) per output sample, in double precision.
-    fn weights(from: u32, to: u32, extent: f64) -> Vec<Vec<(usize, f64)>> {
+    /// of `extent` samples from `start`, edges repeated: one row of (source
+    /// index, weight) per output sample, in double precision.
+    fn weights(from: u32, to: u32, extent: f64, start: f64) -> Vec<Vec<(usize, f64)>> {
         let scale = extent / to as f64;
-        let start = (from as f64 - extent) / 2.0;
         let support = 3.0 * scale.max(1.0);
         (0..to)
             .map(|o| {
@@ -195,11 +283,18 @@ mod tests {
             .collect()
     }
 
-    /// A one-band reference resize in double precision.
-    fn reference(px: &[u8], from: (u32, u32), to: (u32, u32), extent: (f64, f64)) -> Vec<f64> {
+    /// A one-band reference resize in double precision over the box of
+    /// `extent` from `start`.
+    fn reference_over(
+        px: &[u8],
+        from: (u32, u32),
+        to: (u32, u32),
+        extent: (f64, f64),
+        start: (f64, f64),
+    ) -> Vec<f64> {
         let (wx, wy) = (
-            weights(from.0, to.0, extent.0),
-            weights(from.1, to.1, extent.1),
+            weights(from.0, to.0, extent.0, start.0),
+            weights(from.1, to.1, extent.1, start.1),
         );
         let mut out = Vec::new();
         for row in &wy {
@@ -216,6 +311,15 @@ mod tests {
         out
     }
 
+    /// [`reference_over`] a box centred on the image.
+    fn reference(px: &[u8], from: (u32, u32), to: (u32, u32), extent: (f64, f64)) -> Vec<f64> {
+        let start = (
+            (from.0 as f64 - extent.0) / 2.0,
+            (from.1 as f64 - extent.1) / 2.0,
+        );
+        reference_over(px, from, to, extent, start)
+    }
+
     /// Fine detail reduced by 2.51: every output level within 1 of the
     /// double-precision result. (libvips 8.14's vector path for the same
     /// reduction is off by up to 5 levels: its mask has 6 fractional bits.)
@@ -225,7 +329,7 @@ mod tests {
         let (img, px) = image(753, 423, 1, f);
         let to = (300, 169);
         let out = pixels(&resample(img, to));
-        let want = reference(&px, (753, 423), to, source_box((753, 423), to));
+        let want = reference(&px, (753, 423), to, source_box((753.0, 423.0), to));
         assert_eq!(out.len(), want.len());
         let worst = out
             .iter()
@@ -235,17 +339,73 @@ mod tests {
         assert!(worst <= 1.0, "off by {worst}");
     }
 
+    /// Kleiber's 6028x3391 at 1/8 is 753x423 decoded pixels for 753.5 x
+    /// 423.875 of source: the box is the source's, from the top-left corner
+    /// (not the pixels', centred), so nothing shifts.
+    #[test]
+    fn a_shrunk_decode_is_resampled_over_the_source() {
+        let f = |x: u32, y: u32, _| ((x * 7919 + y * 104_729) % 251) as u8;
+        let (img, px) = image(753, 423, 1, f);
+        let (to, source) = ((300, 169), Extent::shrunk((6028, 3391), 8));
+        let l = layout_for((753, 423), to, source);
+        let out = pixels(&lanczos3(img, &l, None).expect("resize"));
+        let boxed = source_box((6028.0, 3391.0), to);
+        let boxed = (boxed.0 / 8.0, boxed.1 / 8.0);
+        let start = (
+            (source.size.0 - boxed.0) / 2.0,
+            (source.size.1 - boxed.1) / 2.0,
+        );
+        let want = reference_over(&px, (753, 423), to, boxed, start);
+        let off: Vec<f64> = out
+            .iter()
+            .zip(&want)
+            .map(|(&o, &r)| (o as f64 - r.clamp(0.0, 255.0)).abs())
+            .collect();
+        let worst = off.iter().copied().fold(0.0, f64::max);
+        let mean = off.iter().sum::<f64>() / off.len() as f64;
+        // 14-bit coefficients: the rounding of a few sums passes 1 level.
+        assert!(worst <= 1.5 && mean < 0.3, "off by {worst} at most, {mean} on average");
+    }
+
+    /// The extent follows the image upright: a decode of 10x4 pixels for
+    /// 10.5x4.75 of a 21x19 source, turned by each EXIF orientation.
+    #[test]
+    fn extents_turn_with_the_image() {
+        let e = Extent::shrunk((21, 19), 2);
+        assert_eq!(e.size, (10.5, 9.5));
+        let e = Extent {
+            origin: (0.0, 0.0),
+            size: (10.5, 4.75),
+            of: (21, 19),
+        };
+        let turned = |o| {
+            let t = e.oriented(o, (10, 4));
+            assert_eq!(t.of, if o >= 5 { (19, 21) } else { (21, 19) });
+            (t.origin, t.size)
+        };
+        assert_eq!(turned(1), ((0.0, 0.0), (10.5, 4.75)));
+        assert_eq!(turned(2), ((-0.5, 0.0), (10.5, 4.75)));
+        assert_eq!(turned(3), ((-0.5, -0.75), (10.5, 4.75)));
+        assert_eq!(turned(4), ((0.0, -0.75), (10.5, 4.75)));
+        assert_eq!(turned(5), ((0.0, 0.0), (4.75, 10.5)));
+        assert_eq!(turned(6), ((-0.75, 0.0), (4.75, 10.5)));
+        assert_eq!(turned(7), ((-0.75, -0.5), (4.75, 10.5)));
+        assert_eq!(turned(8), ((0.0, -0.5), (4.75, 10.5)));
+        assert!(Extent::whole((10, 4)).is_whole((10, 4)));
+        assert!(!e.is_whole((10, 4)));
+    }
+
     /// One scale for both axes when the target keeps the proportions up to
     /// rounding; the box then overhangs the image by under a pixel of output.
     #[test]
     fn proportional_targets_share_one_scale() {
-        let (bw, bh) = source_box((753, 423), (300, 169));
+        let (bw, bh) = source_box((753.0, 423.0), (300, 169));
         assert!((bw / 300.0 - bh / 169.0).abs() < 1e-12);
         assert_eq!(bw, 753.0);
         assert!(bh > 423.0 && bh < 424.2 + 1e-9);
         // A forced size keeps a scale per axis, over the whole image.
-        assert_eq!(source_box((753, 423), (300, 300)), (753.0, 423.0));
-        assert_eq!(source_box((1000, 10), (100, 3)), (1000.0, 10.0));
+        assert_eq!(source_box((753.0, 423.0), (300, 300)), (753.0, 423.0));
+        assert_eq!(source_box((1000.0, 10.0), (100, 3)), (1000.0, 10.0));
     }
 
     #[test]
@@ -296,14 +456,15 @@ mod tests {
     fn steep_reductions_are_left_to_libvips() {
         vips::init().expect("libvips");
         let wide = Img::new(libvips::ops::black(8320, 96).expect("black"));
-        assert_eq!(layout(&wide, (2, 1)), None);
-        assert_eq!(layout(&wide, (130, 2)), None);
+        let whole = |img: &Img| Extent::whole((img.width(), img.height()));
+        assert_eq!(layout(&wide, (2, 1), whole(&wide)), None);
+        assert_eq!(layout(&wide, (130, 2), whole(&wide)), None);
         // Large in or out: libvips streams it.
         let big = Img::new(libvips::ops::black(3000, 2000).expect("black"));
-        assert_eq!(layout(&big, (2000, 1333)), None);
-        assert_eq!(layout(&big, (4500, 3000)), None);
+        assert_eq!(layout(&big, (2000, 1333), whole(&big)), None);
+        assert_eq!(layout(&big, (4500, 3000), whole(&big)), None);
         let photo = Img::new(libvips::ops::black(753, 423).expect("black"));
-        let l = layout(&photo, (300, 169)).expect("layout");
+        let l = layout(&photo, (300, 169), whole(&photo)).expect("layout");
         assert!(l.margin.0 <= 10 && l.margin.1 <= 10, "{l:?}");
         let steep = crate::process::lang::parse_process(
             "image/resize,l_2",
@@ -325,8 +486,15 @@ mod tests {
     fn huge_margins_do_not_wrap() {
         vips::init().expect("libvips");
         let img = Img::new(libvips::ops::black(2_000_000, 1).expect("black"));
-        let l = layout_for((2_000_000_000, 1), (1, 1));
+        let l = layout_for(
+            (2_000_000_000, 1),
+            (1, 1),
+            Extent::whole((2_000_000_000, 1)),
+        );
         assert_eq!(l.margin.0, u32::MAX);
-        assert_eq!(layout(&img, (1, 1)), None);
+        assert_eq!(
+            layout(&img, (1, 1), Extent::whole((img.width(), img.height()))),
+            None
+        );
     }
 }
