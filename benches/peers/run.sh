@@ -2,7 +2,7 @@
 # Side-by-side benchmark: pixmirror vs ipx (sharp), sharp on node:http and thumbor, one
 # server at a time on 127.0.0.1, driven by wrk. See README.md beside this file.
 #
-#   bash benches/peers/run.sh                 # everything (cold on 6 images + zipf), ~12 min
+#   bash benches/peers/run.sh                 # everything (cold on 7 images + zipf), ~14 min
 #   bash benches/peers/run.sh --quick         # smoke test: 3 s runs, 2 images
 #   bash benches/peers/run.sh --scenario cold --duration 30 --images photo-1200.jpg
 #
@@ -74,7 +74,7 @@ progressive_copy() {
   echo "$out"
 }
 if [ -z "$IMAGES" ]; then
-  want="photo-1200.jpg Kleiber_by_Lukas_Baubkus.jpg Dragonfly_by_Bolly.jpg Kay_5120x2880.png Elephants_3840x2160.jpg"
+  want="photo-1200.jpg photo-2mp.jpg Kleiber_by_Lukas_Baubkus.jpg Dragonfly_by_Bolly.jpg Kay_5120x2880.png Elephants_3840x2160.jpg"
   [ "$QUICK" = 1 ] && want="photo-1200.jpg Dragonfly_by_Bolly.jpg"
   for f in $want; do if [ -f "$IMAGE_DIR/$f" ]; then IMAGES="${IMAGES:+$IMAGES,}$f"; fi; done
   # A progressive copy of the 20 MP baseline photo (libjpeg's script, as

@@ -93,19 +93,18 @@ pub struct Preshrunk {
 }
 
 /// Where the source lies in `img`, its decode at 1/`shrink`, as stored:
-/// a JPEG's decode keeps libjpeg's whole blocks (`floor(w / shrink)`
-/// pixels for `w / shrink` of source); WebP's scaled decode and a HEIF's
-/// thumbnail hold the whole image. `None`: nothing was shrunk.
+/// libjpeg's scaled decode is aligned at 1/`shrink` from the top-left
+/// corner, however many of its blocks libvips keeps (the whole ones:
+/// `floor(w / shrink)` pixels for `w / shrink` of source); WebP's scaled
+/// decode and a HEIF's thumbnail (upright, as libheif turns it) hold the
+/// whole image. `None`: nothing was shrunk.
 fn decoded_extent(header: &Header, shrink: u32, img: &Img) -> Option<Extent> {
     let (from, decoded) = ((header.width, header.height), (img.width(), img.height()));
-    if decoded == from {
-        return None;
+    match header.format {
+        _ if decoded == from => None,
+        Format::Jpg if shrink > 1 => Some(Extent::shrunk(from, shrink)),
+        _ => Some(Extent::scaled(from, decoded)),
     }
-    let blocks = (from.0 / shrink, from.1 / shrink);
-    Some(match header.format {
-        Format::Jpg if decoded == blocks => Extent::shrunk(from, shrink),
-        _ => Extent::scaled(from, decoded),
-    })
 }
 
 /// A still image's one decode by libvips, at `shrink`, and whether it is

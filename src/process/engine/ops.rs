@@ -42,7 +42,10 @@ pub fn resize(
     let mut img = img;
     let dims = (img.width(), img.height());
     let source = source.unwrap_or(Extent::whole(dims));
-    if dims != t.scaled || !source.is_whole(dims) {
+    // A decode already at the target's size stays as it is when the source
+    // spans it to within half a pixel: a resample to correct less would
+    // only soften it.
+    if dims != t.scaled || source.misfit(dims) >= 0.5 {
         img = match resample::layout(&img, t.scaled, source) {
             Some(l) => resample::lanczos3(img, &l, deadline)?,
             None => scale(img, t.scaled, source)?,

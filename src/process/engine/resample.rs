@@ -95,12 +95,14 @@ impl Extent {
         Extent { origin, size, of }
     }
 
-    /// Does the source span all of a `dims`-sized image, edge to edge (to
-    /// a thousandth of a pixel)?
-    pub fn is_whole(&self, dims: (u32, u32)) -> bool {
-        let near =
-            |a: (f64, f64), b: (f64, f64)| (a.0 - b.0).abs() < 1e-3 && (a.1 - b.1).abs() < 1e-3;
-        near(self.origin, (0.0, 0.0)) && near(self.size, (dims.0 as f64, dims.1 as f64))
+    /// How far, in pixels, the source's edges are from the edges of a
+    /// `dims`-sized image (0: it spans the image exactly).
+    pub fn misfit(&self, dims: (u32, u32)) -> f64 {
+        let (w, h) = (dims.0 as f64, dims.1 as f64);
+        let ((x, y), (ew, eh)) = (self.origin, self.size);
+        [x, y, x + ew - w, y + eh - h]
+            .iter()
+            .fold(0.0, |m, d| f64::max(m, d.abs()))
     }
 }
 
@@ -364,7 +366,10 @@ mod tests {
         let worst = off.iter().copied().fold(0.0, f64::max);
         let mean = off.iter().sum::<f64>() / off.len() as f64;
         // 14-bit coefficients: the rounding of a few sums passes 1 level.
-        assert!(worst <= 1.5 && mean < 0.3, "off by {worst} at most, {mean} on average");
+        assert!(
+            worst <= 1.5 && mean < 0.3,
+            "off by {worst} at most, {mean} on average"
+        );
     }
 
     /// The extent follows the image upright: a decode of 10x4 pixels for
@@ -391,8 +396,9 @@ mod tests {
         assert_eq!(turned(6), ((-0.75, 0.0), (4.75, 10.5)));
         assert_eq!(turned(7), ((-0.75, -0.5), (4.75, 10.5)));
         assert_eq!(turned(8), ((0.0, -0.5), (4.75, 10.5)));
-        assert!(Extent::whole((10, 4)).is_whole((10, 4)));
-        assert!(!e.is_whole((10, 4)));
+        assert_eq!(Extent::whole((10, 4)).misfit((10, 4)), 0.0);
+        assert_eq!(e.misfit((10, 4)), 0.75);
+        assert_eq!(e.oriented(3, (10, 4)).misfit((10, 4)), 0.75);
     }
 
     /// One scale for both axes when the target keeps the proportions up to
