@@ -824,6 +824,19 @@ def bytes_line(rows):
         f"{r['server']} {pm['sweep_bytes'] / r['sweep_bytes'] - 1:+.2%}" for r in peers))
 
 
+def reference_line(rows):
+    """pixmirror's SSIM against the reference beside the best peer's: the quality
+    comparison (two servers' outputs against each other say how alike they are, not
+    which is right)."""
+    pm = next((r for r in rows if r["server"] == "pixmirror" and r.get("ssim") is not None), None)
+    peers = [r for r in rows if r["server"] != "pixmirror" and r.get("ssim") is not None]
+    if not pm or not peers:
+        return f"w{FIXED_W} SSIM against the reference: n/a"
+    best = max(peers, key=lambda r: r["ssim"])
+    return (f"w{FIXED_W} SSIM against the reference: pixmirror {pm['ssim']:.4f}, best peer "
+            f"{best['ssim']:.4f} ({best['server']}), {pm['ssim'] - best['ssim']:+.4f}")
+
+
 def report(a, meta, cold, zipf, zinfo):
     out = []
     p = out.append
@@ -852,6 +865,7 @@ def report(a, meta, cold, zipf, zinfo):
             p(table(hdr, trs))
             p(ratio_line(rs))
             p(bytes_line(rs))
+            p(reference_line(rs))
             vs = next((r.get("ssim_vs_peers") for r in rs if r["server"] == "pixmirror"), None)
             if vs:
                 p(f"pixmirror's w{FIXED_W} output against each peer's, SSIM: " + ", ".join(
