@@ -91,10 +91,6 @@ impl Scene {
     }
 }
 
-fn upright() -> RgbImage {
-    SMALL.pixels()
-}
-
 /// The stored pixels that EXIF `orientation` turns into `img`.
 fn stored(img: &RgbImage, orientation: u16) -> RgbImage {
     match orientation {
@@ -117,16 +113,18 @@ fn jpeg(img: &RgbImage) -> Vec<u8> {
     out
 }
 
-/// The same JPEG made progressive by libvips (libjpeg's scan script).
-fn progressive(jpeg: &[u8]) -> Vec<u8> {
+/// `img` as a JPEG written by libvips, progressive (libjpeg's scan script)
+/// with `interlace`; faster than `jpeg` for large images.
+fn vips_jpeg(img: &RgbImage, interlace: bool) -> Vec<u8> {
     vips::init().expect("libvips");
-    let img = libvips::VipsImage::new_from_buffer(jpeg, "").expect("load");
+    let (w, h) = img.dimensions();
+    let v = vips::from_pixels(img.as_raw(), w, h, 3).expect("image");
     let opts = libvips::ops::JpegsaveBufferOptions {
         q: 95,
-        interlace: true,
+        interlace,
         ..Default::default()
     };
-    libvips::ops::jpegsave_buffer_with_opts(&img, &opts).expect("save")
+    libvips::ops::jpegsave_buffer_with_opts(v.get(), &opts).expect("jpeg")
 }
 
 /// The output of `resize,w_{out_w}`, upright, as grey levels.
@@ -201,7 +199,7 @@ fn assert_in_place(what: &str, src: &[u8], out_w: u32) {
 
 #[test]
 fn jpeg_shrunk_on_load_stays_in_place_in_every_orientation() {
-    let img = upright();
+    let img = SMALL.pixels();
     for orientation in 1..=8 {
         let src = common::with_orientation(&jpeg(&stored(&img, orientation)), orientation);
         assert_in_place(&format!("JPEG, orientation {orientation}"), &src, 140);
@@ -210,16 +208,17 @@ fn jpeg_shrunk_on_load_stays_in_place_in_every_orientation() {
 
 #[test]
 fn jpeg_at_every_shrink_stays_in_place() {
-    let src = jpeg(&upright());
+    let img = SMALL.pixels();
+    let src = jpeg(&img);
     // 1/8 from the copy without the luma AC scans; 1/4 and 1/2.
-    assert_in_place("progressive JPEG", &progressive(&src), 140);
+    assert_in_place("progressive JPEG", &vips_jpeg(&img, true), 140);
     assert_in_place("JPEG at 1/4", &src, 280);
     assert_in_place("JPEG at 1/2", &src, 500);
 }
 
 #[test]
 fn png_and_webp_shrunk_on_load_stay_in_place() {
-    let img = upright();
+    let img = SMALL.pixels();
     assert_in_place("PNG", &common::encode(&img, ImageFormat::Png), 140);
     assert_in_place("WebP", &common::encode(&img, ImageFormat::WebP), 140);
 }
@@ -269,17 +268,9 @@ fn a_decode_at_the_target_size_is_kept_only_when_it_fits() {
 /// up to 0.64 px off.
 #[test]
 fn libvips_resizes_keep_the_image_within_half_a_pixel() {
-    vips::init().expect("libvips");
     let img = LARGE.pixels();
     for orientation in [1, 3] {
-        let turned = stored(&img, orientation);
-        let (w, h) = turned.dimensions();
-        let v = vips::from_pixels(turned.as_raw(), w, h, 3).expect("image");
-        let opts = libvips::ops::JpegsaveBufferOptions {
-            q: 95,
-            ..Default::default()
-        };
-        let jpeg = libvips::ops::jpegsave_buffer_with_opts(v.get(), &opts).expect("jpeg");
+        let jpeg = vips_jpeg(&stored(&img, orientation), false);
         let src = common::with_orientation(&jpeg, orientation);
         let what = format!("a 4811x3611 JPEG, orientation {orientation}");
         assert_placed(&LARGE, &what, &src, 2400, 0.5);

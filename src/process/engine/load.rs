@@ -42,11 +42,8 @@ pub fn load(
         let img =
             libvips::VipsImage::new_from_buffer(src, "n=-1").map_err(|_| decode_err("load"))?;
         let img = to_srgb(Img::new(img), header.profile)?;
-        let whole = target.map(|target| Preshrunk {
-            target,
-            source: None,
-        });
-        return Ok((vips::copy_memory(img, deadline, "load")?, whole));
+        let pre = Preshrunk::of(target, None);
+        return Ok((vips::copy_memory(img, deadline, "load")?, pre));
     }
     let shrink = target.map_or(1, |t| load_shrink((w, h), t.scaled));
     if header.format == Format::Png
@@ -57,8 +54,7 @@ pub fn load(
     {
         let s = png::decode_shrunk(src, shrink, deadline)?;
         let img = vips::from_pixels(&s.pixels, s.width, s.height, s.bands)?;
-        let source = Some(Extent::shrunk((w, h), shrink));
-        let pre = target.map(|target| Preshrunk { target, source });
+        let pre = Preshrunk::of(target, Some(Extent::shrunk((w, h), shrink)));
         return Ok((to_srgb(img, header.profile)?, pre));
     }
     let (img, in_memory) = decode(src, header, shrink, target, opts)?;
@@ -80,7 +76,7 @@ pub fn load(
         source = source.map(|e| e.oriented(header.orientation, stored));
         img = image_of("auto-orient", ops::autorot(img.get()))?;
     }
-    Ok((img, target.map(|target| Preshrunk { target, source })))
+    Ok((img, Preshrunk::of(target, source)))
 }
 
 /// What the load did for a plan that starts with a resize: the resize's
@@ -90,6 +86,13 @@ pub fn load(
 pub struct Preshrunk {
     pub target: ResizeTarget,
     pub source: Option<Extent>,
+}
+
+impl Preshrunk {
+    /// For a plan that starts with a resize (`target`), else `None`.
+    fn of(target: Option<ResizeTarget>, source: Option<Extent>) -> Option<Preshrunk> {
+        target.map(|target| Preshrunk { target, source })
+    }
 }
 
 /// Where the source lies in `img`, its decode at 1/`shrink`, as stored:
